@@ -1,0 +1,58 @@
+//! Typed identifiers. Generated ids are UUID v7, so they sort by creation time.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+macro_rules! uuid_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(Uuid);
+
+        impl $name {
+            /// A new, time-ordered id.
+            pub fn generate() -> Self {
+                Self(Uuid::now_v7())
+            }
+
+            pub fn as_uuid(&self) -> Uuid {
+                self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.hyphenated().fmt(f)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = uuid::Error;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Uuid::parse_str(s).map(Self)
+            }
+        }
+    };
+}
+
+uuid_id!(
+    /// A tenant.
+    WorkspaceId
+);
+uuid_id!(
+    /// A webhook (endpoint registration).
+    WebhookId
+);
+uuid_id!(
+    /// One event to one webhook; also the `webhook-id` header value.
+    DeliveryId
+);
+
+impl WorkspaceId {
+    /// The `default` workspace, which always exists (created by the first migration).
+    pub const DEFAULT: WorkspaceId = WorkspaceId(Uuid::nil());
+}

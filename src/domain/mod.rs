@@ -1,0 +1,38 @@
+//! Pure domain logic: no I/O, no clocks (time is passed in), no actors.
+//!
+//! Values here validate when they are parsed, so code holding a [`WebhookUrl`] or an
+//! [`EventPattern`] never has to check it again.
+
+pub mod delivery;
+pub mod envelope;
+pub mod event;
+pub mod ids;
+pub mod retry;
+pub mod secret;
+pub mod signature;
+pub mod url;
+pub mod webhook;
+
+pub use delivery::{AttemptOutcome, DeliveryStatus};
+pub use event::{EventId, EventPattern, EventType};
+pub use ids::{DeliveryId, WebhookId, WorkspaceId};
+pub use retry::RetryPolicy;
+pub use secret::WebhookSecret;
+pub use url::WebhookUrl;
+
+/// A value that parsed but is not allowed; `field` names it for the 422 message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ValidationError {
+    pub field: String,
+    pub message: String,
+}
+
+impl ValidationError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
