@@ -1,1 +1,5 @@
+pub mod actors;
+pub mod config;
+pub mod delivery;
 pub mod domain;
+pub mod store;

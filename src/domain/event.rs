@@ -32,6 +32,11 @@ impl EventType {
         Ok(Self(raw.to_owned()))
     }
 
+    /// Rebuilds a type read back from storage, where it was validated on the way in.
+    pub fn from_stored(raw: String) -> Self {
+        Self(raw)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

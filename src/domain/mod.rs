@@ -36,3 +36,10 @@ impl ValidationError {
         }
     }
 }
+
+/// One page of a list: `{"data": [...], "next_cursor": "…"|null}`, newest first.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Page<T> {
+    pub data: Vec<T>,
+    pub next_cursor: Option<String>,
+}

@@ -25,7 +25,7 @@ const RATE_LIMIT: RangeInclusive<i64> = 1..=10_000;
 /// The body of `POST /api/v1/webhooks` (and of the `RegisterWebhook` message), unvalidated.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CreateWebhook {
+pub struct WebhookInput {
     pub url: Option<String>,
     pub events: Option<Vec<String>>,
     pub name: Option<String>,
@@ -42,7 +42,7 @@ pub struct CreateWebhook {
 /// The body of `PATCH /api/v1/webhooks/{id}`: absent fields stay as they are.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct UpdateWebhook {
+pub struct WebhookPatch {
     pub url: Option<String>,
     pub events: Option<Vec<String>>,
     pub name: Option<String>,
@@ -157,7 +157,7 @@ impl Webhook {
     /// Validates a create request into a new webhook.
     pub fn create(
         workspace_id: WorkspaceId,
-        input: CreateWebhook,
+        input: WebhookInput,
         policy: UrlPolicy,
         now: DateTime<Utc>,
     ) -> Result<Self, ValidationError> {
@@ -206,7 +206,7 @@ impl Webhook {
     /// The webhook with `patch` applied; `self` is untouched when the patch is invalid.
     pub fn patched(
         &self,
-        patch: UpdateWebhook,
+        patch: WebhookPatch,
         policy: UrlPolicy,
         now: DateTime<Utc>,
     ) -> Result<Self, ValidationError> {
@@ -429,8 +429,8 @@ mod tests {
 
     const DEV: UrlPolicy = UrlPolicy { allow_http: true };
 
-    fn input() -> CreateWebhook {
-        CreateWebhook {
+    fn input() -> WebhookInput {
+        WebhookInput {
             url: Some("https://example.com/hook".into()),
             events: Some(vec!["artifact.*".into()]),
             ..Default::default()
@@ -448,73 +448,73 @@ mod tests {
 
     #[test]
     fn every_range_names_its_field() {
-        let cases: Vec<(&str, CreateWebhook)> = vec![
+        let cases: Vec<(&str, WebhookInput)> = vec![
             (
                 "timeout_ms",
-                CreateWebhook {
+                WebhookInput {
                     timeout_ms: Some(99),
                     ..input()
                 },
             ),
             (
                 "max_retries",
-                CreateWebhook {
+                WebhookInput {
                     max_retries: Some(21),
                     ..input()
                 },
             ),
             (
                 "backoff_base_ms",
-                CreateWebhook {
+                WebhookInput {
                     backoff_base_ms: Some(9),
                     ..input()
                 },
             ),
             (
                 "max_in_flight",
-                CreateWebhook {
+                WebhookInput {
                     max_in_flight: Some(0),
                     ..input()
                 },
             ),
             (
                 "rate_limit_per_sec",
-                CreateWebhook {
+                WebhookInput {
                     rate_limit_per_sec: Some(10_001),
                     ..input()
                 },
             ),
             (
                 "events",
-                CreateWebhook {
+                WebhookInput {
                     events: Some(vec![]),
                     ..input()
                 },
             ),
             (
                 "events",
-                CreateWebhook {
+                WebhookInput {
                     events: Some(vec!["Bad".into()]),
                     ..input()
                 },
             ),
             (
                 "name",
-                CreateWebhook {
+                WebhookInput {
                     name: Some("n".repeat(256)),
                     ..input()
                 },
             ),
             (
                 "url",
-                CreateWebhook {
+                WebhookInput {
                     url: None,
                     ..input()
                 },
             ),
             (
                 "secret",
-                CreateWebhook {
+                WebhookInput {
                     secret: Some("short".into()),
                     ..input()
                 },
@@ -536,7 +536,7 @@ mod tests {
             "X-Signature",
         ] {
             let headers = BTreeMap::from([(name.to_owned(), "v".to_owned())]);
-            let case = CreateWebhook {
+            let case = WebhookInput {
                 headers: Some(headers),
                 ..input()
             };
@@ -550,7 +550,7 @@ mod tests {
         let many = (0..21)
             .map(|i| (format!("x-h{i}"), "v".to_owned()))
             .collect();
-        let case = CreateWebhook {
+        let case = WebhookInput {
             headers: Some(many),
             ..input()
         };
@@ -558,7 +558,7 @@ mod tests {
         let ok = BTreeMap::from([("X-Tenant".to_owned(), "acme".to_owned())]);
         assert!(Webhook::create(
             WorkspaceId::DEFAULT,
-            CreateWebhook {
+            WebhookInput {
                 headers: Some(ok),
                 ..input()
             },
@@ -572,13 +572,13 @@ mod tests {
     fn patch_changes_only_given_fields_and_null_clears_the_rate_limit() {
         let mut w = Webhook::create(WorkspaceId::DEFAULT, input(), DEV, Utc::now()).unwrap();
         w.settings.rate_limit_per_sec = Some(5);
-        let patch: UpdateWebhook =
+        let patch: WebhookPatch =
             serde_json::from_str(r#"{"name":"renamed","rate_limit_per_sec":null}"#).unwrap();
         let next = w.patched(patch, DEV, Utc::now()).unwrap();
         assert_eq!(next.name, "renamed");
         assert_eq!(next.settings.rate_limit_per_sec, None);
         assert_eq!(next.url, w.url);
-        let untouched: UpdateWebhook = serde_json::from_str(r#"{"name":"again"}"#).unwrap();
+        let untouched: WebhookPatch = serde_json::from_str(r#"{"name":"again"}"#).unwrap();
         assert_eq!(
             w.patched(untouched, DEV, Utc::now())
                 .unwrap()
@@ -592,10 +592,10 @@ mod tests {
     fn enabling_clears_the_disabled_reason() {
         let mut w = Webhook::create(WorkspaceId::DEFAULT, input(), DEV, Utc::now()).unwrap();
         w.disable(DisabledReason::Gone, Utc::now());
-        let patch: UpdateWebhook = serde_json::from_str(r#"{"enabled":true}"#).unwrap();
+        let patch: WebhookPatch = serde_json::from_str(r#"{"enabled":true}"#).unwrap();
         let next = w.patched(patch, DEV, Utc::now()).unwrap();
         assert!(next.enabled && next.disabled_reason.is_none());
-        let off: UpdateWebhook = serde_json::from_str(r#"{"enabled":false}"#).unwrap();
+        let off: WebhookPatch = serde_json::from_str(r#"{"enabled":false}"#).unwrap();
         assert_eq!(
             next.patched(off, DEV, Utc::now()).unwrap().disabled_reason,
             Some(DisabledReason::Manual)

@@ -1,0 +1,19 @@
+//! The actors and who talks to whom:
+//!
+//! ```text
+//!   HTTP routes / embedding app
+//!            │  RegisterWebhook, UpdateWebhook, Publish, …
+//!            ▼
+//!        Registry ──── DeliveryEnqueued, WebhookChanged ───▶ EndpointActor (one per enabled webhook)
+//!            │   ◀──────────── DisableWebhook ────────────────────│        │ awc POST, signed with ring
+//!            │ PersistWrite (publish)                             │        ▼
+//!            ▼                                                    │     receiver
+//!       Persistence ◀────────── PersistWrite (attempt) ───────────┘
+//!            │ group commit
+//!            ▼
+//!          Store (SQLite / PostgreSQL)
+//! ```
+
+pub mod endpoint;
+pub mod persistence;
+pub mod registry;

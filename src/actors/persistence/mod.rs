@@ -1,0 +1,139 @@
+//! The `Persistence` actor: group commit of publishes and attempt records.
+//!
+//! Writes queue up while a transaction is running; when it commits, everything that
+//! queued meanwhile goes into the next one. Under load, one transaction carries many
+//! writes; when idle, a write commits at once.
+
+mod messages;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use tokio::sync::oneshot;
+
+pub use messages::{FlushWrites, PersistWrite};
+
+use crate::store::{Store, StoreError, WriteOp, WriteOutcome};
+
+/// How long a failed batch of attempt records waits before it is written again.
+const RETRY_DELAY: Duration = Duration::from_millis(500);
+
+type Reply = oneshot::Sender<Result<WriteOutcome, Arc<StoreError>>>;
+
+pub struct Persistence {
+    store: Store,
+    max_batch: usize,
+    queue: Vec<(WriteOp, Option<Reply>)>,
+    flushing: bool,
+    drained: Vec<oneshot::Sender<()>>,
+}
+
+impl Persistence {
+    pub fn new(store: Store, max_batch: usize) -> Self {
+        Self {
+            store,
+            max_batch,
+            queue: Vec::new(),
+            flushing: false,
+            drained: Vec::new(),
+        }
+    }
+
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        if self.flushing {
+            return;
+        }
+        if self.queue.is_empty() {
+            self.drained.drain(..).for_each(|tx| {
+                let _ = tx.send(());
+            });
+            return;
+        }
+        self.flushing = true;
+        let take = self.queue.len().min(self.max_batch);
+        let batch: Vec<_> = self.queue.drain(..take).collect();
+        let ops = batch.iter().map(|(op, _)| op.clone()).collect();
+        let store = self.store.clone();
+        ctx.spawn(
+            async move { store.write_batch(ops).await }
+                .into_actor(self)
+                .map(move |result, act, ctx| {
+                    act.flushing = false;
+                    act.committed(batch, result, ctx);
+                    act.flush(ctx);
+                }),
+        );
+    }
+
+    fn committed(
+        &mut self,
+        batch: Vec<(WriteOp, Option<Reply>)>,
+        result: Result<Vec<WriteOutcome>, StoreError>,
+        ctx: &mut Context<Self>,
+    ) {
+        match result {
+            Ok(outcomes) => {
+                for ((_, reply), outcome) in batch.into_iter().zip(outcomes) {
+                    if let Some(reply) = reply {
+                        let _ = reply.send(Ok(outcome));
+                    }
+                }
+            }
+            Err(error) => {
+                log::error!("a batch of {} writes failed: {error}", batch.len());
+                let error = Arc::new(error);
+                let mut retry = Vec::new();
+                for (op, reply) in batch {
+                    match op {
+                        // The publisher is told and answers 503; nothing was accepted.
+                        WriteOp::Publish(_) => {
+                            if let Some(reply) = reply {
+                                let _ = reply.send(Err(error.clone()));
+                            }
+                        }
+                        // An attempt already happened: keep its record until it is written.
+                        WriteOp::Attempt(_) => retry.push((op, reply)),
+                    }
+                }
+                if !retry.is_empty() {
+                    ctx.run_later(RETRY_DELAY, move |act, ctx| {
+                        act.queue.splice(0..0, retry);
+                        act.flush(ctx);
+                    });
+                }
+            }
+        }
+    }
+}
+
+impl Actor for Persistence {
+    type Context = Context<Self>;
+}
+
+impl Handler<PersistWrite> for Persistence {
+    type Result = ResponseFuture<Result<WriteOutcome, Arc<StoreError>>>;
+
+    fn handle(&mut self, msg: PersistWrite, ctx: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        self.queue.push((msg.op, Some(tx)));
+        self.flush(ctx);
+        Box::pin(async move {
+            rx.await
+                .unwrap_or_else(|_| Err(Arc::new(StoreError::Corrupt("the writer stopped".into()))))
+        })
+    }
+}
+
+impl Handler<FlushWrites> for Persistence {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: FlushWrites, ctx: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        self.drained.push(tx);
+        self.flush(ctx);
+        Box::pin(async move {
+            let _ = rx.await;
+        })
+    }
+}

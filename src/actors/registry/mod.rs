@@ -1,0 +1,572 @@
+//! The `Registry` actor: owns every webhook config, matches published events to
+//! webhooks, and starts/stops one `EndpointActor` per enabled webhook.
+//!
+//! Config changes are atomic (the registry waits for their database write before the
+//! next message), so the in-memory map and the database never disagree. Publishes are
+//! not: many wait for their group commit at once.
+
+mod messages;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use chrono::Utc;
+use ring::digest;
+
+pub use messages::{
+    DeleteWebhook, DisableWebhook, DrainDeliveries, GetWebhook, ListWebhooks, Publish, Published, Redeliver,
+    RegisterWebhook, RotateSecret, RotatedSecret, TestResult, TestWebhook, UpdateWebhook,
+};
+
+use super::endpoint::{DeliveryEnqueued, DrainEndpoint, EndpointActor, EndpointDeps, StopEndpoint, WebhookChanged};
+use super::persistence::{PersistWrite, Persistence};
+use crate::delivery::{send_attempt, AttemptRequest};
+use crate::domain::url::UrlPolicy;
+use crate::domain::webhook::{DisabledReason, Webhook};
+use crate::domain::{
+    DeliveryStatus, EventId, EventType, Page, ValidationError, WebhookId, WebhookSecret, WorkspaceId,
+};
+use crate::store::{
+    AttemptRecord, AttemptWrite, DeliveryRecord, DeliveryUpdate, EventRecord, PublishWrite, Store, StoreError,
+    WriteOp, WriteOutcome,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    #[error("event id '{0}' was already published with a different body")]
+    Conflict(String),
+    #[error("storage failed")]
+    Store(#[source] Arc<StoreError>),
+}
+
+impl From<StoreError> for RegistryError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(Arc::new(e))
+    }
+}
+
+impl From<Arc<StoreError>> for RegistryError {
+    fn from(e: Arc<StoreError>) -> Self {
+        Self::Store(e)
+    }
+}
+
+/// Settings the registry applies to every webhook.
+#[derive(Debug, Clone)]
+pub struct RegistrySettings {
+    pub url_policy: UrlPolicy,
+    pub backoff_max: Duration,
+    pub pending_window: usize,
+    pub rotation_overlap: Duration,
+}
+
+pub struct Registry {
+    store: Store,
+    persistence: Addr<Persistence>,
+    client: awc::Client,
+    settings: RegistrySettings,
+    webhooks: HashMap<WebhookId, Arc<Webhook>>,
+    /// Per workspace, ids in creation order (ids are v7), for listing.
+    by_workspace: HashMap<WorkspaceId, BTreeSet<WebhookId>>,
+    endpoints: HashMap<WebhookId, Addr<EndpointActor>>,
+}
+
+impl Registry {
+    /// A registry over the webhooks already loaded from `store`.
+    pub fn new(store: Store, persistence: Addr<Persistence>, settings: RegistrySettings, webhooks: Vec<Webhook>) -> Self {
+        let mut registry = Self {
+            store,
+            persistence,
+            client: crate::delivery::build_client(),
+            settings,
+            webhooks: HashMap::new(),
+            by_workspace: HashMap::new(),
+            endpoints: HashMap::new(),
+        };
+        for webhook in webhooks {
+            registry.remember(Arc::new(webhook));
+        }
+        registry
+    }
+
+    fn remember(&mut self, webhook: Arc<Webhook>) {
+        self.by_workspace.entry(webhook.workspace_id).or_default().insert(webhook.id);
+        self.webhooks.insert(webhook.id, webhook);
+    }
+
+    fn forget(&mut self, id: WebhookId) {
+        if let Some(webhook) = self.webhooks.remove(&id) {
+            if let Some(ids) = self.by_workspace.get_mut(&webhook.workspace_id) {
+                ids.remove(&id);
+            }
+        }
+        self.stop_endpoint(id);
+    }
+
+    fn find(&self, workspace_id: WorkspaceId, id: WebhookId) -> Result<Arc<Webhook>, RegistryError> {
+        self.webhooks
+            .get(&id)
+            .filter(|w| w.workspace_id == workspace_id)
+            .cloned()
+            .ok_or(RegistryError::NotFound("webhook"))
+    }
+
+    /// Starts or stops the webhook's endpoint actor to match its enabled flag.
+    fn sync_endpoint(&mut self, webhook: &Arc<Webhook>, ctx: &mut Context<Self>) {
+        match (webhook.enabled, self.endpoints.get(&webhook.id)) {
+            (true, Some(endpoint)) => endpoint.do_send(WebhookChanged { webhook: webhook.clone() }),
+            (true, None) => {
+                let deps = EndpointDeps {
+                    store: self.store.clone(),
+                    persistence: self.persistence.clone(),
+                    registry: ctx.address().recipient(),
+                    client: self.client.clone(),
+                    backoff_max: self.settings.backoff_max,
+                    window: self.settings.pending_window,
+                };
+                let endpoint = EndpointActor::new(webhook.clone(), deps).start();
+                self.endpoints.insert(webhook.id, endpoint);
+            }
+            (false, _) => self.stop_endpoint(webhook.id),
+        }
+    }
+
+    fn stop_endpoint(&mut self, id: WebhookId) {
+        if let Some(endpoint) = self.endpoints.remove(&id) {
+            endpoint.do_send(StopEndpoint);
+        }
+    }
+
+    /// Persists a changed webhook, then applies it in memory; fails pending deliveries
+    /// when it went from enabled to disabled.
+    fn commit_change(&mut self, before: Arc<Webhook>, after: Webhook) -> ResponseActFuture<Self, Result<Arc<Webhook>, RegistryError>> {
+        let store = self.store.clone();
+        let after = Arc::new(after);
+        let written = after.clone();
+        Box::pin(
+            async move {
+                store.update_webhook(&written).await?;
+                if before.enabled && !written.enabled {
+                    let reason = written.disabled_reason.map_or("manual", DisabledReason::as_str);
+                    store
+                        .fail_pending_deliveries(written.id, &format!("webhook disabled ({reason})"), Utc::now())
+                        .await?;
+                }
+                Ok::<_, RegistryError>(())
+            }
+            .into_actor(self)
+            .map(move |result, act, ctx| {
+                result?;
+                act.remember(after.clone());
+                act.sync_endpoint(&after, ctx);
+                Ok(after)
+            }),
+        )
+    }
+}
+
+impl Actor for Registry {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let enabled: Vec<_> = self.webhooks.values().filter(|w| w.enabled).cloned().collect();
+        for webhook in enabled {
+            self.sync_endpoint(&webhook, ctx);
+        }
+        log::info!("registry started with {} webhooks ({} enabled)", self.webhooks.len(), self.endpoints.len());
+    }
+}
+
+impl Handler<RegisterWebhook> for Registry {
+    type Result = AtomicResponse<Self, Result<Arc<Webhook>, RegistryError>>;
+
+    fn handle(&mut self, msg: RegisterWebhook, _: &mut Context<Self>) -> Self::Result {
+        let webhook = match Webhook::create(msg.workspace_id, msg.input, self.settings.url_policy, Utc::now()) {
+            Ok(webhook) => Arc::new(webhook),
+            Err(invalid) => return AtomicResponse::new(Box::pin(fut::ready(Err(invalid.into())))),
+        };
+        let store = self.store.clone();
+        let written = webhook.clone();
+        AtomicResponse::new(Box::pin(
+            async move { store.insert_webhook(&written).await }
+                .into_actor(self)
+                .map(move |result, act, ctx| {
+                    result?;
+                    act.remember(webhook.clone());
+                    act.sync_endpoint(&webhook, ctx);
+                    Ok(webhook)
+                }),
+        ))
+    }
+}
+
+impl Handler<UpdateWebhook> for Registry {
+    type Result = AtomicResponse<Self, Result<Arc<Webhook>, RegistryError>>;
+
+    fn handle(&mut self, msg: UpdateWebhook, _: &mut Context<Self>) -> Self::Result {
+        let patched = self.find(msg.workspace_id, msg.webhook_id).and_then(|before| {
+            let after = before.patched(msg.patch, self.settings.url_policy, Utc::now())?;
+            Ok((before, after))
+        });
+        match patched {
+            Ok((before, after)) => AtomicResponse::new(self.commit_change(before, after)),
+            Err(e) => AtomicResponse::new(Box::pin(fut::ready(Err(e)))),
+        }
+    }
+}
+
+impl Handler<DisableWebhook> for Registry {
+    type Result = AtomicResponse<Self, ()>;
+
+    fn handle(&mut self, msg: DisableWebhook, _: &mut Context<Self>) -> Self::Result {
+        let Some(before) = self.webhooks.get(&msg.webhook_id).filter(|w| w.enabled).cloned() else {
+            return AtomicResponse::new(Box::pin(fut::ready(())));
+        };
+        log::warn!("webhook {} disabled: {}", msg.webhook_id, msg.reason.as_str());
+        let mut after = (*before).clone();
+        after.disable(msg.reason, Utc::now());
+        AtomicResponse::new(Box::pin(self.commit_change(before, after).map(move |result, _, _| {
+            if let Err(error) = result {
+                log::error!("could not disable webhook {}: {error}", msg.webhook_id);
+            }
+        })))
+    }
+}
+
+impl Handler<DeleteWebhook> for Registry {
+    type Result = AtomicResponse<Self, Result<(), RegistryError>>;
+
+    fn handle(&mut self, msg: DeleteWebhook, _: &mut Context<Self>) -> Self::Result {
+        if let Err(e) = self.find(msg.workspace_id, msg.webhook_id) {
+            return AtomicResponse::new(Box::pin(fut::ready(Err(e))));
+        }
+        // Stop first: no attempt may reach the URL once the delete is answered.
+        self.stop_endpoint(msg.webhook_id);
+        let store = self.store.clone();
+        AtomicResponse::new(Box::pin(
+            async move { store.delete_webhook(msg.webhook_id, Utc::now()).await }
+                .into_actor(self)
+                .map(move |result, act, ctx| match result {
+                    Ok(_) => {
+                        act.forget(msg.webhook_id);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        // Not deleted: put its endpoint back.
+                        if let Some(webhook) = act.webhooks.get(&msg.webhook_id).cloned() {
+                            act.sync_endpoint(&webhook, ctx);
+                        }
+                        Err(e.into())
+                    }
+                }),
+        ))
+    }
+}
+
+impl Handler<GetWebhook> for Registry {
+    type Result = Result<Arc<Webhook>, RegistryError>;
+
+    fn handle(&mut self, msg: GetWebhook, _: &mut Context<Self>) -> Self::Result {
+        self.find(msg.workspace_id, msg.webhook_id)
+    }
+}
+
+impl Handler<ListWebhooks> for Registry {
+    type Result = Result<Page<Arc<Webhook>>, RegistryError>;
+
+    fn handle(&mut self, msg: ListWebhooks, _: &mut Context<Self>) -> Self::Result {
+        let Some(ids) = self.by_workspace.get(&msg.workspace_id) else {
+            return Ok(Page { data: vec![], next_cursor: None });
+        };
+        let newer_than_cursor = |id: &&WebhookId| msg.cursor.is_none_or(|cursor| **id < cursor);
+        let mut data: Vec<_> = ids
+            .iter()
+            .rev()
+            .filter(newer_than_cursor)
+            .take(msg.limit + 1)
+            .filter_map(|id| self.webhooks.get(id).cloned())
+            .collect();
+        let next_cursor = (data.len() > msg.limit).then(|| {
+            data.truncate(msg.limit);
+            data.last().map(|w| w.id.to_string()).unwrap_or_default()
+        });
+        Ok(Page { data, next_cursor })
+    }
+}
+
+impl Handler<RotateSecret> for Registry {
+    type Result = AtomicResponse<Self, Result<RotatedSecret, RegistryError>>;
+
+    fn handle(&mut self, msg: RotateSecret, _: &mut Context<Self>) -> Self::Result {
+        let rotated = self.find(msg.workspace_id, msg.webhook_id).and_then(|before| {
+            let secret = match msg.secret {
+                Some(raw) => WebhookSecret::parse("secret", &raw)?,
+                None => WebhookSecret::generate(),
+            };
+            let mut after = (*before).clone();
+            let valid_until = after.rotate_secret(secret, self.settings.rotation_overlap, Utc::now());
+            Ok((before, after, valid_until))
+        });
+        match rotated {
+            Ok((before, after, previous_valid_until)) => AtomicResponse::new(Box::pin(
+                self.commit_change(before, after).map(move |result, _, _| {
+                    let webhook = result?;
+                    Ok(RotatedSecret { secret: webhook.secret.expose().to_owned(), previous_valid_until })
+                }),
+            )),
+            Err(e) => AtomicResponse::new(Box::pin(fut::ready(Err(e)))),
+        }
+    }
+}
+
+/// SHA-256 of the event type and data, to tell a replay of a publish from a conflicting one.
+fn body_hash(event: &EventType, data_json: &str) -> String {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    ctx.update(event.as_str().as_bytes());
+    ctx.update(b"\n");
+    ctx.update(data_json.as_bytes());
+    hex::encode(ctx.finish().as_ref())
+}
+
+impl Handler<Publish> for Registry {
+    type Result = ResponseActFuture<Self, Result<Published, RegistryError>>;
+
+    fn handle(&mut self, msg: Publish, _: &mut Context<Self>) -> Self::Result {
+        let parsed = (|| {
+            let event = EventType::parse("event", &msg.event)?;
+            if !msg.data.is_object() {
+                return Err(ValidationError::new("data", "must be a JSON object"));
+            }
+            let id = msg.id.as_deref().map(|raw| EventId::parse("id", raw)).transpose()?;
+            Ok((event, id))
+        })();
+        let (event, id) = match parsed {
+            Ok(parsed) => parsed,
+            Err(invalid) => return Box::pin(fut::ready(Err(invalid.into()))),
+        };
+        let data_json = msg.data.to_string();
+        let matched: Vec<WebhookId> = self
+            .by_workspace
+            .get(&msg.workspace_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.webhooks.get(id))
+            .filter(|w| w.enabled && w.subscribes_to(&event))
+            .map(|w| w.id)
+            .collect();
+        let record = EventRecord {
+            workspace_id: msg.workspace_id,
+            id: id.unwrap_or_else(EventId::generate),
+            body_hash: body_hash(&event, &data_json),
+            event,
+            data_json,
+            matched_webhooks: matched.len() as u32,
+            created_at: Utc::now(),
+        };
+        let deliveries: Vec<DeliveryRecord> =
+            matched.iter().map(|webhook_id| DeliveryRecord::new_pending(&record, *webhook_id)).collect();
+        let write = PublishWrite { event: record.clone(), deliveries };
+        let persistence = self.persistence.clone();
+        let store = self.store.clone();
+        Box::pin(
+            async move {
+                let outcome = persistence
+                    .send(PersistWrite { op: WriteOp::Publish(write.clone()) })
+                    .await
+                    .map_err(|_| StoreError::Corrupt("the writer stopped".into()))??;
+                if outcome == WriteOutcome::Published {
+                    return Ok((write, true));
+                }
+                // The id was used before: same body → the original answer; else a conflict.
+                let original = store
+                    .find_event(record.workspace_id, &record.id)
+                    .await?
+                    .ok_or(RegistryError::NotFound("event"))?;
+                if original.body_hash != record.body_hash {
+                    return Err(RegistryError::Conflict(record.id.to_string()));
+                }
+                Ok((PublishWrite { event: original, deliveries: vec![] }, false))
+            }
+            .into_actor(self)
+            .map(|result, act, _| {
+                let (write, created) = result?;
+                if created {
+                    for delivery in write.deliveries {
+                        if let Some(endpoint) = act.endpoints.get(&delivery.webhook_id) {
+                            let pending = crate::store::PendingDelivery {
+                                data_json: write.event.data_json.clone(),
+                                event_created_at: write.event.created_at,
+                                delivery,
+                            };
+                            endpoint.do_send(DeliveryEnqueued { delivery: pending });
+                        }
+                    }
+                }
+                Ok(Published {
+                    id: write.event.id,
+                    event: write.event.event,
+                    matched_webhooks: write.event.matched_webhooks,
+                })
+            }),
+        )
+    }
+}
+
+impl Handler<TestWebhook> for Registry {
+    type Result = ResponseActFuture<Self, Result<TestResult, RegistryError>>;
+
+    fn handle(&mut self, msg: TestWebhook, _: &mut Context<Self>) -> Self::Result {
+        let webhook = match self.find(msg.workspace_id, msg.webhook_id) {
+            Ok(webhook) => webhook,
+            Err(e) => return Box::pin(fut::ready(Err(e))),
+        };
+        let event = EventType::from_stored("webhook.test".to_owned());
+        let record = EventRecord {
+            workspace_id: webhook.workspace_id,
+            id: EventId::generate(),
+            body_hash: body_hash(&event, "{}"),
+            event,
+            data_json: "{}".to_owned(),
+            matched_webhooks: 1,
+            created_at: Utc::now(),
+        };
+        let delivery = DeliveryRecord::new_pending(&record, webhook.id);
+        let persistence = self.persistence.clone();
+        let client = self.client.clone();
+        Box::pin(
+            async move {
+                let delivery_id = delivery.id;
+                let body = crate::domain::envelope::Envelope {
+                    event_id: &record.id,
+                    event: &record.event,
+                    timestamp: record.created_at,
+                    webhook_id: webhook.id,
+                    workspace_id: webhook.workspace_id,
+                    data_json: &record.data_json,
+                }
+                .to_body();
+                let publish = WriteOp::Publish(PublishWrite { event: record.clone(), deliveries: vec![delivery] });
+                persist(&persistence, publish).await?;
+                let started_at = Utc::now();
+                let request = AttemptRequest {
+                    url: webhook.url.as_str(),
+                    delivery_id,
+                    event: &record.event,
+                    attempt: 1,
+                    body: body.into(),
+                    secrets: webhook.signing_secrets(started_at),
+                    headers: &webhook.headers,
+                    timeout: webhook.settings.timeout(),
+                };
+                let outcome = send_attempt(&client, request).await;
+                let succeeded = outcome.succeeded();
+                let status = if succeeded { DeliveryStatus::Succeeded } else { DeliveryStatus::Failed };
+                let duration_ms = outcome.duration.as_millis() as u64;
+                let record = WriteOp::Attempt(AttemptWrite {
+                    attempt: AttemptRecord {
+                        delivery_id,
+                        workspace_id: webhook.workspace_id,
+                        attempt: 1,
+                        started_at,
+                        duration_ms,
+                        status_code: outcome.status_code,
+                        error_message: outcome.error_message.clone(),
+                        response_body: outcome.response_body.clone(),
+                    },
+                    delivery: DeliveryUpdate {
+                        id: delivery_id,
+                        status,
+                        attempt_count: 1,
+                        next_attempt_at: None,
+                        status_code: outcome.status_code,
+                        error_message: outcome.error_message.clone(),
+                        response_body: outcome.response_body,
+                        duration_ms: Some(duration_ms),
+                        completed_at: Some(Utc::now()),
+                    },
+                });
+                persist(&persistence, record).await?;
+                Ok(TestResult {
+                    delivery_id,
+                    succeeded,
+                    status_code: outcome.status_code,
+                    duration_ms,
+                    error_message: outcome.error_message,
+                })
+            }
+            .into_actor(self),
+        )
+    }
+}
+
+async fn persist(persistence: &Addr<Persistence>, op: WriteOp) -> Result<WriteOutcome, RegistryError> {
+    let outcome = persistence
+        .send(PersistWrite { op })
+        .await
+        .map_err(|_| StoreError::Corrupt("the writer stopped".into()))??;
+    Ok(outcome)
+}
+
+impl Handler<Redeliver> for Registry {
+    type Result = ResponseActFuture<Self, Result<DeliveryRecord, RegistryError>>;
+
+    fn handle(&mut self, msg: Redeliver, _: &mut Context<Self>) -> Self::Result {
+        let store = self.store.clone();
+        Box::pin(
+            async move {
+                let Some((pending, _)) = store.get_delivery(msg.workspace_id, msg.delivery_id).await? else {
+                    return Err(RegistryError::NotFound("delivery"));
+                };
+                Ok(pending)
+            }
+            .into_actor(self)
+            .then(move |found, act, _| {
+                let checked = found.and_then(|pending| {
+                    match act.webhooks.get(&pending.delivery.webhook_id) {
+                        None => Err(ValidationError::new("delivery", "its webhook was deleted").into()),
+                        Some(w) if !w.enabled => {
+                            Err(ValidationError::new("delivery", "its webhook is disabled; enable it first").into())
+                        }
+                        Some(_) => Ok(()),
+                    }
+                });
+                let store = act.store.clone();
+                async move {
+                    checked?;
+                    store
+                        .requeue_delivery(msg.workspace_id, msg.delivery_id, Utc::now())
+                        .await?
+                        .ok_or(RegistryError::NotFound("delivery"))
+                }
+                .into_actor(act)
+            })
+            .map(|result, act, _| {
+                let pending = result?;
+                let record = pending.delivery.clone();
+                if let Some(endpoint) = act.endpoints.get(&record.webhook_id) {
+                    endpoint.do_send(DeliveryEnqueued { delivery: pending });
+                }
+                Ok(record)
+            }),
+        )
+    }
+}
+
+impl Handler<DrainDeliveries> for Registry {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, msg: DrainDeliveries, _: &mut Context<Self>) -> Self::Result {
+        let drains: Vec<_> = self.endpoints.values().map(|e| e.send(DrainEndpoint)).collect();
+        Box::pin(async move {
+            if actix_rt::time::timeout(msg.timeout, futures_util::future::join_all(drains)).await.is_err() {
+                log::warn!("shutdown: attempts still in flight after {:?}; they will be retried", msg.timeout);
+            }
+        })
+    }
+}

@@ -1,0 +1,222 @@
+//! Settings, layered: compiled-in defaults → TOML file → `HOOKBUS_*` environment → flags.
+//! Validated once by [`Config::validate`]; nothing reads the environment after that.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+use crate::store::DatabaseUrl;
+
+/// Every setting of a hookbus instance. Field names double as TOML keys and, upper-cased
+/// with a `HOOKBUS_` prefix, as environment variables.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP API listens on.
+    pub bind: String,
+    /// `postgres://…`, `sqlite://path`, `sqlite::memory:`; unset means `<data_dir>/hookbus.db`.
+    pub database_url: Option<String>,
+    /// Where the SQLite file and the generated admin token live.
+    pub data_dir: PathBuf,
+    /// Development mode: allows `http://` and private/loopback targets.
+    pub dev: bool,
+    /// Allows private and loopback targets without the rest of dev mode.
+    pub allow_private_targets: bool,
+    /// The admin bearer token; generated into `<data_dir>/admin.token` when unset.
+    pub admin_token: Option<String>,
+    /// Largest accepted request body, in bytes.
+    pub max_payload_bytes: usize,
+    /// Upper bound of any retry wait, in milliseconds.
+    pub backoff_max_ms: u64,
+    /// How many pending deliveries one webhook keeps in memory; the rest stay in the database.
+    pub pending_window: usize,
+    /// Size of the database connection pool.
+    pub db_max_connections: usize,
+    /// Most writes committed in one group-commit transaction.
+    pub max_batch_writes: usize,
+    /// How long shutdown waits for attempts in flight, in milliseconds.
+    pub shutdown_timeout_ms: u64,
+    /// How long the previous secret keeps signing after a rotation, in seconds.
+    pub secret_rotation_overlap_s: u64,
+    /// HTTP worker threads; 0 means one per core.
+    pub workers: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8080".into(),
+            database_url: None,
+            data_dir: PathBuf::from("./hookbus-data"),
+            dev: false,
+            allow_private_targets: false,
+            admin_token: None,
+            max_payload_bytes: 256 * 1024,
+            backoff_max_ms: 3_600_000,
+            pending_window: 1_000,
+            db_max_connections: 8,
+            max_batch_writes: 1_000,
+            shutdown_timeout_ms: 10_000,
+            secret_rotation_overlap_s: 24 * 3600,
+            workers: 0,
+        }
+    }
+}
+
+/// Values given on the command line; `None` leaves the lower layers in charge.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ConfigOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bind: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dev: Option<bool>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// Environment variables that are not settings and must not be read as such.
+const SETTINGS: &[&str] = &[
+    "bind",
+    "database_url",
+    "data_dir",
+    "dev",
+    "allow_private_targets",
+    "admin_token",
+    "max_payload_bytes",
+    "backoff_max_ms",
+    "pending_window",
+    "db_max_connections",
+    "max_batch_writes",
+    "shutdown_timeout_ms",
+    "secret_rotation_overlap_s",
+    "workers",
+];
+
+impl Config {
+    /// Loads the layers in order; later layers win.
+    pub fn load(file: Option<&Path>, overrides: ConfigOverrides) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(ConfigError::Invalid(format!("config file {} does not exist", file.display())));
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        let config: Config = figment
+            .merge(Env::prefixed("HOOKBUS_").only(SETTINGS))
+            .merge(Serialized::globals(overrides))
+            .extract()
+            .map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// An embedded instance on the SQLite file at `path`.
+    pub fn sqlite(path: impl AsRef<Path>) -> Self {
+        Self {
+            database_url: Some(format!("sqlite://{}", path.as_ref().display())),
+            ..Self::default()
+        }
+    }
+
+    /// An embedded instance that keeps nothing on disk (demos, tests).
+    pub fn memory() -> Self {
+        Self {
+            database_url: Some("sqlite::memory:".into()),
+            ..Self::default()
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
+        if self.bind.parse::<std::net::SocketAddr>().is_err() {
+            return invalid("bind must be an address such as 127.0.0.1:8080");
+        }
+        if self.max_payload_bytes < 1024 {
+            return invalid("max_payload_bytes must be at least 1024");
+        }
+        if self.pending_window < 2 {
+            return invalid("pending_window must be at least 2");
+        }
+        if self.db_max_connections == 0 || self.max_batch_writes == 0 {
+            return invalid("db_max_connections and max_batch_writes must be positive");
+        }
+        if self.admin_token.as_deref().is_some_and(|t| t.len() < 16) {
+            return invalid("admin_token must be at least 16 characters");
+        }
+        Ok(())
+    }
+
+    pub fn database(&self) -> DatabaseUrl {
+        match &self.database_url {
+            Some(url) => DatabaseUrl::parse(url),
+            None => DatabaseUrl::SqliteFile(self.data_dir.join("hookbus.db")),
+        }
+    }
+
+    /// Whether `http://` targets are accepted.
+    pub fn allows_http(&self) -> bool {
+        self.dev
+    }
+
+    pub fn backoff_max(&self) -> Duration {
+        Duration::from_millis(self.backoff_max_ms)
+    }
+
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_millis(self.shutdown_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_env_which_beats_the_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("hookbus.toml", "bind = \"127.0.0.1:1000\"\npending_window = 7\ndata_dir = \"from-file\"")?;
+            jail.set_env("HOOKBUS_BIND", "127.0.0.1:2000");
+            jail.set_env("HOOKBUS_DATA_DIR", "from-env");
+            jail.set_env("HOOKBUS_TEST_POSTGRES_URL", "postgres://ignored");
+            let overrides = ConfigOverrides { data_dir: Some("from-flag".into()), ..Default::default() };
+            let config = Config::load(Some(Path::new("hookbus.toml")), overrides).unwrap();
+            assert_eq!(config.pending_window, 7);
+            assert_eq!(config.bind, "127.0.0.1:2000");
+            assert_eq!(config.data_dir, PathBuf::from("from-flag"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_file_keys_and_bad_values_are_errors() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("typo.toml", "bnid = \"127.0.0.1:1\"")?;
+            assert!(Config::load(Some(Path::new("typo.toml")), ConfigOverrides::default()).is_err());
+            jail.create_file("bad.toml", "bind = \"nowhere\"")?;
+            assert!(Config::load(Some(Path::new("bad.toml")), ConfigOverrides::default()).is_err());
+            assert!(Config::load(Some(Path::new("missing.toml")), ConfigOverrides::default()).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn default_database_is_sqlite_in_the_data_dir() {
+        let config = Config::default();
+        assert_eq!(config.database(), DatabaseUrl::SqliteFile(PathBuf::from("./hookbus-data/hookbus.db")));
+        assert_eq!(Config::memory().database(), DatabaseUrl::SqliteMemory);
+    }
+}

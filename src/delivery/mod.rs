@@ -1,0 +1,119 @@
+//! Outbound HTTP: the shared `awc` client and one signed attempt of a delivery.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant, SystemTime};
+
+use actix_web::http::header::{HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
+use actix_web::web::Bytes;
+use chrono::Utc;
+use futures_util::StreamExt;
+
+use crate::domain::retry::parse_retry_after;
+use crate::domain::signature::{hex_signature, standard_signature_header};
+use crate::domain::{AttemptOutcome, DeliveryId, EventType, WebhookSecret};
+
+/// How much of a response body is kept.
+pub const RESPONSE_BODY_LIMIT: usize = 1024;
+
+const USER_AGENT_VALUE: &str = concat!("hookbus/", env!("CARGO_PKG_VERSION"));
+
+/// The client every endpoint shares (per arbiter): pooled keep-alive connections,
+/// redirects never followed (SPEC §4: a 3xx is a failure).
+pub fn build_client() -> awc::Client {
+    let connector = awc::Connector::new()
+        .timeout(Duration::from_secs(30))
+        .limit(4096)
+        .conn_keep_alive(Duration::from_secs(30));
+    awc::Client::builder()
+        .connector(connector)
+        .disable_redirects()
+        // Our own deadline (per webhook) wraps each attempt, so the client's is off.
+        .disable_timeout()
+        .finish()
+}
+
+/// Everything one attempt needs.
+pub struct AttemptRequest<'a> {
+    pub url: &'a str,
+    pub delivery_id: DeliveryId,
+    pub event: &'a EventType,
+    pub attempt: u32,
+    pub body: Bytes,
+    /// Current secret first, then the previous one during a rotation.
+    pub secrets: Vec<&'a WebhookSecret>,
+    pub headers: &'a BTreeMap<String, String>,
+    pub timeout: Duration,
+}
+
+/// Sends one signed POST and classifies what came back. Never panics, never errors:
+/// every way an attempt can end is an [`AttemptOutcome`].
+pub async fn send_attempt(client: &awc::Client, request: AttemptRequest<'_>) -> AttemptOutcome {
+    let started = Instant::now();
+    let timestamp = Utc::now().timestamp();
+    let msg_id = request.delivery_id.to_string();
+    let mut builder = client
+        .post(request.url)
+        .insert_header((CONTENT_TYPE, "application/json"))
+        .insert_header((USER_AGENT, USER_AGENT_VALUE))
+        .insert_header(("webhook-id", msg_id.as_str()))
+        .insert_header(("webhook-timestamp", timestamp.to_string()))
+        .insert_header((
+            "webhook-signature",
+            standard_signature_header(&request.secrets, &msg_id, timestamp, &request.body),
+        ))
+        .insert_header(("X-Webhook-Event", request.event.as_str()))
+        .insert_header(("X-Webhook-Delivery", msg_id.as_str()))
+        .insert_header(("X-Webhook-Attempt", request.attempt.to_string()))
+        .insert_header(("X-Webhook-Signature", hex_signature(request.secrets[0], &request.body)));
+    for (name, value) in request.headers {
+        // Validated at registration; a bad pair here would only be skipped.
+        if let (Ok(name), Ok(value)) = (HeaderName::try_from(name.as_str()), HeaderValue::from_str(value)) {
+            builder = builder.insert_header((name, value));
+        }
+    }
+    let exchange = async {
+        let mut response = builder.send_body(request.body).await.map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .filter(|_| status == 429 || status == 503)
+            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        let mut kept = Vec::new();
+        while kept.len() < RESPONSE_BODY_LIMIT {
+            match response.next().await {
+                Some(Ok(chunk)) => kept.extend_from_slice(&chunk),
+                // A broken body after the status line does not change the status.
+                Some(Err(_)) | None => break,
+            }
+        }
+        kept.truncate(RESPONSE_BODY_LIMIT);
+        Ok::<_, String>((status, retry_after, String::from_utf8_lossy(&kept).into_owned()))
+    };
+    let result = actix_rt::time::timeout(request.timeout, exchange).await;
+    let duration = started.elapsed();
+    match result {
+        Ok(Ok((status, retry_after, body))) => AttemptOutcome {
+            status_code: Some(status),
+            error_message: (!(200..300).contains(&status)).then(|| format!("HTTP {status}")),
+            response_body: Some(body),
+            retry_after,
+            duration,
+        },
+        Ok(Err(error)) => AttemptOutcome {
+            status_code: None,
+            error_message: Some(error),
+            response_body: None,
+            retry_after: None,
+            duration,
+        },
+        Err(_) => AttemptOutcome {
+            status_code: None,
+            error_message: Some(format!("timed out after {} ms", request.timeout.as_millis())),
+            response_body: None,
+            retry_after: None,
+            duration,
+        },
+    }
+}

@@ -1,0 +1,170 @@
+//! The batched writer behind group commit: many publishes and attempt records, one transaction.
+
+use diesel::{ExpressionMethods, QueryDsl, QueryResult, SqliteConnection};
+
+use super::records::{AttemptRow, DeliveryChanges, DeliveryRow, EventRow};
+use super::schema::{attempts, deliveries, events};
+use super::{AttemptRecord, DeliveryRecord, DeliveryUpdate, EventRecord, Pool, Store, StoreResult};
+use crate::domain::DeliveryStatus;
+
+/// PostgreSQL takes at most 65,535 bind parameters per statement.
+const ROWS_PER_INSERT: usize = 2_000;
+
+/// An event and its deliveries, committed together.
+#[derive(Debug, Clone)]
+pub struct PublishWrite {
+    pub event: EventRecord,
+    pub deliveries: Vec<DeliveryRecord>,
+}
+
+/// One attempt and the delivery state it leaves.
+#[derive(Debug, Clone)]
+pub struct AttemptWrite {
+    pub attempt: AttemptRecord,
+    pub delivery: DeliveryUpdate,
+}
+
+#[derive(Debug, Clone)]
+pub enum WriteOp {
+    Publish(PublishWrite),
+    Attempt(AttemptWrite),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOutcome {
+    Published,
+    /// An event with that id already exists in the workspace; nothing was written for it.
+    DuplicateEvent,
+    Recorded,
+}
+
+impl Store {
+    /// Writes every op in one transaction and returns one outcome per op, in order.
+    pub async fn write_batch(&self, ops: Vec<WriteOp>) -> StoreResult<Vec<WriteOutcome>> {
+        match &self.pool {
+            Pool::Sqlite(pool) => {
+                let mut conn = pool.get().await?;
+                let outcomes = conn
+                    .spawn_blocking(move |conn| conn.immediate_transaction(|conn| write_sqlite(conn, &ops)))
+                    .await?;
+                Ok(outcomes)
+            }
+            Pool::Postgres(pool) => {
+                use diesel_async::AsyncConnection;
+                let mut conn = pool.get().await?;
+                let outcomes = conn
+                    .transaction::<_, diesel::result::Error, _>(async |conn| write_postgres(conn, &ops).await)
+                    .await?;
+                Ok(outcomes)
+            }
+        }
+    }
+}
+
+/// Splits ops into rows; event rows are inserted first so duplicates can be detected.
+fn event_rows(ops: &[WriteOp]) -> Vec<(usize, EventRow)> {
+    ops.iter()
+        .enumerate()
+        .filter_map(|(i, op)| match op {
+            WriteOp::Publish(p) => Some((i, EventRow::from(&p.event))),
+            WriteOp::Attempt(_) => None,
+        })
+        .collect()
+}
+
+fn delivery_rows(ops: &[WriteOp], outcomes: &[WriteOutcome]) -> Vec<DeliveryRow> {
+    ops.iter()
+        .zip(outcomes)
+        .filter(|(_, outcome)| **outcome == WriteOutcome::Published)
+        .filter_map(|(op, _)| match op {
+            WriteOp::Publish(p) => Some(p.deliveries.iter().map(DeliveryRow::from)),
+            WriteOp::Attempt(_) => None,
+        })
+        .flatten()
+        .collect()
+}
+
+fn attempt_writes(ops: &[WriteOp]) -> impl Iterator<Item = &AttemptWrite> {
+    ops.iter().filter_map(|op| match op {
+        WriteOp::Attempt(a) => Some(a),
+        WriteOp::Publish(_) => None,
+    })
+}
+
+fn initial_outcomes(ops: &[WriteOp]) -> Vec<WriteOutcome> {
+    ops.iter()
+        .map(|op| match op {
+            WriteOp::Publish(_) => WriteOutcome::Published,
+            WriteOp::Attempt(_) => WriteOutcome::Recorded,
+        })
+        .collect()
+}
+
+/// An attempt result never overwrites a delivery that was cancelled meanwhile.
+macro_rules! still_pending {
+    ($id:expr) => {
+        deliveries::table
+            .filter(deliveries::id.eq($id))
+            .filter(deliveries::status.eq(DeliveryStatus::Pending.as_str()))
+    };
+}
+
+fn write_sqlite(conn: &mut SqliteConnection, ops: &[WriteOp]) -> QueryResult<Vec<WriteOutcome>> {
+    use diesel::RunQueryDsl;
+    let mut outcomes = initial_outcomes(ops);
+    for (i, row) in event_rows(ops) {
+        let inserted = diesel::insert_into(events::table)
+            .values(&row)
+            .on_conflict_do_nothing()
+            .execute(conn)?;
+        if inserted == 0 {
+            outcomes[i] = WriteOutcome::DuplicateEvent;
+        }
+    }
+    for chunk in delivery_rows(ops, &outcomes).chunks(ROWS_PER_INSERT) {
+        diesel::insert_into(deliveries::table).values(chunk).execute(conn)?;
+    }
+    for write in attempt_writes(ops) {
+        diesel::insert_into(attempts::table)
+            .values(AttemptRow::from(&write.attempt))
+            .on_conflict_do_nothing()
+            .execute(conn)?;
+        diesel::update(still_pending!(write.delivery.id.to_string()))
+            .set(DeliveryChanges::from(&write.delivery))
+            .execute(conn)?;
+    }
+    Ok(outcomes)
+}
+
+async fn write_postgres(conn: &mut diesel_async::AsyncPgConnection, ops: &[WriteOp]) -> QueryResult<Vec<WriteOutcome>> {
+    use diesel_async::RunQueryDsl;
+    let mut outcomes = initial_outcomes(ops);
+    for (i, row) in event_rows(ops) {
+        let inserted = diesel::insert_into(events::table)
+            .values(&row)
+            .on_conflict_do_nothing()
+            .execute(conn)
+            .await?;
+        if inserted == 0 {
+            outcomes[i] = WriteOutcome::DuplicateEvent;
+        }
+    }
+    for chunk in delivery_rows(ops, &outcomes).chunks(ROWS_PER_INSERT) {
+        diesel::insert_into(deliveries::table).values(chunk).execute(conn).await?;
+    }
+    let attempts: Vec<AttemptRow> = attempt_writes(ops).map(|w| AttemptRow::from(&w.attempt)).collect();
+    for chunk in attempts.chunks(ROWS_PER_INSERT) {
+        diesel::insert_into(attempts::table)
+            .values(chunk)
+            .on_conflict_do_nothing()
+            .execute(conn)
+            .await?;
+    }
+    for write in attempt_writes(ops) {
+        diesel::update(still_pending!(write.delivery.id.to_string()))
+            .set(DeliveryChanges::from(&write.delivery))
+            .execute(conn)
+            .await?;
+    }
+    Ok(outcomes)
+}

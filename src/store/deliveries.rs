@@ -1,0 +1,183 @@
+//! Delivery and attempt lookups, and the paging the delivery loop relies on.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use super::records::{AttemptRow, DeliveryRow, EventRow};
+use super::schema::{attempts, deliveries, events};
+use super::{from_millis, page, to_millis, with_conn, AttemptRecord, DeliveryRecord, PendingDelivery, Store, StoreResult};
+use crate::domain::{DeliveryId, DeliveryStatus, WebhookId, WorkspaceId};
+
+/// `deliveries ⋈ events` on the event's key.
+macro_rules! with_event {
+    () => {
+        deliveries::table.inner_join(
+            events::table.on(events::workspace_id
+                .eq(deliveries::workspace_id)
+                .and(events::id.eq(deliveries::event_id))),
+        )
+    };
+}
+
+fn pending_from(rows: Vec<(DeliveryRow, EventRow)>) -> StoreResult<Vec<PendingDelivery>> {
+    rows.into_iter()
+        .map(|(delivery, event)| {
+            Ok(PendingDelivery {
+                delivery: delivery.try_into()?,
+                data_json: event.data,
+                event_created_at: from_millis(event.created_at),
+            })
+        })
+        .collect()
+}
+
+impl Store {
+    /// A webhook's deliveries, newest first.
+    pub async fn list_deliveries(
+        &self,
+        workspace_id: WorkspaceId,
+        webhook_id: WebhookId,
+        status: Option<DeliveryStatus>,
+        cursor: Option<DeliveryId>,
+        limit: usize,
+    ) -> StoreResult<(Vec<DeliveryRecord>, Option<String>)> {
+        let (ws, hook) = (workspace_id.to_string(), webhook_id.to_string());
+        let (status, cursor) = (status.map(DeliveryStatus::as_str), cursor.map(|c| c.to_string()));
+        let rows: Vec<DeliveryRow> = with_conn!(self, |conn| {
+            let mut query = deliveries::table
+                .filter(deliveries::workspace_id.eq(&ws))
+                .filter(deliveries::webhook_id.eq(&hook))
+                .select(DeliveryRow::as_select())
+                .order(deliveries::id.desc())
+                .limit(limit as i64 + 1)
+                .into_boxed();
+            if let Some(status) = status {
+                query = query.filter(deliveries::status.eq(status));
+            }
+            if let Some(cursor) = &cursor {
+                query = query.filter(deliveries::id.lt(cursor));
+            }
+            query.load(conn).await?
+        });
+        let records = rows.into_iter().map(DeliveryRecord::try_from).collect::<StoreResult<Vec<_>>>()?;
+        Ok(page(records, limit, |d| d.id.to_string()))
+    }
+
+    /// One delivery with its event payload and every attempt, oldest attempt first.
+    pub async fn get_delivery(
+        &self,
+        workspace_id: WorkspaceId,
+        id: DeliveryId,
+    ) -> StoreResult<Option<(PendingDelivery, Vec<AttemptRecord>)>> {
+        let (workspace_id, id) = (workspace_id.to_string(), id.to_string());
+        let found: Option<((DeliveryRow, EventRow), Vec<AttemptRow>)> = with_conn!(self, |conn| {
+            let row: Option<(DeliveryRow, EventRow)> = with_event!()
+                .filter(deliveries::id.eq(&id))
+                .filter(deliveries::workspace_id.eq(&workspace_id))
+                .select((DeliveryRow::as_select(), EventRow::as_select()))
+                .first(conn)
+                .await
+                .optional()?;
+            match row {
+                None => None,
+                Some(row) => {
+                    let attempts = attempts::table
+                        .filter(attempts::delivery_id.eq(&id))
+                        .select(AttemptRow::as_select())
+                        .order(attempts::attempt)
+                        .load(conn)
+                        .await?;
+                    Some((row, attempts))
+                }
+            }
+        });
+        let Some((row, attempt_rows)) = found else {
+            return Ok(None);
+        };
+        let delivery = pending_from(vec![row])?.remove(0);
+        let attempts = attempt_rows.into_iter().map(AttemptRecord::try_from).collect::<StoreResult<_>>()?;
+        Ok(Some((delivery, attempts)))
+    }
+
+    /// Up to `limit` pending deliveries of a webhook with ids after `after`, in id order.
+    pub async fn pending_page(
+        &self,
+        webhook_id: WebhookId,
+        after: Option<DeliveryId>,
+        limit: usize,
+    ) -> StoreResult<Vec<PendingDelivery>> {
+        let (hook, after) = (webhook_id.to_string(), after.map(|a| a.to_string()));
+        let rows = with_conn!(self, |conn| {
+            let mut query = with_event!()
+                .filter(deliveries::webhook_id.eq(&hook))
+                .filter(deliveries::status.eq(DeliveryStatus::Pending.as_str()))
+                .select((DeliveryRow::as_select(), EventRow::as_select()))
+                .order(deliveries::id)
+                .limit(limit as i64)
+                .into_boxed();
+            if let Some(after) = &after {
+                query = query.filter(deliveries::id.gt(after));
+            }
+            query.load(conn).await?
+        });
+        pending_from(rows)
+    }
+
+    /// Puts a finished delivery back in `pending`, due at `now`, keeping its attempts.
+    /// Returns the delivery as it now is, or `None` if there is no such delivery.
+    pub async fn requeue_delivery(
+        &self,
+        workspace_id: WorkspaceId,
+        id: DeliveryId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<PendingDelivery>> {
+        let (ws, raw_id) = (workspace_id.to_string(), id.to_string());
+        let updated = with_conn!(self, |conn| {
+            diesel::update(
+                deliveries::table
+                    .filter(deliveries::id.eq(&raw_id))
+                    .filter(deliveries::workspace_id.eq(&ws)),
+            )
+            .set((
+                deliveries::status.eq(DeliveryStatus::Pending.as_str()),
+                deliveries::next_attempt_at.eq(Some(to_millis(now))),
+                deliveries::completed_at.eq(None::<i64>),
+            ))
+            .execute(conn)
+            .await?
+        });
+        if updated == 0 {
+            return Ok(None);
+        }
+        Ok(self.get_delivery(workspace_id, id).await?.map(|(pending, _)| pending))
+    }
+}
+
+impl Store {
+    /// Fails every pending delivery of a webhook (it was disabled); returns how many.
+    pub async fn fail_pending_deliveries(
+        &self,
+        webhook_id: WebhookId,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<usize> {
+        let (hook, reason, now) = (webhook_id.to_string(), reason.to_owned(), to_millis(now));
+        let failed = with_conn!(self, |conn| {
+            diesel::update(
+                deliveries::table
+                    .filter(deliveries::webhook_id.eq(&hook))
+                    .filter(deliveries::status.eq(DeliveryStatus::Pending.as_str())),
+            )
+            .set((
+                deliveries::status.eq(DeliveryStatus::Failed.as_str()),
+                deliveries::next_attempt_at.eq(None::<i64>),
+                deliveries::error_message.eq(Some(&reason)),
+                deliveries::completed_at.eq(Some(now)),
+            ))
+            .execute(conn)
+            .await?
+        });
+        Ok(failed)
+    }
+}

@@ -1,0 +1,24 @@
+//! Event lookups (writes go through the batched writer).
+
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use super::records::EventRow;
+use super::schema::events;
+use super::{with_conn, EventRecord, Store, StoreResult};
+use crate::domain::{EventId, WorkspaceId};
+
+impl Store {
+    pub async fn find_event(&self, workspace_id: WorkspaceId, id: &EventId) -> StoreResult<Option<EventRecord>> {
+        let (workspace_id, id) = (workspace_id.to_string(), id.to_string());
+        let row: Option<EventRow> = with_conn!(self, |conn| {
+            events::table
+                .find((&workspace_id, &id))
+                .select(EventRow::as_select())
+                .first(conn)
+                .await
+                .optional()?
+        });
+        row.map(EventRecord::try_from).transpose()
+    }
+}

@@ -1,0 +1,284 @@
+//! Storage through diesel / diesel-async: SQLite (bundled, default) or PostgreSQL (no libpq).
+//!
+//! Nothing above this module knows which backend it talks to. Each query is written once
+//! and expanded per backend by [`with_conn!`]; only the batched writer differs, because
+//! diesel's multi-row `INSERT` for SQLite needs the synchronous connection.
+
+mod batch;
+mod deliveries;
+mod events;
+mod records;
+pub mod schema;
+mod webhooks;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use diesel::SqliteConnection;
+use diesel_async::pooled_connection::deadpool::{Object, Pool as DeadPool};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use futures_util::FutureExt;
+
+pub use batch::{AttemptWrite, PublishWrite, WriteOp, WriteOutcome};
+pub use records::{AttemptRecord, DeliveryRecord, DeliveryUpdate, EventRecord, PendingDelivery};
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// SQLite pragmas for every connection: WAL so readers never block the writer, a busy
+/// timeout so concurrent writers wait instead of failing with `database is locked`.
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
+
+type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+
+/// Where the data lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    SqliteFile(PathBuf),
+    SqliteMemory,
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    /// `postgres://…` / `postgresql://…`, `sqlite::memory:`, `sqlite://path`, `sqlite:path` or a path.
+    pub fn parse(raw: &str) -> Self {
+        if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            Self::Postgres(raw.to_owned())
+        } else if raw == "sqlite::memory:" || raw == ":memory:" {
+            Self::SqliteMemory
+        } else {
+            let path = raw
+                .strip_prefix("sqlite://")
+                .or_else(|| raw.strip_prefix("sqlite:"))
+                .unwrap_or(raw);
+            Self::SqliteFile(PathBuf::from(path))
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Self::Postgres(_) => Backend::Postgres,
+            _ => Backend::Sqlite,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the database connection pool failed")]
+    Pool(#[from] diesel_async::pooled_connection::deadpool::PoolError),
+    #[error("a database query failed")]
+    Query(#[from] diesel::result::Error),
+    #[error("could not connect to the database")]
+    Connect(#[from] diesel::ConnectionError),
+    #[error("database migrations failed: {0}")]
+    Migration(String),
+    #[error("a stored row is not valid: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// The database could not be reached (as opposed to a query it refused).
+    pub fn is_unavailable(&self) -> bool {
+        use diesel::result::Error as E;
+        match self {
+            Self::Pool(_) | Self::Connect(_) => true,
+            Self::Query(E::DatabaseError(diesel::result::DatabaseErrorKind::ClosedConnection, _)) => true,
+            Self::Query(E::DatabaseError(diesel::result::DatabaseErrorKind::Unknown, info)) => {
+                let m = info.message();
+                m.contains("database is locked") || m.contains("connection") || m.contains("terminating")
+            }
+            _ => false,
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Clone)]
+enum Pool {
+    Sqlite(DeadPool<SqliteConn>),
+    Postgres(DeadPool<AsyncPgConnection>),
+}
+
+/// A handle on the database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+}
+
+/// Runs `$body` with `$conn` bound to a pooled connection of whichever backend is in use.
+/// The body is compiled once per backend, so each query is written once.
+macro_rules! with_conn {
+    ($store:expr, |$conn:ident| $body:expr) => {
+        match &$store.pool {
+            $crate::store::Pool::Sqlite(pool) => {
+                let mut pooled = pool.get().await?;
+                let $conn = &mut *pooled;
+                $body
+            }
+            $crate::store::Pool::Postgres(pool) => {
+                let mut pooled = pool.get().await?;
+                let $conn = &mut *pooled;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_conn;
+
+impl Store {
+    /// Opens the database, creating the SQLite file if needed, and runs pending migrations.
+    pub async fn open(url: &DatabaseUrl, max_connections: usize) -> StoreResult<Self> {
+        run_migrations(url.clone()).await?;
+        let pool = match url {
+            DatabaseUrl::Postgres(raw) => {
+                let mut config = ManagerConfig::default();
+                config.recycling_method = RecyclingMethod::Fast;
+                let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(raw, config);
+                Pool::Postgres(build_pool(manager, max_connections))
+            }
+            DatabaseUrl::SqliteMemory | DatabaseUrl::SqliteFile(_) => {
+                let (path, size) = match url {
+                    // One connection: every `:memory:` connection is a database of its own.
+                    DatabaseUrl::SqliteMemory => (":memory:".to_owned(), 1),
+                    DatabaseUrl::SqliteFile(path) => (path.to_string_lossy().into_owned(), max_connections),
+                    DatabaseUrl::Postgres(_) => unreachable!(),
+                };
+                let mut config = ManagerConfig::<SqliteConn>::default();
+                config.recycling_method = RecyclingMethod::Fast;
+                config.custom_setup = Box::new(|url| {
+                    let url = url.to_owned();
+                    async move {
+                        let mut conn = SqliteConn::establish(&url).await?;
+                        conn.batch_execute(SQLITE_PRAGMAS)
+                            .await
+                            .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                        Ok(conn)
+                    }
+                    .boxed()
+                });
+                let manager = AsyncDieselConnectionManager::<SqliteConn>::new_with_config(path, config);
+                let pool = build_pool(manager, size);
+                if matches!(url, DatabaseUrl::SqliteMemory) {
+                    // The in-memory database lives only as long as its one connection,
+                    // so migrate that connection itself.
+                    let mut conn = pool.get().await?;
+                    migrate_sqlite_memory(&mut conn).await?;
+                }
+                Pool::Sqlite(pool)
+            }
+        };
+        Ok(Self { pool })
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Round-trips a trivial query; returns how long it took.
+    pub async fn ping(&self) -> StoreResult<Duration> {
+        let started = Instant::now();
+        with_conn!(self, |conn| conn.batch_execute("SELECT 1").await?);
+        Ok(started.elapsed())
+    }
+}
+
+fn build_pool<C>(manager: AsyncDieselConnectionManager<C>, size: usize) -> DeadPool<C>
+where
+    C: diesel_async::pooled_connection::PoolableConnection + Send + 'static,
+    DeadPool<C>: Sized,
+    AsyncDieselConnectionManager<C>: deadpool::managed::Manager,
+{
+    DeadPool::builder(manager)
+        .max_size(size.max(1))
+        .runtime(deadpool::Runtime::Tokio1)
+        .wait_timeout(Some(Duration::from_secs(5)))
+        .create_timeout(Some(Duration::from_secs(5)))
+        .build()
+        .expect("a runtime and a size were given, so the pool builds")
+}
+
+/// Migrations run on a plain thread: diesel's harness is synchronous, and the async
+/// wrapper it needs for PostgreSQL must not block inside the actix runtime.
+async fn run_migrations(url: DatabaseUrl) -> StoreResult<()> {
+    let (done, result) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let outcome = match &url {
+            DatabaseUrl::SqliteMemory => Ok(()),
+            DatabaseUrl::SqliteFile(path) => migrate_sqlite_file(path),
+            DatabaseUrl::Postgres(raw) => migrate_postgres(raw),
+        };
+        let _ = done.send(outcome);
+    });
+    result
+        .await
+        .map_err(|_| StoreError::Migration("the migration thread panicked".into()))?
+}
+
+fn migrate_sqlite_file(path: &std::path::Path) -> StoreResult<()> {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| StoreError::Migration(e.to_string()))?;
+    }
+    let mut conn = SqliteConnection::establish(&path.to_string_lossy())?;
+    conn.batch_execute(SQLITE_PRAGMAS)?;
+    conn.run_pending_migrations(SQLITE_MIGRATIONS)
+        .map_err(|e| StoreError::Migration(e.to_string()))?;
+    Ok(())
+}
+
+fn migrate_postgres(url: &str) -> StoreResult<()> {
+    use diesel::Connection;
+    use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+    let mut conn = <AsyncConnectionWrapper<AsyncPgConnection> as Connection>::establish(url)?;
+    conn.run_pending_migrations(POSTGRES_MIGRATIONS)
+        .map_err(|e| StoreError::Migration(e.to_string()))?;
+    Ok(())
+}
+
+async fn migrate_sqlite_memory(conn: &mut Object<SqliteConn>) -> StoreResult<()> {
+    let conn: &mut SqliteConn = conn;
+    conn.spawn_blocking(|conn| {
+        conn.run_pending_migrations(SQLITE_MIGRATIONS)
+            .map(|_| ())
+            .map_err(|e| diesel::result::Error::QueryBuilderError(e.to_string().into()))
+    })
+    .await?;
+    Ok(())
+}
+
+pub(crate) fn to_millis(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+pub(crate) fn from_millis(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+/// `limit + 1` rows were fetched; trims them and returns the cursor of the next page.
+pub(crate) fn page<T>(mut rows: Vec<T>, limit: usize, id_of: impl Fn(&T) -> String) -> (Vec<T>, Option<String>) {
+    if rows.len() > limit {
+        rows.truncate(limit);
+        let cursor = rows.last().map(id_of);
+        (rows, cursor)
+    } else {
+        (rows, None)
+    }
+}

@@ -1,0 +1,283 @@
+//! Rows as diesel sees them, and the typed records the rest of hookbus sees.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use serde::Serialize;
+
+use super::schema::{attempts, deliveries, events};
+use super::{from_millis, to_millis, StoreError};
+use crate::domain::{DeliveryId, DeliveryStatus, EventId, EventType, WebhookId, WorkspaceId};
+
+/// A published event.
+#[derive(Debug, Clone)]
+pub struct EventRecord {
+    pub workspace_id: WorkspaceId,
+    pub id: EventId,
+    pub event: EventType,
+    /// `data` as compact JSON.
+    pub data_json: String,
+    /// SHA-256 (hex) of the event type and data: the idempotency check.
+    pub body_hash: String,
+    pub matched_webhooks: u32,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = events)]
+pub(super) struct EventRow {
+    pub workspace_id: String,
+    pub id: String,
+    pub event_type: String,
+    pub data: String,
+    pub body_hash: String,
+    pub matched_webhooks: i32,
+    pub created_at: i64,
+}
+
+impl From<&EventRecord> for EventRow {
+    fn from(e: &EventRecord) -> Self {
+        Self {
+            workspace_id: e.workspace_id.to_string(),
+            id: e.id.to_string(),
+            event_type: e.event.to_string(),
+            data: e.data_json.clone(),
+            body_hash: e.body_hash.clone(),
+            matched_webhooks: e.matched_webhooks as i32,
+            created_at: to_millis(e.created_at),
+        }
+    }
+}
+
+impl TryFrom<EventRow> for EventRecord {
+    type Error = StoreError;
+    fn try_from(r: EventRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            workspace_id: parse_id(&r.workspace_id)?,
+            id: EventId::from_stored(r.id),
+            event: EventType::from_stored(r.event_type),
+            data_json: r.data,
+            body_hash: r.body_hash,
+            matched_webhooks: r.matched_webhooks.max(0) as u32,
+            created_at: from_millis(r.created_at),
+        })
+    }
+}
+
+/// A delivery: one event to one webhook. Serializes as the SPEC's delivery object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeliveryRecord {
+    pub id: DeliveryId,
+    #[serde(skip)]
+    pub workspace_id: WorkspaceId,
+    pub webhook_id: WebhookId,
+    pub event_id: EventId,
+    pub event: EventType,
+    pub status: DeliveryStatus,
+    pub attempt_count: u32,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub status_code: Option<u16>,
+    pub error_message: Option<String>,
+    pub response_body: Option<String>,
+    pub duration_ms: Option<u64>,
+    pub created_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+impl DeliveryRecord {
+    /// A new pending delivery, due at once.
+    pub fn new_pending(event: &EventRecord, webhook_id: WebhookId) -> Self {
+        Self {
+            id: DeliveryId::generate(),
+            workspace_id: event.workspace_id,
+            webhook_id,
+            event_id: event.id.clone(),
+            event: event.event.clone(),
+            status: DeliveryStatus::Pending,
+            attempt_count: 0,
+            next_attempt_at: Some(event.created_at),
+            status_code: None,
+            error_message: None,
+            response_body: None,
+            duration_ms: None,
+            created_at: event.created_at,
+            completed_at: None,
+        }
+    }
+}
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = deliveries)]
+pub(super) struct DeliveryRow {
+    pub id: String,
+    pub workspace_id: String,
+    pub webhook_id: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub status: String,
+    pub attempt_count: i32,
+    pub next_attempt_at: Option<i64>,
+    pub status_code: Option<i32>,
+    pub error_message: Option<String>,
+    pub response_body: Option<String>,
+    pub duration_ms: Option<i64>,
+    pub created_at: i64,
+    pub completed_at: Option<i64>,
+}
+
+impl From<&DeliveryRecord> for DeliveryRow {
+    fn from(d: &DeliveryRecord) -> Self {
+        Self {
+            id: d.id.to_string(),
+            workspace_id: d.workspace_id.to_string(),
+            webhook_id: d.webhook_id.to_string(),
+            event_id: d.event_id.to_string(),
+            event_type: d.event.to_string(),
+            status: d.status.as_str().to_owned(),
+            attempt_count: d.attempt_count as i32,
+            next_attempt_at: d.next_attempt_at.map(to_millis),
+            status_code: d.status_code.map(i32::from),
+            error_message: d.error_message.clone(),
+            response_body: d.response_body.clone(),
+            duration_ms: d.duration_ms.map(|v| v as i64),
+            created_at: to_millis(d.created_at),
+            completed_at: d.completed_at.map(to_millis),
+        }
+    }
+}
+
+impl TryFrom<DeliveryRow> for DeliveryRecord {
+    type Error = StoreError;
+    fn try_from(r: DeliveryRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: parse_id(&r.id)?,
+            workspace_id: parse_id(&r.workspace_id)?,
+            webhook_id: parse_id(&r.webhook_id)?,
+            event_id: EventId::from_stored(r.event_id),
+            event: EventType::from_stored(r.event_type),
+            status: DeliveryStatus::parse(&r.status)
+                .ok_or_else(|| StoreError::Corrupt(format!("delivery status '{}'", r.status)))?,
+            attempt_count: r.attempt_count.max(0) as u32,
+            next_attempt_at: r.next_attempt_at.map(from_millis),
+            status_code: r.status_code.and_then(|s| u16::try_from(s).ok()),
+            error_message: r.error_message,
+            response_body: r.response_body,
+            duration_ms: r.duration_ms.map(|v| v.max(0) as u64),
+            created_at: from_millis(r.created_at),
+            completed_at: r.completed_at.map(from_millis),
+        })
+    }
+}
+
+/// A pending delivery with what it takes to build its body: the unit the delivery loop loads.
+#[derive(Debug, Clone)]
+pub struct PendingDelivery {
+    pub delivery: DeliveryRecord,
+    pub data_json: String,
+    pub event_created_at: DateTime<Utc>,
+}
+
+/// The state a delivery is left in by an attempt (or by redelivery).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryUpdate {
+    pub id: DeliveryId,
+    pub status: DeliveryStatus,
+    pub attempt_count: u32,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub status_code: Option<u16>,
+    pub error_message: Option<String>,
+    pub response_body: Option<String>,
+    pub duration_ms: Option<u64>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+#[derive(AsChangeset)]
+#[diesel(table_name = deliveries, treat_none_as_null = true)]
+pub(super) struct DeliveryChanges {
+    pub status: String,
+    pub attempt_count: i32,
+    pub next_attempt_at: Option<i64>,
+    pub status_code: Option<i32>,
+    pub error_message: Option<String>,
+    pub response_body: Option<String>,
+    pub duration_ms: Option<i64>,
+    pub completed_at: Option<i64>,
+}
+
+impl From<&DeliveryUpdate> for DeliveryChanges {
+    fn from(u: &DeliveryUpdate) -> Self {
+        Self {
+            status: u.status.as_str().to_owned(),
+            attempt_count: u.attempt_count as i32,
+            next_attempt_at: u.next_attempt_at.map(to_millis),
+            status_code: u.status_code.map(i32::from),
+            error_message: u.error_message.clone(),
+            response_body: u.response_body.clone(),
+            duration_ms: u.duration_ms.map(|v| v as i64),
+            completed_at: u.completed_at.map(to_millis),
+        }
+    }
+}
+
+/// One HTTP attempt of a delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AttemptRecord {
+    #[serde(skip)]
+    pub delivery_id: DeliveryId,
+    #[serde(skip)]
+    pub workspace_id: WorkspaceId,
+    pub attempt: u32,
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: u64,
+    pub status_code: Option<u16>,
+    pub error_message: Option<String>,
+    pub response_body: Option<String>,
+}
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = attempts)]
+pub(super) struct AttemptRow {
+    pub delivery_id: String,
+    pub attempt: i32,
+    pub workspace_id: String,
+    pub started_at: i64,
+    pub duration_ms: i64,
+    pub status_code: Option<i32>,
+    pub error_message: Option<String>,
+    pub response_body: Option<String>,
+}
+
+impl From<&AttemptRecord> for AttemptRow {
+    fn from(a: &AttemptRecord) -> Self {
+        Self {
+            delivery_id: a.delivery_id.to_string(),
+            attempt: a.attempt as i32,
+            workspace_id: a.workspace_id.to_string(),
+            started_at: to_millis(a.started_at),
+            duration_ms: a.duration_ms as i64,
+            status_code: a.status_code.map(i32::from),
+            error_message: a.error_message.clone(),
+            response_body: a.response_body.clone(),
+        }
+    }
+}
+
+impl TryFrom<AttemptRow> for AttemptRecord {
+    type Error = StoreError;
+    fn try_from(r: AttemptRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            delivery_id: parse_id(&r.delivery_id)?,
+            workspace_id: parse_id(&r.workspace_id)?,
+            attempt: r.attempt.max(0) as u32,
+            started_at: from_millis(r.started_at),
+            duration_ms: r.duration_ms.max(0) as u64,
+            status_code: r.status_code.and_then(|s| u16::try_from(s).ok()),
+            error_message: r.error_message,
+            response_body: r.response_body,
+        })
+    }
+}
+
+pub(super) fn parse_id<T: std::str::FromStr>(raw: &str) -> Result<T, StoreError> {
+    raw.parse()
+        .map_err(|_| StoreError::Corrupt(format!("'{raw}' is not an id")))
+}

@@ -1,0 +1,161 @@
+//! Webhook rows. The registry keeps every webhook in memory; the store is its durable copy.
+
+use std::collections::BTreeMap;
+
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+
+use super::records::parse_id;
+use super::schema::{deliveries, webhooks};
+use super::{from_millis, to_millis, with_conn, Store, StoreError, StoreResult};
+use crate::domain::webhook::{DeliverySettings, DisabledReason, PreviousSecret, Webhook};
+use crate::domain::{DeliveryStatus, EventPattern, WebhookId, WebhookSecret, WebhookUrl};
+
+#[derive(Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = webhooks, treat_none_as_null = true)]
+struct WebhookRow {
+    id: String,
+    workspace_id: String,
+    name: String,
+    url: String,
+    events: String,
+    secret: String,
+    previous_secret: Option<String>,
+    previous_secret_until: Option<i64>,
+    enabled: bool,
+    disabled_reason: Option<String>,
+    timeout_ms: i32,
+    max_retries: i32,
+    backoff_base_ms: i32,
+    max_in_flight: i32,
+    rate_limit_per_sec: Option<i32>,
+    headers: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl From<&Webhook> for WebhookRow {
+    fn from(w: &Webhook) -> Self {
+        let patterns: Vec<String> = w.events.iter().map(ToString::to_string).collect();
+        Self {
+            id: w.id.to_string(),
+            workspace_id: w.workspace_id.to_string(),
+            name: w.name.clone(),
+            url: w.url.to_string(),
+            events: serde_json::to_string(&patterns).expect("strings serialize"),
+            secret: w.secret.expose().to_owned(),
+            previous_secret: w.previous_secret.as_ref().map(|p| p.secret.expose().to_owned()),
+            previous_secret_until: w.previous_secret.as_ref().map(|p| to_millis(p.valid_until)),
+            enabled: w.enabled,
+            disabled_reason: w.disabled_reason.map(|r| r.as_str().to_owned()),
+            timeout_ms: w.settings.timeout_ms as i32,
+            max_retries: w.settings.max_retries as i32,
+            backoff_base_ms: w.settings.backoff_base_ms as i32,
+            max_in_flight: w.settings.max_in_flight as i32,
+            rate_limit_per_sec: w.settings.rate_limit_per_sec.map(|v| v as i32),
+            headers: serde_json::to_string(&w.headers).expect("strings serialize"),
+            created_at: to_millis(w.created_at),
+            updated_at: to_millis(w.updated_at),
+        }
+    }
+}
+
+impl TryFrom<WebhookRow> for Webhook {
+    type Error = StoreError;
+    fn try_from(r: WebhookRow) -> Result<Self, StoreError> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("webhook {}: {what}", r.id));
+        let patterns: Vec<String> = serde_json::from_str(&r.events).map_err(|_| corrupt("events"))?;
+        let events = patterns
+            .iter()
+            .map(|p| EventPattern::parse("events", p))
+            .collect::<Result<_, _>>()
+            .map_err(|_| corrupt("events"))?;
+        let headers: BTreeMap<String, String> = serde_json::from_str(&r.headers).map_err(|_| corrupt("headers"))?;
+        let previous_secret = match (r.previous_secret, r.previous_secret_until) {
+            (Some(secret), Some(until)) => Some(PreviousSecret {
+                secret: WebhookSecret::from_stored(secret),
+                valid_until: from_millis(until),
+            }),
+            _ => None,
+        };
+        Ok(Webhook {
+            id: parse_id(&r.id)?,
+            workspace_id: parse_id(&r.workspace_id)?,
+            url: WebhookUrl::from_stored(&r.url).map_err(|_| corrupt("url"))?,
+            name: r.name,
+            events,
+            secret: WebhookSecret::from_stored(r.secret),
+            previous_secret,
+            enabled: r.enabled,
+            disabled_reason: r.disabled_reason.as_deref().and_then(DisabledReason::parse),
+            settings: DeliverySettings {
+                timeout_ms: r.timeout_ms.max(0) as u32,
+                max_retries: r.max_retries.max(0) as u32,
+                backoff_base_ms: r.backoff_base_ms.max(0) as u32,
+                max_in_flight: r.max_in_flight.max(1) as u32,
+                rate_limit_per_sec: r.rate_limit_per_sec.map(|v| v.max(1) as u32),
+            },
+            headers,
+            created_at: from_millis(r.created_at),
+            updated_at: from_millis(r.updated_at),
+        })
+    }
+}
+
+impl Store {
+    /// Every webhook of every workspace, for the registry at start-up.
+    pub async fn load_webhooks(&self) -> StoreResult<Vec<Webhook>> {
+        let rows: Vec<WebhookRow> = with_conn!(self, |conn| {
+            webhooks::table
+                .select(WebhookRow::as_select())
+                .order(webhooks::id)
+                .load(conn)
+                .await?
+        });
+        rows.into_iter().map(Webhook::try_from).collect()
+    }
+
+    pub async fn insert_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
+        let row = WebhookRow::from(webhook);
+        with_conn!(self, |conn| diesel::insert_into(webhooks::table)
+            .values(&row)
+            .execute(conn)
+            .await?);
+        Ok(())
+    }
+
+    pub async fn update_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
+        let row = WebhookRow::from(webhook);
+        with_conn!(self, |conn| diesel::update(webhooks::table.find(&row.id))
+            .set(&row)
+            .execute(conn)
+            .await?);
+        Ok(())
+    }
+
+    /// Deletes a webhook and cancels its pending deliveries; returns how many were cancelled.
+    pub async fn delete_webhook(&self, id: WebhookId, now: chrono::DateTime<chrono::Utc>) -> StoreResult<usize> {
+        let id = id.to_string();
+        let now = to_millis(now);
+        let cancelled = with_conn!(self, |conn| {
+            conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+                let cancelled = diesel::update(
+                    deliveries::table
+                        .filter(deliveries::webhook_id.eq(&id))
+                        .filter(deliveries::status.eq(DeliveryStatus::Pending.as_str())),
+                )
+                .set((
+                    deliveries::status.eq(DeliveryStatus::Cancelled.as_str()),
+                    deliveries::next_attempt_at.eq(None::<i64>),
+                    deliveries::completed_at.eq(Some(now)),
+                ))
+                .execute(conn)
+                .await?;
+                diesel::delete(webhooks::table.find(&id)).execute(conn).await?;
+                Ok(cancelled)
+            })
+            .await?
+        });
+        Ok(cancelled)
+    }
+}
