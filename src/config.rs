@@ -111,7 +111,10 @@ impl Config {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(file) = file {
             if !file.exists() {
-                return Err(ConfigError::Invalid(format!("config file {} does not exist", file.display())));
+                return Err(ConfigError::Invalid(format!(
+                    "config file {} does not exist",
+                    file.display()
+                )));
             }
             figment = figment.merge(Toml::file(file));
         }
@@ -188,11 +191,17 @@ mod tests {
     #[test]
     fn flags_beat_env_which_beats_the_file() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("hookbus.toml", "bind = \"127.0.0.1:1000\"\npending_window = 7\ndata_dir = \"from-file\"")?;
+            jail.create_file(
+                "hookbus.toml",
+                "bind = \"127.0.0.1:1000\"\npending_window = 7\ndata_dir = \"from-file\"",
+            )?;
             jail.set_env("HOOKBUS_BIND", "127.0.0.1:2000");
             jail.set_env("HOOKBUS_DATA_DIR", "from-env");
             jail.set_env("HOOKBUS_TEST_POSTGRES_URL", "postgres://ignored");
-            let overrides = ConfigOverrides { data_dir: Some("from-flag".into()), ..Default::default() };
+            let overrides = ConfigOverrides {
+                data_dir: Some("from-flag".into()),
+                ..Default::default()
+            };
             let config = Config::load(Some(Path::new("hookbus.toml")), overrides).unwrap();
             assert_eq!(config.pending_window, 7);
             assert_eq!(config.bind, "127.0.0.1:2000");
@@ -205,10 +214,14 @@ mod tests {
     fn unknown_file_keys_and_bad_values_are_errors() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("typo.toml", "bnid = \"127.0.0.1:1\"")?;
-            assert!(Config::load(Some(Path::new("typo.toml")), ConfigOverrides::default()).is_err());
+            assert!(
+                Config::load(Some(Path::new("typo.toml")), ConfigOverrides::default()).is_err()
+            );
             jail.create_file("bad.toml", "bind = \"nowhere\"")?;
             assert!(Config::load(Some(Path::new("bad.toml")), ConfigOverrides::default()).is_err());
-            assert!(Config::load(Some(Path::new("missing.toml")), ConfigOverrides::default()).is_err());
+            assert!(
+                Config::load(Some(Path::new("missing.toml")), ConfigOverrides::default()).is_err()
+            );
             Ok(())
         });
     }
@@ -216,7 +229,10 @@ mod tests {
     #[test]
     fn default_database_is_sqlite_in_the_data_dir() {
         let config = Config::default();
-        assert_eq!(config.database(), DatabaseUrl::SqliteFile(PathBuf::from("./hookbus-data/hookbus.db")));
+        assert_eq!(
+            config.database(),
+            DatabaseUrl::SqliteFile(PathBuf::from("./hookbus-data/hookbus.db"))
+        );
         assert_eq!(Config::memory().database(), DatabaseUrl::SqliteMemory);
     }
 }

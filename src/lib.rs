@@ -1,5 +1,53 @@
+//! # hookbus — webhook delivery as an actor-based event bus
+//!
+//! Applications publish events; hookbus signs each with HMAC-SHA256 and POSTs it to every
+//! webhook that subscribed, retries failures with exponential backoff, and records every
+//! attempt. It runs as a server (`hookbus serve`) or inside any actix application.
+//!
+//! ## Map
+//!
+//! - [`domain`]: pure rules — ids, [`domain::WebhookUrl`], [`domain::EventPattern`],
+//!   secrets and signatures, the envelope, [`domain::RetryPolicy`]. No I/O.
+//! - [`actors`]: [`Registry`] (webhook configs, fan-out), one
+//!   [`actors::endpoint::EndpointActor`] per enabled webhook (queue window, in-flight limit,
+//!   retry timers, sends), [`actors::persistence::Persistence`] (group commit).
+//! - [`delivery`]: the `awc` client and one signed attempt.
+//! - [`store`]: diesel / diesel-async over SQLite or PostgreSQL.
+//! - [`http`]: the admin API; [`error`] maps every failure to the SPEC error body once.
+//! - [`bus`]: [`Hookbus`], the system started in-process; [`server`]: the HTTP server.
+//!
+//! ## Embedding
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use actix_web::{web, App};
+//! use serde_json::json;
+//!
+//! let bus = hookbus::Hookbus::start(hookbus::Config::sqlite("app.db")).await?;
+//! let registry = bus.registry();
+//! let workspace = hookbus::WorkspaceId::DEFAULT;
+//! registry.send(hookbus::Publish::new(workspace, "artifact.completed", json!({"id": 1}))).await??;
+//! let routes = bus.admin_routes();
+//! let app = App::new().service(web::scope("/webhooks-admin").configure(routes));
+//! # Ok(()) }
+//! ```
+
 pub mod actors;
+pub mod bus;
 pub mod config;
 pub mod delivery;
 pub mod domain;
+pub mod error;
+pub mod http;
+pub mod server;
 pub mod store;
+
+pub use actors::registry::{
+    DeleteWebhook, GetWebhook, ListWebhooks, Publish, Published, Redeliver, RegisterWebhook,
+    Registry, RegistryError, RotateSecret, TestWebhook, UpdateWebhook,
+};
+pub use bus::{Hookbus, StartError};
+pub use config::Config;
+pub use domain::webhook::{WebhookInput, WebhookPatch};
+pub use domain::{WebhookId, WorkspaceId};
+pub use server::Application;

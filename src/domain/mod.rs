@@ -43,3 +43,10 @@ pub struct Page<T> {
     pub data: Vec<T>,
     pub next_cursor: Option<String>,
 }
+
+/// The current time at millisecond precision: what the database keeps, so a value
+/// reads back exactly as it was first shown.
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(chrono::Utc::now().timestamp_millis())
+        .unwrap_or_default()
+}

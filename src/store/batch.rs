@@ -45,7 +45,9 @@ impl Store {
             Pool::Sqlite(pool) => {
                 let mut conn = pool.get().await?;
                 let outcomes = conn
-                    .spawn_blocking(move |conn| conn.immediate_transaction(|conn| write_sqlite(conn, &ops)))
+                    .spawn_blocking(move |conn| {
+                        conn.immediate_transaction(|conn| write_sqlite(conn, &ops))
+                    })
                     .await?;
                 Ok(outcomes)
             }
@@ -53,7 +55,9 @@ impl Store {
                 use diesel_async::AsyncConnection;
                 let mut conn = pool.get().await?;
                 let outcomes = conn
-                    .transaction::<_, diesel::result::Error, _>(async |conn| write_postgres(conn, &ops).await)
+                    .transaction::<_, diesel::result::Error, _>(async |conn| {
+                        write_postgres(conn, &ops).await
+                    })
                     .await?;
                 Ok(outcomes)
             }
@@ -122,7 +126,9 @@ fn write_sqlite(conn: &mut SqliteConnection, ops: &[WriteOp]) -> QueryResult<Vec
         }
     }
     for chunk in delivery_rows(ops, &outcomes).chunks(ROWS_PER_INSERT) {
-        diesel::insert_into(deliveries::table).values(chunk).execute(conn)?;
+        diesel::insert_into(deliveries::table)
+            .values(chunk)
+            .execute(conn)?;
     }
     for write in attempt_writes(ops) {
         diesel::insert_into(attempts::table)
@@ -136,7 +142,10 @@ fn write_sqlite(conn: &mut SqliteConnection, ops: &[WriteOp]) -> QueryResult<Vec
     Ok(outcomes)
 }
 
-async fn write_postgres(conn: &mut diesel_async::AsyncPgConnection, ops: &[WriteOp]) -> QueryResult<Vec<WriteOutcome>> {
+async fn write_postgres(
+    conn: &mut diesel_async::AsyncPgConnection,
+    ops: &[WriteOp],
+) -> QueryResult<Vec<WriteOutcome>> {
     use diesel_async::RunQueryDsl;
     let mut outcomes = initial_outcomes(ops);
     for (i, row) in event_rows(ops) {
@@ -150,9 +159,14 @@ async fn write_postgres(conn: &mut diesel_async::AsyncPgConnection, ops: &[Write
         }
     }
     for chunk in delivery_rows(ops, &outcomes).chunks(ROWS_PER_INSERT) {
-        diesel::insert_into(deliveries::table).values(chunk).execute(conn).await?;
+        diesel::insert_into(deliveries::table)
+            .values(chunk)
+            .execute(conn)
+            .await?;
     }
-    let attempts: Vec<AttemptRow> = attempt_writes(ops).map(|w| AttemptRow::from(&w.attempt)).collect();
+    let attempts: Vec<AttemptRow> = attempt_writes(ops)
+        .map(|w| AttemptRow::from(&w.attempt))
+        .collect();
     for chunk in attempts.chunks(ROWS_PER_INSERT) {
         diesel::insert_into(attempts::table)
             .values(chunk)

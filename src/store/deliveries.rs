@@ -6,7 +6,10 @@ use diesel_async::RunQueryDsl;
 
 use super::records::{AttemptRow, DeliveryRow, EventRow};
 use super::schema::{attempts, deliveries, events};
-use super::{from_millis, page, to_millis, with_conn, AttemptRecord, DeliveryRecord, PendingDelivery, Store, StoreResult};
+use super::{
+    from_millis, page, to_millis, with_conn, AttemptRecord, DeliveryRecord, PendingDelivery, Store,
+    StoreResult,
+};
 use crate::domain::{DeliveryId, DeliveryStatus, WebhookId, WorkspaceId};
 
 /// `deliveries ⋈ events` on the event's key.
@@ -43,7 +46,10 @@ impl Store {
         limit: usize,
     ) -> StoreResult<(Vec<DeliveryRecord>, Option<String>)> {
         let (ws, hook) = (workspace_id.to_string(), webhook_id.to_string());
-        let (status, cursor) = (status.map(DeliveryStatus::as_str), cursor.map(|c| c.to_string()));
+        let (status, cursor) = (
+            status.map(DeliveryStatus::as_str),
+            cursor.map(|c| c.to_string()),
+        );
         let rows: Vec<DeliveryRow> = with_conn!(self, |conn| {
             let mut query = deliveries::table
                 .filter(deliveries::workspace_id.eq(&ws))
@@ -60,7 +66,10 @@ impl Store {
             }
             query.load(conn).await?
         });
-        let records = rows.into_iter().map(DeliveryRecord::try_from).collect::<StoreResult<Vec<_>>>()?;
+        let records = rows
+            .into_iter()
+            .map(DeliveryRecord::try_from)
+            .collect::<StoreResult<Vec<_>>>()?;
         Ok(page(records, limit, |d| d.id.to_string()))
     }
 
@@ -96,7 +105,10 @@ impl Store {
             return Ok(None);
         };
         let delivery = pending_from(vec![row])?.remove(0);
-        let attempts = attempt_rows.into_iter().map(AttemptRecord::try_from).collect::<StoreResult<_>>()?;
+        let attempts = attempt_rows
+            .into_iter()
+            .map(AttemptRecord::try_from)
+            .collect::<StoreResult<_>>()?;
         Ok(Some((delivery, attempts)))
     }
 
@@ -150,7 +162,10 @@ impl Store {
         if updated == 0 {
             return Ok(None);
         }
-        Ok(self.get_delivery(workspace_id, id).await?.map(|(pending, _)| pending))
+        Ok(self
+            .get_delivery(workspace_id, id)
+            .await?
+            .map(|(pending, _)| pending))
     }
 }
 

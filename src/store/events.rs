@@ -9,7 +9,11 @@ use super::{with_conn, EventRecord, Store, StoreResult};
 use crate::domain::{EventId, WorkspaceId};
 
 impl Store {
-    pub async fn find_event(&self, workspace_id: WorkspaceId, id: &EventId) -> StoreResult<Option<EventRecord>> {
+    pub async fn find_event(
+        &self,
+        workspace_id: WorkspaceId,
+        id: &EventId,
+    ) -> StoreResult<Option<EventRecord>> {
         let (workspace_id, id) = (workspace_id.to_string(), id.to_string());
         let row: Option<EventRow> = with_conn!(self, |conn| {
             events::table
@@ -20,5 +24,21 @@ impl Store {
                 .optional()?
         });
         row.map(EventRecord::try_from).transpose()
+    }
+}
+
+impl Store {
+    pub async fn workspace_exists(&self, id: WorkspaceId) -> StoreResult<bool> {
+        use super::schema::workspaces;
+        let id = id.to_string();
+        let found: Option<String> = with_conn!(self, |conn| {
+            workspaces::table
+                .find(&id)
+                .select(workspaces::id)
+                .first(conn)
+                .await
+                .optional()?
+        });
+        Ok(found.is_some())
     }
 }

@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use diesel::SqliteConnection;
 use diesel_async::pooled_connection::deadpool::{Object, Pool as DeadPool};
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
@@ -95,10 +97,15 @@ impl StoreError {
         use diesel::result::Error as E;
         match self {
             Self::Pool(_) | Self::Connect(_) => true,
-            Self::Query(E::DatabaseError(diesel::result::DatabaseErrorKind::ClosedConnection, _)) => true,
+            Self::Query(E::DatabaseError(
+                diesel::result::DatabaseErrorKind::ClosedConnection,
+                _,
+            )) => true,
             Self::Query(E::DatabaseError(diesel::result::DatabaseErrorKind::Unknown, info)) => {
                 let m = info.message();
-                m.contains("database is locked") || m.contains("connection") || m.contains("terminating")
+                m.contains("database is locked")
+                    || m.contains("connection")
+                    || m.contains("terminating")
             }
             _ => false,
         }
@@ -147,14 +154,17 @@ impl Store {
             DatabaseUrl::Postgres(raw) => {
                 let mut config = ManagerConfig::default();
                 config.recycling_method = RecyclingMethod::Fast;
-                let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(raw, config);
+                let manager =
+                    AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(raw, config);
                 Pool::Postgres(build_pool(manager, max_connections))
             }
             DatabaseUrl::SqliteMemory | DatabaseUrl::SqliteFile(_) => {
                 let (path, size) = match url {
                     // One connection: every `:memory:` connection is a database of its own.
                     DatabaseUrl::SqliteMemory => (":memory:".to_owned(), 1),
-                    DatabaseUrl::SqliteFile(path) => (path.to_string_lossy().into_owned(), max_connections),
+                    DatabaseUrl::SqliteFile(path) => {
+                        (path.to_string_lossy().into_owned(), max_connections)
+                    }
                     DatabaseUrl::Postgres(_) => unreachable!(),
                 };
                 let mut config = ManagerConfig::<SqliteConn>::default();
@@ -170,7 +180,8 @@ impl Store {
                     }
                     .boxed()
                 });
-                let manager = AsyncDieselConnectionManager::<SqliteConn>::new_with_config(path, config);
+                let manager =
+                    AsyncDieselConnectionManager::<SqliteConn>::new_with_config(path, config);
                 let pool = build_pool(manager, size);
                 if matches!(url, DatabaseUrl::SqliteMemory) {
                     // The in-memory database lives only as long as its one connection,
@@ -273,7 +284,11 @@ pub(crate) fn from_millis(ms: i64) -> DateTime<Utc> {
 }
 
 /// `limit + 1` rows were fetched; trims them and returns the cursor of the next page.
-pub(crate) fn page<T>(mut rows: Vec<T>, limit: usize, id_of: impl Fn(&T) -> String) -> (Vec<T>, Option<String>) {
+pub(crate) fn page<T>(
+    mut rows: Vec<T>,
+    limit: usize,
+    id_of: impl Fn(&T) -> String,
+) -> (Vec<T>, Option<String>) {
     if rows.len() > limit {
         rows.truncate(limit);
         let cursor = rows.last().map(id_of);

@@ -44,7 +44,10 @@ impl From<&Webhook> for WebhookRow {
             url: w.url.to_string(),
             events: serde_json::to_string(&patterns).expect("strings serialize"),
             secret: w.secret.expose().to_owned(),
-            previous_secret: w.previous_secret.as_ref().map(|p| p.secret.expose().to_owned()),
+            previous_secret: w
+                .previous_secret
+                .as_ref()
+                .map(|p| p.secret.expose().to_owned()),
             previous_secret_until: w.previous_secret.as_ref().map(|p| to_millis(p.valid_until)),
             enabled: w.enabled,
             disabled_reason: w.disabled_reason.map(|r| r.as_str().to_owned()),
@@ -64,13 +67,15 @@ impl TryFrom<WebhookRow> for Webhook {
     type Error = StoreError;
     fn try_from(r: WebhookRow) -> Result<Self, StoreError> {
         let corrupt = |what: &str| StoreError::Corrupt(format!("webhook {}: {what}", r.id));
-        let patterns: Vec<String> = serde_json::from_str(&r.events).map_err(|_| corrupt("events"))?;
+        let patterns: Vec<String> =
+            serde_json::from_str(&r.events).map_err(|_| corrupt("events"))?;
         let events = patterns
             .iter()
             .map(|p| EventPattern::parse("events", p))
             .collect::<Result<_, _>>()
             .map_err(|_| corrupt("events"))?;
-        let headers: BTreeMap<String, String> = serde_json::from_str(&r.headers).map_err(|_| corrupt("headers"))?;
+        let headers: BTreeMap<String, String> =
+            serde_json::from_str(&r.headers).map_err(|_| corrupt("headers"))?;
         let previous_secret = match (r.previous_secret, r.previous_secret_until) {
             (Some(secret), Some(until)) => Some(PreviousSecret {
                 secret: WebhookSecret::from_stored(secret),
@@ -134,7 +139,11 @@ impl Store {
     }
 
     /// Deletes a webhook and cancels its pending deliveries; returns how many were cancelled.
-    pub async fn delete_webhook(&self, id: WebhookId, now: chrono::DateTime<chrono::Utc>) -> StoreResult<usize> {
+    pub async fn delete_webhook(
+        &self,
+        id: WebhookId,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<usize> {
         let id = id.to_string();
         let now = to_millis(now);
         let cancelled = with_conn!(self, |conn| {
@@ -151,7 +160,9 @@ impl Store {
                 ))
                 .execute(conn)
                 .await?;
-                diesel::delete(webhooks::table.find(&id)).execute(conn).await?;
+                diesel::delete(webhooks::table.find(&id))
+                    .execute(conn)
+                    .await?;
                 Ok(cancelled)
             })
             .await?

@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 
 pub use messages::{DeliveryEnqueued, DrainEndpoint, StopEndpoint, WebhookChanged};
 
-use super::persistence::{Persistence, PersistWrite};
+use super::persistence::{PersistWrite, Persistence};
 use super::registry::DisableWebhook;
 use crate::delivery::{send_attempt, AttemptRequest};
 use crate::domain::delivery::{next_step, NextStep};
@@ -105,9 +105,15 @@ impl EndpointActor {
         let wait = pending
             .delivery
             .next_attempt_at
-            .and_then(|at| (at - Utc::now()).to_std().ok())
+            .and_then(|at| (at - crate::domain::now()).to_std().ok())
             .unwrap_or_default();
-        self.held.insert(id, Held { pending, body: Bytes::from(body) });
+        self.held.insert(
+            id,
+            Held {
+                pending,
+                body: Bytes::from(body),
+            },
+        );
         if wait.is_zero() {
             self.ready.insert(id);
         } else {
@@ -134,21 +140,25 @@ impl EndpointActor {
         // At 1, order is strict: a delivery waiting for its retry holds back later ones.
         let strict_fifo = limit == 1;
         while self.in_flight.len() < limit && !(strict_fifo && !self.waiting.is_empty()) {
-            let Some(id) = self.ready.pop_first() else { break };
+            let Some(id) = self.ready.pop_first() else {
+                break;
+            };
             self.start_attempt(id, ctx);
         }
         self.page_in(ctx);
     }
 
     fn start_attempt(&mut self, id: DeliveryId, ctx: &mut Context<Self>) {
-        let Some(held) = self.held.get(&id) else { return };
+        let Some(held) = self.held.get(&id) else {
+            return;
+        };
         self.in_flight.insert(id);
         let attempt = held.pending.delivery.attempt_count + 1;
         let webhook = self.webhook.clone();
         let client = self.deps.client.clone();
         let body = held.body.clone();
         let event = held.pending.delivery.event.clone();
-        let started_at = Utc::now();
+        let started_at = crate::domain::now();
         log::debug!("webhook {} delivery {id}: attempt {attempt}", webhook.id);
         let send = async move {
             let request = AttemptRequest {
@@ -157,7 +167,7 @@ impl EndpointActor {
                 event: &event,
                 attempt,
                 body,
-                secrets: webhook.signing_secrets(Utc::now()),
+                secrets: webhook.signing_secrets(crate::domain::now()),
                 headers: &webhook.headers,
                 timeout: webhook.settings.timeout(),
             };
@@ -179,16 +189,21 @@ impl EndpointActor {
         self.in_flight.remove(&id);
         let policy = self.webhook.settings.retry_policy(self.deps.backoff_max);
         let step = next_step(&policy, attempt, &outcome, fastrand::f64());
-        let now = Utc::now();
+        let now = crate::domain::now();
         if let Some(error) = &outcome.error_message {
-            log::warn!("webhook {} delivery {id}: attempt {attempt} failed: {error}", self.webhook.id);
+            log::warn!(
+                "webhook {} delivery {id}: attempt {attempt} failed: {error}",
+                self.webhook.id
+            );
         }
         let (status, next_attempt_at) = match step {
             NextStep::Succeeded => (DeliveryStatus::Succeeded, None),
             NextStep::Failed | NextStep::Gone => (DeliveryStatus::Failed, None),
             NextStep::RetryIn(wait) => (DeliveryStatus::Pending, Some(now + wait)),
         };
-        let Some(held) = self.held.get_mut(&id) else { return };
+        let Some(held) = self.held.get_mut(&id) else {
+            return;
+        };
         let delivery = &mut held.pending.delivery;
         delivery.attempt_count = attempt;
         delivery.next_attempt_at = next_attempt_at;
@@ -217,7 +232,9 @@ impl EndpointActor {
         };
         // Fire and forget: the writer retries until the record is committed, and until
         // then the delivery is still pending in the database (at-least-once).
-        self.deps.persistence.do_send(PersistWrite { op: WriteOp::Attempt(write) });
+        self.deps.persistence.do_send(PersistWrite {
+            op: WriteOp::Attempt(write),
+        });
         match step {
             NextStep::RetryIn(wait) => self.schedule_retry(id, wait, ctx),
             _ => {
@@ -262,7 +279,9 @@ impl EndpointActor {
                             act.dispatch(ctx);
                         }
                         Err(error) => {
-                            log::error!("webhook {webhook_id}: could not load pending deliveries: {error}");
+                            log::error!(
+                                "webhook {webhook_id}: could not load pending deliveries: {error}"
+                            );
                             ctx.run_later(PAGE_RETRY_DELAY, |act, ctx| act.dispatch(ctx));
                         }
                     }

@@ -12,25 +12,28 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use chrono::Utc;
 use ring::digest;
 
 pub use messages::{
-    DeleteWebhook, DisableWebhook, DrainDeliveries, GetWebhook, ListWebhooks, Publish, Published, Redeliver,
-    RegisterWebhook, RotateSecret, RotatedSecret, TestResult, TestWebhook, UpdateWebhook,
+    DeleteWebhook, DisableWebhook, DrainDeliveries, GetWebhook, ListWebhooks, Publish, Published,
+    Redeliver, RegisterWebhook, RotateSecret, RotatedSecret, TestResult, TestWebhook,
+    UpdateWebhook,
 };
 
-use super::endpoint::{DeliveryEnqueued, DrainEndpoint, EndpointActor, EndpointDeps, StopEndpoint, WebhookChanged};
+use super::endpoint::{
+    DeliveryEnqueued, DrainEndpoint, EndpointActor, EndpointDeps, StopEndpoint, WebhookChanged,
+};
 use super::persistence::{PersistWrite, Persistence};
 use crate::delivery::{send_attempt, AttemptRequest};
 use crate::domain::url::UrlPolicy;
 use crate::domain::webhook::{DisabledReason, Webhook};
 use crate::domain::{
-    DeliveryStatus, EventId, EventType, Page, ValidationError, WebhookId, WebhookSecret, WorkspaceId,
+    DeliveryStatus, EventId, EventType, Page, ValidationError, WebhookId, WebhookSecret,
+    WorkspaceId,
 };
 use crate::store::{
-    AttemptRecord, AttemptWrite, DeliveryRecord, DeliveryUpdate, EventRecord, PublishWrite, Store, StoreError,
-    WriteOp, WriteOutcome,
+    AttemptRecord, AttemptWrite, DeliveryRecord, DeliveryUpdate, EventRecord, PublishWrite, Store,
+    StoreError, WriteOp, WriteOutcome,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -79,7 +82,12 @@ pub struct Registry {
 
 impl Registry {
     /// A registry over the webhooks already loaded from `store`.
-    pub fn new(store: Store, persistence: Addr<Persistence>, settings: RegistrySettings, webhooks: Vec<Webhook>) -> Self {
+    pub fn new(
+        store: Store,
+        persistence: Addr<Persistence>,
+        settings: RegistrySettings,
+        webhooks: Vec<Webhook>,
+    ) -> Self {
         let mut registry = Self {
             store,
             persistence,
@@ -96,7 +104,10 @@ impl Registry {
     }
 
     fn remember(&mut self, webhook: Arc<Webhook>) {
-        self.by_workspace.entry(webhook.workspace_id).or_default().insert(webhook.id);
+        self.by_workspace
+            .entry(webhook.workspace_id)
+            .or_default()
+            .insert(webhook.id);
         self.webhooks.insert(webhook.id, webhook);
     }
 
@@ -109,7 +120,11 @@ impl Registry {
         self.stop_endpoint(id);
     }
 
-    fn find(&self, workspace_id: WorkspaceId, id: WebhookId) -> Result<Arc<Webhook>, RegistryError> {
+    fn find(
+        &self,
+        workspace_id: WorkspaceId,
+        id: WebhookId,
+    ) -> Result<Arc<Webhook>, RegistryError> {
         self.webhooks
             .get(&id)
             .filter(|w| w.workspace_id == workspace_id)
@@ -120,7 +135,9 @@ impl Registry {
     /// Starts or stops the webhook's endpoint actor to match its enabled flag.
     fn sync_endpoint(&mut self, webhook: &Arc<Webhook>, ctx: &mut Context<Self>) {
         match (webhook.enabled, self.endpoints.get(&webhook.id)) {
-            (true, Some(endpoint)) => endpoint.do_send(WebhookChanged { webhook: webhook.clone() }),
+            (true, Some(endpoint)) => endpoint.do_send(WebhookChanged {
+                webhook: webhook.clone(),
+            }),
             (true, None) => {
                 let deps = EndpointDeps {
                     store: self.store.clone(),
@@ -145,7 +162,11 @@ impl Registry {
 
     /// Persists a changed webhook, then applies it in memory; fails pending deliveries
     /// when it went from enabled to disabled.
-    fn commit_change(&mut self, before: Arc<Webhook>, after: Webhook) -> ResponseActFuture<Self, Result<Arc<Webhook>, RegistryError>> {
+    fn commit_change(
+        &mut self,
+        before: Arc<Webhook>,
+        after: Webhook,
+    ) -> ResponseActFuture<Self, Result<Arc<Webhook>, RegistryError>> {
         let store = self.store.clone();
         let after = Arc::new(after);
         let written = after.clone();
@@ -153,9 +174,15 @@ impl Registry {
             async move {
                 store.update_webhook(&written).await?;
                 if before.enabled && !written.enabled {
-                    let reason = written.disabled_reason.map_or("manual", DisabledReason::as_str);
+                    let reason = written
+                        .disabled_reason
+                        .map_or("manual", DisabledReason::as_str);
                     store
-                        .fail_pending_deliveries(written.id, &format!("webhook disabled ({reason})"), Utc::now())
+                        .fail_pending_deliveries(
+                            written.id,
+                            &format!("webhook disabled ({reason})"),
+                            crate::domain::now(),
+                        )
                         .await?;
                 }
                 Ok::<_, RegistryError>(())
@@ -175,11 +202,20 @@ impl Actor for Registry {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let enabled: Vec<_> = self.webhooks.values().filter(|w| w.enabled).cloned().collect();
+        let enabled: Vec<_> = self
+            .webhooks
+            .values()
+            .filter(|w| w.enabled)
+            .cloned()
+            .collect();
         for webhook in enabled {
             self.sync_endpoint(&webhook, ctx);
         }
-        log::info!("registry started with {} webhooks ({} enabled)", self.webhooks.len(), self.endpoints.len());
+        log::info!(
+            "registry started with {} webhooks ({} enabled)",
+            self.webhooks.len(),
+            self.endpoints.len()
+        );
     }
 }
 
@@ -187,7 +223,12 @@ impl Handler<RegisterWebhook> for Registry {
     type Result = AtomicResponse<Self, Result<Arc<Webhook>, RegistryError>>;
 
     fn handle(&mut self, msg: RegisterWebhook, _: &mut Context<Self>) -> Self::Result {
-        let webhook = match Webhook::create(msg.workspace_id, msg.input, self.settings.url_policy, Utc::now()) {
+        let webhook = match Webhook::create(
+            msg.workspace_id,
+            msg.input,
+            self.settings.url_policy,
+            crate::domain::now(),
+        ) {
             Ok(webhook) => Arc::new(webhook),
             Err(invalid) => return AtomicResponse::new(Box::pin(fut::ready(Err(invalid.into())))),
         };
@@ -210,10 +251,13 @@ impl Handler<UpdateWebhook> for Registry {
     type Result = AtomicResponse<Self, Result<Arc<Webhook>, RegistryError>>;
 
     fn handle(&mut self, msg: UpdateWebhook, _: &mut Context<Self>) -> Self::Result {
-        let patched = self.find(msg.workspace_id, msg.webhook_id).and_then(|before| {
-            let after = before.patched(msg.patch, self.settings.url_policy, Utc::now())?;
-            Ok((before, after))
-        });
+        let patched = self
+            .find(msg.workspace_id, msg.webhook_id)
+            .and_then(|before| {
+                let after =
+                    before.patched(msg.patch, self.settings.url_policy, crate::domain::now())?;
+                Ok((before, after))
+            });
         match patched {
             Ok((before, after)) => AtomicResponse::new(self.commit_change(before, after)),
             Err(e) => AtomicResponse::new(Box::pin(fut::ready(Err(e)))),
@@ -225,17 +269,28 @@ impl Handler<DisableWebhook> for Registry {
     type Result = AtomicResponse<Self, ()>;
 
     fn handle(&mut self, msg: DisableWebhook, _: &mut Context<Self>) -> Self::Result {
-        let Some(before) = self.webhooks.get(&msg.webhook_id).filter(|w| w.enabled).cloned() else {
+        let Some(before) = self
+            .webhooks
+            .get(&msg.webhook_id)
+            .filter(|w| w.enabled)
+            .cloned()
+        else {
             return AtomicResponse::new(Box::pin(fut::ready(())));
         };
-        log::warn!("webhook {} disabled: {}", msg.webhook_id, msg.reason.as_str());
+        log::warn!(
+            "webhook {} disabled: {}",
+            msg.webhook_id,
+            msg.reason.as_str()
+        );
         let mut after = (*before).clone();
-        after.disable(msg.reason, Utc::now());
-        AtomicResponse::new(Box::pin(self.commit_change(before, after).map(move |result, _, _| {
-            if let Err(error) = result {
-                log::error!("could not disable webhook {}: {error}", msg.webhook_id);
-            }
-        })))
+        after.disable(msg.reason, crate::domain::now());
+        AtomicResponse::new(Box::pin(self.commit_change(before, after).map(
+            move |result, _, _| {
+                if let Err(error) = result {
+                    log::error!("could not disable webhook {}: {error}", msg.webhook_id);
+                }
+            },
+        )))
     }
 }
 
@@ -250,21 +305,25 @@ impl Handler<DeleteWebhook> for Registry {
         self.stop_endpoint(msg.webhook_id);
         let store = self.store.clone();
         AtomicResponse::new(Box::pin(
-            async move { store.delete_webhook(msg.webhook_id, Utc::now()).await }
-                .into_actor(self)
-                .map(move |result, act, ctx| match result {
-                    Ok(_) => {
-                        act.forget(msg.webhook_id);
-                        Ok(())
+            async move {
+                store
+                    .delete_webhook(msg.webhook_id, crate::domain::now())
+                    .await
+            }
+            .into_actor(self)
+            .map(move |result, act, ctx| match result {
+                Ok(_) => {
+                    act.forget(msg.webhook_id);
+                    Ok(())
+                }
+                Err(e) => {
+                    // Not deleted: put its endpoint back.
+                    if let Some(webhook) = act.webhooks.get(&msg.webhook_id).cloned() {
+                        act.sync_endpoint(&webhook, ctx);
                     }
-                    Err(e) => {
-                        // Not deleted: put its endpoint back.
-                        if let Some(webhook) = act.webhooks.get(&msg.webhook_id).cloned() {
-                            act.sync_endpoint(&webhook, ctx);
-                        }
-                        Err(e.into())
-                    }
-                }),
+                    Err(e.into())
+                }
+            }),
         ))
     }
 }
@@ -282,7 +341,10 @@ impl Handler<ListWebhooks> for Registry {
 
     fn handle(&mut self, msg: ListWebhooks, _: &mut Context<Self>) -> Self::Result {
         let Some(ids) = self.by_workspace.get(&msg.workspace_id) else {
-            return Ok(Page { data: vec![], next_cursor: None });
+            return Ok(Page {
+                data: vec![],
+                next_cursor: None,
+            });
         };
         let newer_than_cursor = |id: &&WebhookId| msg.cursor.is_none_or(|cursor| **id < cursor);
         let mut data: Vec<_> = ids
@@ -304,20 +366,29 @@ impl Handler<RotateSecret> for Registry {
     type Result = AtomicResponse<Self, Result<RotatedSecret, RegistryError>>;
 
     fn handle(&mut self, msg: RotateSecret, _: &mut Context<Self>) -> Self::Result {
-        let rotated = self.find(msg.workspace_id, msg.webhook_id).and_then(|before| {
-            let secret = match msg.secret {
-                Some(raw) => WebhookSecret::parse("secret", &raw)?,
-                None => WebhookSecret::generate(),
-            };
-            let mut after = (*before).clone();
-            let valid_until = after.rotate_secret(secret, self.settings.rotation_overlap, Utc::now());
-            Ok((before, after, valid_until))
-        });
+        let rotated = self
+            .find(msg.workspace_id, msg.webhook_id)
+            .and_then(|before| {
+                let secret = match msg.secret {
+                    Some(raw) => WebhookSecret::parse("secret", &raw)?,
+                    None => WebhookSecret::generate(),
+                };
+                let mut after = (*before).clone();
+                let valid_until = after.rotate_secret(
+                    secret,
+                    self.settings.rotation_overlap,
+                    crate::domain::now(),
+                );
+                Ok((before, after, valid_until))
+            });
         match rotated {
             Ok((before, after, previous_valid_until)) => AtomicResponse::new(Box::pin(
                 self.commit_change(before, after).map(move |result, _, _| {
                     let webhook = result?;
-                    Ok(RotatedSecret { secret: webhook.secret.expose().to_owned(), previous_valid_until })
+                    Ok(RotatedSecret {
+                        secret: webhook.secret.expose().to_owned(),
+                        previous_valid_until,
+                    })
                 }),
             )),
             Err(e) => AtomicResponse::new(Box::pin(fut::ready(Err(e)))),
@@ -343,7 +414,11 @@ impl Handler<Publish> for Registry {
             if !msg.data.is_object() {
                 return Err(ValidationError::new("data", "must be a JSON object"));
             }
-            let id = msg.id.as_deref().map(|raw| EventId::parse("id", raw)).transpose()?;
+            let id = msg
+                .id
+                .as_deref()
+                .map(|raw| EventId::parse("id", raw))
+                .transpose()?;
             Ok((event, id))
         })();
         let (event, id) = match parsed {
@@ -367,17 +442,24 @@ impl Handler<Publish> for Registry {
             event,
             data_json,
             matched_webhooks: matched.len() as u32,
-            created_at: Utc::now(),
+            created_at: crate::domain::now(),
         };
-        let deliveries: Vec<DeliveryRecord> =
-            matched.iter().map(|webhook_id| DeliveryRecord::new_pending(&record, *webhook_id)).collect();
-        let write = PublishWrite { event: record.clone(), deliveries };
+        let deliveries: Vec<DeliveryRecord> = matched
+            .iter()
+            .map(|webhook_id| DeliveryRecord::new_pending(&record, *webhook_id))
+            .collect();
+        let write = PublishWrite {
+            event: record.clone(),
+            deliveries,
+        };
         let persistence = self.persistence.clone();
         let store = self.store.clone();
         Box::pin(
             async move {
                 let outcome = persistence
-                    .send(PersistWrite { op: WriteOp::Publish(write.clone()) })
+                    .send(PersistWrite {
+                        op: WriteOp::Publish(write.clone()),
+                    })
                     .await
                     .map_err(|_| StoreError::Corrupt("the writer stopped".into()))??;
                 if outcome == WriteOutcome::Published {
@@ -391,7 +473,13 @@ impl Handler<Publish> for Registry {
                 if original.body_hash != record.body_hash {
                     return Err(RegistryError::Conflict(record.id.to_string()));
                 }
-                Ok((PublishWrite { event: original, deliveries: vec![] }, false))
+                Ok((
+                    PublishWrite {
+                        event: original,
+                        deliveries: vec![],
+                    },
+                    false,
+                ))
             }
             .into_actor(self)
             .map(|result, act, _| {
@@ -434,7 +522,7 @@ impl Handler<TestWebhook> for Registry {
             event,
             data_json: "{}".to_owned(),
             matched_webhooks: 1,
-            created_at: Utc::now(),
+            created_at: crate::domain::now(),
         };
         let delivery = DeliveryRecord::new_pending(&record, webhook.id);
         let persistence = self.persistence.clone();
@@ -451,9 +539,12 @@ impl Handler<TestWebhook> for Registry {
                     data_json: &record.data_json,
                 }
                 .to_body();
-                let publish = WriteOp::Publish(PublishWrite { event: record.clone(), deliveries: vec![delivery] });
+                let publish = WriteOp::Publish(PublishWrite {
+                    event: record.clone(),
+                    deliveries: vec![delivery],
+                });
                 persist(&persistence, publish).await?;
-                let started_at = Utc::now();
+                let started_at = crate::domain::now();
                 let request = AttemptRequest {
                     url: webhook.url.as_str(),
                     delivery_id,
@@ -466,7 +557,11 @@ impl Handler<TestWebhook> for Registry {
                 };
                 let outcome = send_attempt(&client, request).await;
                 let succeeded = outcome.succeeded();
-                let status = if succeeded { DeliveryStatus::Succeeded } else { DeliveryStatus::Failed };
+                let status = if succeeded {
+                    DeliveryStatus::Succeeded
+                } else {
+                    DeliveryStatus::Failed
+                };
                 let duration_ms = outcome.duration.as_millis() as u64;
                 let record = WriteOp::Attempt(AttemptWrite {
                     attempt: AttemptRecord {
@@ -488,7 +583,7 @@ impl Handler<TestWebhook> for Registry {
                         error_message: outcome.error_message.clone(),
                         response_body: outcome.response_body,
                         duration_ms: Some(duration_ms),
-                        completed_at: Some(Utc::now()),
+                        completed_at: Some(crate::domain::now()),
                     },
                 });
                 persist(&persistence, record).await?;
@@ -505,7 +600,10 @@ impl Handler<TestWebhook> for Registry {
     }
 }
 
-async fn persist(persistence: &Addr<Persistence>, op: WriteOp) -> Result<WriteOutcome, RegistryError> {
+async fn persist(
+    persistence: &Addr<Persistence>,
+    op: WriteOp,
+) -> Result<WriteOutcome, RegistryError> {
     let outcome = persistence
         .send(PersistWrite { op })
         .await
@@ -520,7 +618,10 @@ impl Handler<Redeliver> for Registry {
         let store = self.store.clone();
         Box::pin(
             async move {
-                let Some((pending, _)) = store.get_delivery(msg.workspace_id, msg.delivery_id).await? else {
+                let Some((pending, _)) = store
+                    .get_delivery(msg.workspace_id, msg.delivery_id)
+                    .await?
+                else {
                     return Err(RegistryError::NotFound("delivery"));
                 };
                 Ok(pending)
@@ -529,10 +630,14 @@ impl Handler<Redeliver> for Registry {
             .then(move |found, act, _| {
                 let checked = found.and_then(|pending| {
                     match act.webhooks.get(&pending.delivery.webhook_id) {
-                        None => Err(ValidationError::new("delivery", "its webhook was deleted").into()),
-                        Some(w) if !w.enabled => {
-                            Err(ValidationError::new("delivery", "its webhook is disabled; enable it first").into())
+                        None => {
+                            Err(ValidationError::new("delivery", "its webhook was deleted").into())
                         }
+                        Some(w) if !w.enabled => Err(ValidationError::new(
+                            "delivery",
+                            "its webhook is disabled; enable it first",
+                        )
+                        .into()),
                         Some(_) => Ok(()),
                     }
                 });
@@ -540,7 +645,7 @@ impl Handler<Redeliver> for Registry {
                 async move {
                     checked?;
                     store
-                        .requeue_delivery(msg.workspace_id, msg.delivery_id, Utc::now())
+                        .requeue_delivery(msg.workspace_id, msg.delivery_id, crate::domain::now())
                         .await?
                         .ok_or(RegistryError::NotFound("delivery"))
                 }
@@ -562,10 +667,20 @@ impl Handler<DrainDeliveries> for Registry {
     type Result = ResponseFuture<()>;
 
     fn handle(&mut self, msg: DrainDeliveries, _: &mut Context<Self>) -> Self::Result {
-        let drains: Vec<_> = self.endpoints.values().map(|e| e.send(DrainEndpoint)).collect();
+        let drains: Vec<_> = self
+            .endpoints
+            .values()
+            .map(|e| e.send(DrainEndpoint))
+            .collect();
         Box::pin(async move {
-            if actix_rt::time::timeout(msg.timeout, futures_util::future::join_all(drains)).await.is_err() {
-                log::warn!("shutdown: attempts still in flight after {:?}; they will be retried", msg.timeout);
+            if actix_rt::time::timeout(msg.timeout, futures_util::future::join_all(drains))
+                .await
+                .is_err()
+            {
+                log::warn!(
+                    "shutdown: attempts still in flight after {:?}; they will be retried",
+                    msg.timeout
+                );
             }
         })
     }

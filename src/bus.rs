@@ -1,0 +1,109 @@
+//! [`Hookbus`]: the whole system started in-process, for the server and for embedding apps.
+
+use std::sync::Arc;
+
+use actix::{Actor, Addr};
+use actix_web::web;
+
+use crate::actors::persistence::{FlushWrites, Persistence};
+use crate::actors::registry::{DrainDeliveries, Registry, RegistrySettings};
+use crate::config::{Config, ConfigError};
+use crate::domain::url::UrlPolicy;
+use crate::http::auth::AdminToken;
+use crate::http::body::BodyLimit;
+use crate::http::{self, ApiState};
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("could not open the database")]
+    Store(#[from] StoreError),
+    #[error("could not read or create the admin token")]
+    AdminToken(#[source] std::io::Error),
+    #[error("could not bind the HTTP listener")]
+    Bind(#[source] std::io::Error),
+}
+
+/// A running hookbus: its actors, its store and its admin routes. Must be started
+/// inside an actix `System` (the actors live on the current arbiter).
+pub struct Hookbus {
+    config: Arc<Config>,
+    store: Store,
+    registry: Addr<Registry>,
+    persistence: Addr<Persistence>,
+    admin_token: AdminToken,
+}
+
+impl Hookbus {
+    /// Opens the database (running migrations), loads the webhooks and starts the actors.
+    pub async fn start(config: Config) -> Result<Self, StartError> {
+        config.validate()?;
+        if config.dev {
+            log::warn!("dev mode: http:// and private/loopback targets are allowed; never use --dev in production");
+        }
+        let store = Store::open(&config.database(), config.db_max_connections).await?;
+        let webhooks = store.load_webhooks().await?;
+        let admin_token = AdminToken::resolve(config.admin_token.as_deref(), &config.data_dir)
+            .map_err(StartError::AdminToken)?;
+        let persistence = Persistence::new(store.clone(), config.max_batch_writes).start();
+        let settings = RegistrySettings {
+            url_policy: UrlPolicy {
+                allow_http: config.allows_http(),
+            },
+            backoff_max: config.backoff_max(),
+            pending_window: config.pending_window,
+            rotation_overlap: std::time::Duration::from_secs(config.secret_rotation_overlap_s),
+        };
+        let registry =
+            Registry::new(store.clone(), persistence.clone(), settings, webhooks).start();
+        Ok(Self {
+            config: Arc::new(config),
+            store,
+            registry,
+            persistence,
+            admin_token,
+        })
+    }
+
+    /// The registry: send it `Publish`, `RegisterWebhook`, … (SPEC §7).
+    pub fn registry(&self) -> Addr<Registry> {
+        self.registry.clone()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// `/health` and the `/api/v1` routes, to mount in any actix-web `App` or scope.
+    pub fn admin_routes(&self) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
+        let state = web::Data::new(ApiState {
+            registry: self.registry.clone(),
+            store: self.store.clone(),
+            admin_token: self.admin_token.clone(),
+        });
+        http::configure(state, BodyLimit(self.config.max_payload_bytes))
+    }
+
+    /// Stops starting attempts, waits for those in flight (at most `shutdown_timeout_ms`),
+    /// and commits every queued record. Pending deliveries stay pending for the next start.
+    pub async fn shutdown(&self) {
+        let timeout = self.config.shutdown_timeout();
+        if self
+            .registry
+            .send(DrainDeliveries { timeout })
+            .await
+            .is_err()
+        {
+            log::warn!("shutdown: the registry had already stopped");
+        }
+        if self.persistence.send(FlushWrites).await.is_err() {
+            log::warn!("shutdown: the writer had already stopped");
+        }
+    }
+}

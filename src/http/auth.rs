@@ -1,0 +1,152 @@
+//! Bearer-token authentication: the admin token, compared in constant time.
+//! (Workspace API keys arrive with the workspaces issue.)
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use actix_web::dev::Payload;
+use actix_web::http::header::AUTHORIZATION;
+use actix_web::{web, FromRequest, HttpRequest};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use futures_util::future::LocalBoxFuture;
+use ring::digest;
+use ring::rand::{SecureRandom, SystemRandom};
+use subtle::ConstantTimeEq;
+
+use super::ApiState;
+use crate::domain::WorkspaceId;
+use crate::error::ApiError;
+
+/// The admin token, kept only as its SHA-256 so comparisons do not leak its length.
+#[derive(Clone)]
+pub struct AdminToken {
+    digest: Arc<[u8]>,
+}
+
+impl AdminToken {
+    pub fn new(token: &str) -> Self {
+        Self {
+            digest: sha256(token.as_bytes()).into(),
+        }
+    }
+
+    pub fn matches(&self, presented: &str) -> bool {
+        sha256(presented.as_bytes()).ct_eq(&self.digest).into()
+    }
+
+    /// The configured token, or the one in `<data_dir>/admin.token`, generated (mode 0600)
+    /// on first start. Only the file's path is logged, never the token.
+    pub fn resolve(configured: Option<&str>, data_dir: &Path) -> std::io::Result<Self> {
+        if let Some(token) = configured {
+            return Ok(Self::new(token));
+        }
+        let path = data_dir.join("admin.token");
+        if let Ok(existing) = std::fs::read_to_string(&path) {
+            let token = existing.trim();
+            if !token.is_empty() {
+                log::info!("admin token read from {}", path.display());
+                return Ok(Self::new(token));
+            }
+        }
+        std::fs::create_dir_all(data_dir)?;
+        let mut bytes = [0u8; 32];
+        SystemRandom::new()
+            .fill(&mut bytes)
+            .map_err(|_| std::io::Error::other("the system random number generator failed"))?;
+        let token = format!("hba_{}", URL_SAFE_NO_PAD.encode(bytes));
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&path)?;
+        writeln!(file, "{token}")?;
+        log::info!("generated an admin token into {}", path.display());
+        Ok(Self::new(&token))
+    }
+}
+
+fn sha256(bytes: &[u8]) -> Vec<u8> {
+    digest::digest(&digest::SHA256, bytes).as_ref().to_vec()
+}
+
+/// Who is calling, and which workspace the request acts on.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller {
+    pub workspace_id: WorkspaceId,
+}
+
+#[derive(serde::Deserialize)]
+struct WorkspaceQuery {
+    workspace_id: Option<String>,
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<ApiState>>().cloned();
+        let presented = req
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|t| t.trim().to_owned());
+        let requested = web::Query::<WorkspaceQuery>::from_query(req.query_string())
+            .ok()
+            .and_then(|q| q.into_inner().workspace_id);
+        Box::pin(async move {
+            let state = state.ok_or(ApiError::Unauthorized)?;
+            let presented = presented.ok_or(ApiError::Unauthorized)?;
+            if !state.admin_token.matches(&presented) {
+                return Err(ApiError::Unauthorized);
+            }
+            let workspace_id = match requested.as_deref() {
+                None | Some("default") => WorkspaceId::DEFAULT,
+                Some(raw) => {
+                    let id: WorkspaceId =
+                        raw.parse().map_err(|_| ApiError::NotFound("workspace"))?;
+                    if !state.store.workspace_exists(id).await? {
+                        return Err(ApiError::NotFound("workspace"));
+                    }
+                    id
+                }
+            };
+            Ok(Caller { workspace_id })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_match_only_themselves() {
+        let token = AdminToken::new("the-admin-token-123");
+        assert!(token.matches("the-admin-token-123"));
+        assert!(!token.matches("the-admin-token-12"));
+        assert!(!token.matches(""));
+    }
+
+    #[test]
+    fn a_generated_token_is_kept_in_a_private_file_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = AdminToken::resolve(None, dir.path()).unwrap();
+        let path = dir.path().join("admin.token");
+        let written = std::fs::read_to_string(&path).unwrap();
+        assert!(first.matches(written.trim()));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
+        let second = AdminToken::resolve(None, dir.path()).unwrap();
+        assert!(second.matches(written.trim()));
+    }
+}

@@ -1,0 +1,39 @@
+//! `POST /api/v1/events`
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+
+use super::auth::Caller;
+use super::body::JsonBody;
+use super::ApiState;
+use crate::actors::registry::Publish;
+use crate::domain::ValidationError;
+use crate::error::ApiError;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishBody {
+    event: Option<String>,
+    data: Option<serde_json::Value>,
+    id: Option<String>,
+}
+
+pub async fn publish(
+    state: web::Data<ApiState>,
+    caller: Caller,
+    body: JsonBody<PublishBody>,
+) -> Result<HttpResponse, ApiError> {
+    let PublishBody { event, data, id } = body.0;
+    let event = event.ok_or_else(|| ValidationError::new("event", "is required"))?;
+    let data = data.ok_or_else(|| ValidationError::new("data", "is required (a JSON object)"))?;
+    let published = state
+        .registry
+        .send(Publish {
+            workspace_id: caller.workspace_id,
+            event,
+            data,
+            id,
+        })
+        .await??;
+    Ok(HttpResponse::Accepted().json(published))
+}

@@ -1,0 +1,122 @@
+//! The admin HTTP API (SPEC §3). Handlers parse, authenticate, send one registry message
+//! or one store query, and shape the JSON; the rules live in `domain` and the actors.
+
+pub mod auth;
+pub mod body;
+mod deliveries;
+mod events;
+mod health;
+mod webhooks;
+
+use std::str::FromStr;
+
+use actix::Addr;
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+
+use crate::actors::registry::Registry;
+use crate::error::ApiError;
+use crate::store::Store;
+use auth::AdminToken;
+use body::BodyLimit;
+
+/// What every handler can reach.
+pub struct ApiState {
+    pub registry: Addr<Registry>,
+    pub store: Store,
+    pub admin_token: AdminToken,
+}
+
+/// Registers `/health` and every `/api/v1` route on `cfg`.
+pub fn configure(
+    state: web::Data<ApiState>,
+    limit: BodyLimit,
+) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
+    move |cfg: &mut web::ServiceConfig| {
+        cfg.app_data(state.clone())
+            .app_data(limit)
+            .app_data(
+                web::QueryConfig::default()
+                    .error_handler(|e, _| ApiError::BadRequest(e.to_string()).into()),
+            )
+            .app_data(
+                web::PathConfig::default()
+                    .error_handler(|_, _| ApiError::NotFound("resource").into()),
+            )
+            .route("/health", web::get().to(health::health))
+            .service(
+                web::scope("/api/v1")
+                    .service(
+                        web::resource("/webhooks")
+                            .route(web::post().to(webhooks::create))
+                            .route(web::get().to(webhooks::list)),
+                    )
+                    .service(
+                        web::resource("/webhooks/{id}")
+                            .route(web::get().to(webhooks::get))
+                            .route(web::patch().to(webhooks::update))
+                            .route(web::delete().to(webhooks::delete)),
+                    )
+                    .route("/webhooks/{id}/secret", web::get().to(webhooks::secret))
+                    .route(
+                        "/webhooks/{id}/secret/rotate",
+                        web::post().to(webhooks::rotate_secret),
+                    )
+                    .route("/webhooks/{id}/test", web::post().to(webhooks::test))
+                    .route("/webhooks/{id}/deliveries", web::get().to(deliveries::list))
+                    .route("/events", web::post().to(events::publish))
+                    .route("/deliveries/{id}", web::get().to(deliveries::get))
+                    .route(
+                        "/deliveries/{id}/redeliver",
+                        web::post().to(deliveries::redeliver),
+                    )
+                    .default_service(web::to(not_found)),
+            );
+    }
+}
+
+async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound("route"))
+}
+
+/// `?limit=&cursor=` of every list, plus the optional `status` filter.
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    limit: Option<i64>,
+    cursor: Option<String>,
+    status: Option<String>,
+}
+
+impl ListQuery {
+    fn limit(&self) -> Result<usize, ApiError> {
+        match self.limit {
+            None => Ok(50),
+            Some(n @ 1..=500) => Ok(n as usize),
+            Some(_) => Err(crate::domain::ValidationError::new(
+                "limit",
+                "must be between 1 and 500",
+            )
+            .into()),
+        }
+    }
+
+    fn cursor<T: FromStr>(&self) -> Result<Option<T>, ApiError> {
+        self.cursor
+            .as_deref()
+            .map(|raw| {
+                raw.parse().map_err(|_| {
+                    crate::domain::ValidationError::new(
+                        "cursor",
+                        "is not a cursor from a previous page",
+                    )
+                    .into()
+                })
+            })
+            .transpose()
+    }
+}
+
+/// An id from the path; one that does not parse names nothing, so it is a 404.
+fn path_id<T: FromStr>(raw: &str, what: &'static str) -> Result<T, ApiError> {
+    raw.parse().map_err(|_| ApiError::NotFound(what))
+}

@@ -1,0 +1,61 @@
+//! The HTTP server around a [`Hookbus`]: one factory for the binary and the tests.
+//! It binds its own listener, so tests can ask for port 0 and read the real port.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{App, HttpServer};
+
+use crate::bus::{Hookbus, StartError};
+use crate::config::Config;
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    bus: Hookbus,
+}
+
+impl Application {
+    /// Starts the actors and binds the listener; requests are served once [`run`](Self::run)
+    /// is awaited (or the server is spawned).
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        let listener = TcpListener::bind(&config.bind).map_err(StartError::Bind)?;
+        let port = listener.local_addr().map_err(StartError::Bind)?.port();
+        let workers = config.workers;
+        let bus = Hookbus::start(config).await?;
+        let routes = bus.admin_routes();
+        let mut server = HttpServer::new(move || App::new().configure(routes.clone()))
+            .shutdown_timeout(10)
+            .client_request_timeout(Duration::from_secs(30));
+        if workers > 0 {
+            server = server.workers(workers);
+        }
+        let server = server.listen(listener).map_err(StartError::Bind)?.run();
+        log::info!("hookbus listening on port {port}");
+        Ok(Self { port, server, bus })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn bus(&self) -> &Hookbus {
+        &self.bus
+    }
+
+    /// Stops the HTTP server from the outside (tests; SIGTERM does the same in the binary).
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGTERM/SIGINT (or [`ServerHandle::stop`]), then drains deliveries
+    /// in flight and flushes every record.
+    pub async fn run(self) -> std::io::Result<()> {
+        self.server.await?;
+        log::info!("HTTP server stopped; finishing attempts in flight");
+        self.bus.shutdown().await;
+        log::info!("shutdown complete");
+        Ok(())
+    }
+}
