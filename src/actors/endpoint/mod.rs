@@ -139,7 +139,7 @@ impl EndpointActor {
         let limit = self.webhook.settings.max_in_flight as usize;
         // At 1, order is strict: a delivery waiting for its retry holds back later ones.
         let strict_fifo = limit == 1;
-        while self.in_flight.len() < limit && !(strict_fifo && !self.waiting.is_empty()) {
+        while self.in_flight.len() < limit && (!strict_fifo || self.waiting.is_empty()) {
             let Some(id) = self.ready.pop_first() else {
                 break;
             };

@@ -1,0 +1,199 @@
+//! The real binary: start-up, the generated admin token, flag precedence, SIGTERM.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn hookbus() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hookbus"));
+    command
+        .env_remove("HOOKBUS_ADMIN_TOKEN")
+        .env_remove("HOOKBUS_BIND")
+        .env("RUST_LOG", "debug");
+    command
+}
+
+async fn wait_healthy(port: u16, child: &mut Child) {
+    let client = awc::Client::default();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(response) = client
+            .get(format!("http://127.0.0.1:{port}/health"))
+            .send()
+            .await
+        {
+            if response.status().is_success() {
+                return;
+            }
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the server exited early"
+        );
+        assert!(Instant::now() < deadline, "the server never answered");
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn sigterm(child: &Child) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+}
+
+fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server did not exit in {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[actix_web::test]
+async fn serve_generates_a_private_admin_token_never_logs_it_and_exits_0_on_sigterm() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let log = data_dir.path().join("server.log");
+    let mut child = hookbus()
+        .args(["serve", "--dev", "--bind", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(data_dir.path())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_healthy(port, &mut child).await;
+
+    let token_path = data_dir.path().join("admin.token");
+    let token = std::fs::read_to_string(&token_path)
+        .unwrap()
+        .trim()
+        .to_owned();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&token_path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(
+        data_dir.path().join("hookbus.db").exists(),
+        "SQLite in the data dir by default"
+    );
+
+    let client = awc::Client::default();
+    let ok = client
+        .get(format!("http://127.0.0.1:{port}/api/v1/webhooks"))
+        .insert_header(("Authorization", format!("Bearer {token}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status().as_u16(), 200);
+
+    sigterm(&child);
+    let status = wait_exit(&mut child, Duration::from_secs(15));
+    assert!(status.success(), "{status:?}");
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("admin.token"), "the token's path is logged");
+    assert!(logged.contains("dev mode"), "--dev warns");
+    assert!(!logged.contains(&token), "the token itself is never logged");
+
+    // A second start reuses the same token.
+    let port = free_port();
+    let mut again = hookbus()
+        .args(["serve", "--dev", "--bind", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(data_dir.path())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_healthy(port, &mut again).await;
+    assert_eq!(std::fs::read_to_string(&token_path).unwrap().trim(), token);
+    sigterm(&again);
+    assert!(wait_exit(&mut again, Duration::from_secs(15)).success());
+}
+
+#[actix_web::test]
+async fn flags_win_over_environment_and_config_file() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let (file_port, env_port, flag_port) = (free_port(), free_port(), free_port());
+    let config = data_dir.path().join("hookbus.toml");
+    std::fs::write(
+        &config,
+        format!("bind = \"127.0.0.1:{file_port}\"\nadmin_token = \"file-token-0123456789\"\n"),
+    )
+    .unwrap();
+    let mut child = hookbus()
+        .env("HOOKBUS_BIND", format!("127.0.0.1:{env_port}"))
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .args(["--bind", &format!("127.0.0.1:{flag_port}")])
+        .arg("--data-dir")
+        .arg(data_dir.path())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_healthy(flag_port, &mut child).await;
+    // The file's token is used, and no token file is generated.
+    assert!(!data_dir.path().join("admin.token").exists());
+    let reply = awc::Client::default()
+        .get(format!("http://127.0.0.1:{flag_port}/api/v1/webhooks"))
+        .insert_header(("Authorization", "Bearer file-token-0123456789"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status().as_u16(), 200);
+    sigterm(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
+}
+
+#[actix_web::test]
+async fn migrate_creates_the_schema_and_exits() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let db = data_dir.path().join("migrated.db");
+    let status = hookbus()
+        .args(["migrate", "--database-url"])
+        .arg(format!("sqlite://{}", db.display()))
+        .arg("--data-dir")
+        .arg(data_dir.path())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let store = hookbus::store::Store::open(&hookbus::store::DatabaseUrl::SqliteFile(db), 1)
+        .await
+        .unwrap();
+    assert!(store
+        .workspace_exists(hookbus::WorkspaceId::DEFAULT)
+        .await
+        .unwrap());
+}
+
+#[actix_web::test]
+async fn a_bad_config_is_a_clear_error_and_a_nonzero_exit() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let config = data_dir.path().join("bad.toml");
+    std::fs::write(&config, "bnid = 1\n").unwrap();
+    let output = hookbus()
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("bnid"));
+}

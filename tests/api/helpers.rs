@@ -1,0 +1,507 @@
+//! Test fixtures with real parts: a fresh database per test (SQLite file or a PostgreSQL
+//! database created and dropped for the test), the real server on a random port, and
+//! receivers that are real actix-web servers that count, delay, fail and record.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use tempfile::TempDir;
+use tokio::sync::mpsc;
+
+use hookbus::config::Config;
+use hookbus::Application;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs a test body once per backend: `backend_test!(name, |backend| async move { … })`.
+#[macro_export]
+macro_rules! backend_test {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[actix_web::test]
+            async fn on_sqlite() {
+                ($body)($crate::helpers::Backend::Sqlite).await;
+            }
+
+            #[actix_web::test]
+            async fn on_postgres() {
+                if $crate::helpers::postgres_url().is_some() {
+                    ($body)($crate::helpers::Backend::Postgres).await;
+                }
+            }
+        }
+    };
+}
+
+/// The PostgreSQL server for tests; under `CI` its absence is a failure, not a skip.
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("HOOKBUS_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("HOOKBUS_TEST_POSTGRES_URL must be set under CI: PostgreSQL tests may not be skipped")
+        }
+        _ => {
+            eprintln!("HOOKBUS_TEST_POSTGRES_URL is not set: skipping the PostgreSQL variant");
+            None
+        }
+    }
+}
+
+/// A database of its own for one test; a PostgreSQL one is dropped when this is dropped.
+pub struct TestDb {
+    pub url: String,
+    dir: TempDir,
+    postgres: Option<(String, String)>,
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        match backend {
+            Backend::Sqlite => Self {
+                url: format!("sqlite://{}", dir.path().join("hookbus.db").display()),
+                dir,
+                postgres: None,
+            },
+            Backend::Postgres => {
+                let admin = postgres_url().expect("checked by the caller");
+                let name = format!("hookbus_test_{}", uuid::Uuid::new_v4().simple());
+                run_admin_sql(&admin, &format!("CREATE DATABASE {name}"));
+                let mut url = url::Url::parse(&admin).unwrap();
+                url.set_path(&name);
+                Self {
+                    url: url.to_string(),
+                    dir,
+                    postgres: Some((admin, name)),
+                }
+            }
+        }
+    }
+
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Drops the PostgreSQL database now, cutting every connection (a real outage).
+    pub fn drop_postgres_now(&mut self) {
+        if let Some((admin, name)) = self.postgres.take() {
+            run_admin_sql(
+                &admin,
+                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            );
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        self.drop_postgres_now();
+    }
+}
+
+/// Runs one statement against the admin database on a plain thread with its own runtime,
+/// so it works from `Drop` and from inside the actix test runtime alike.
+fn run_admin_sql(admin_url: &str, sql: &str) {
+    let (admin_url, sql) = (admin_url.to_owned(), sql.to_owned());
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+            let mut conn = AsyncPgConnection::establish(&admin_url)
+                .await
+                .expect("PostgreSQL answers");
+            conn.batch_execute(&sql)
+                .await
+                .expect("admin statement runs");
+        });
+    })
+    .join()
+    .unwrap();
+}
+
+/// The server under test.
+pub struct TestApp {
+    pub base: String,
+    pub client: awc::Client,
+    pub db: TestDb,
+}
+
+pub fn test_config(db: &TestDb) -> Config {
+    Config {
+        bind: "127.0.0.1:0".into(),
+        database_url: Some(db.url.clone()),
+        data_dir: db.data_dir().to_path_buf(),
+        dev: true,
+        admin_token: Some(ADMIN_TOKEN.into()),
+        workers: 1,
+        db_max_connections: 4,
+        shutdown_timeout_ms: 2_000,
+        ..Config::default()
+    }
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let db = TestDb::new(backend).await;
+    let mut config = test_config(&db);
+    adjust(&mut config);
+    let app = Application::build(config).await.expect("the app starts");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    actix_rt::spawn(app.run());
+    TestApp {
+        base,
+        client: awc::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .finish(),
+        db,
+    }
+}
+
+/// A response: status, body and headers.
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl TestApp {
+    pub async fn request(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+        let method = actix_web::http::Method::from_bytes(method.as_bytes()).unwrap();
+        let request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .insert_header(("Authorization", format!("Bearer {ADMIN_TOKEN}")));
+        let mut response = match body {
+            Some(body) => request.send_json(&body).await.unwrap(),
+            None => request.send().await.unwrap(),
+        };
+        let bytes = response.body().limit(10 << 20).await.unwrap();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap()
+        };
+        Reply {
+            status: response.status().as_u16(),
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.request("GET", path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.request("POST", path, Some(body)).await
+    }
+
+    /// Registers a webhook (dev URLs allowed) and returns its object, secret included.
+    pub async fn create_webhook(&self, body: Value) -> Value {
+        let reply = self.post("/api/v1/webhooks", body).await;
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        reply.body
+    }
+
+    pub async fn publish(&self, event: &str, data: Value) -> Value {
+        let reply = self
+            .post("/api/v1/events", json!({"event": event, "data": data}))
+            .await;
+        assert_eq!(reply.status, 202, "{}", reply.body);
+        reply.body
+    }
+
+    pub async fn deliveries(&self, webhook_id: &str) -> Vec<Value> {
+        let reply = self
+            .get(&format!(
+                "/api/v1/webhooks/{webhook_id}/deliveries?limit=500"
+            ))
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.body["data"].as_array().unwrap().clone()
+    }
+
+    /// Polls until the delivery has `status`; returns the full delivery object.
+    pub async fn wait_for_delivery(
+        &self,
+        delivery_id: &str,
+        status: &str,
+        within: Duration,
+    ) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let reply = self.get(&format!("/api/v1/deliveries/{delivery_id}")).await;
+            if reply.body["status"] == status {
+                return reply.body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "delivery never became {status}: {}",
+                reply.body
+            );
+            actix_rt::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Polls until the webhook has `n` deliveries all in `status`.
+    pub async fn wait_for_all(
+        &self,
+        webhook_id: &str,
+        n: usize,
+        status: &str,
+        within: Duration,
+    ) -> Vec<Value> {
+        let deadline = Instant::now() + within;
+        loop {
+            let all = self.deliveries(webhook_id).await;
+            if all.len() == n && all.iter().all(|d| d["status"] == status) {
+                return all;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "deliveries never all became {status}: {all:?}"
+            );
+            actix_rt::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+/// What a receiver answers.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub delay: Duration,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Answer {
+    pub fn status(status: u16) -> Self {
+        Self {
+            status,
+            delay: Duration::ZERO,
+            headers: vec![],
+        }
+    }
+
+    pub fn delayed(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+}
+
+/// One request as the receiver saw it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub path: String,
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
+    pub at: Instant,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
+            .unwrap_or("")
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+}
+
+struct Shared {
+    script: Mutex<VecDeque<Answer>>,
+    default: Mutex<Answer>,
+    seen: Mutex<Vec<Received>>,
+    tx: mpsc::UnboundedSender<Received>,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+}
+
+/// A webhook receiver on 127.0.0.1:<random port>.
+pub struct TestReceiver {
+    pub port: u16,
+    shared: Arc<Shared>,
+    rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Received>>,
+}
+
+async fn receive(
+    req: HttpRequest,
+    body: web::Bytes,
+    shared: web::Data<Arc<Shared>>,
+) -> HttpResponse {
+    let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    shared.max_in_flight.fetch_max(now, Ordering::SeqCst);
+    let received = Received {
+        path: req.path().to_owned(),
+        headers: req
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+            .collect(),
+        body: body.to_vec(),
+        at: Instant::now(),
+    };
+    shared.seen.lock().unwrap().push(received.clone());
+    let _ = shared.tx.send(received);
+    let answer = shared
+        .script
+        .lock()
+        .unwrap()
+        .pop_front()
+        .unwrap_or_else(|| shared.default.lock().unwrap().clone());
+    if !answer.delay.is_zero() {
+        actix_rt::time::sleep(answer.delay).await;
+    }
+    shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+    let mut response =
+        HttpResponse::build(actix_web::http::StatusCode::from_u16(answer.status).unwrap());
+    for (name, value) in &answer.headers {
+        response.insert_header((name.as_str(), value.as_str()));
+    }
+    response.body("ok")
+}
+
+impl TestReceiver {
+    pub async fn start() -> Self {
+        Self::start_on("127.0.0.1:0").await
+    }
+
+    pub async fn start_on(addr: &str) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            script: Mutex::new(VecDeque::new()),
+            default: Mutex::new(Answer::status(200)),
+            seen: Mutex::new(Vec::new()),
+            tx,
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
+        });
+        let data = web::Data::new(shared.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .default_service(web::to(receive))
+        })
+        .workers(1)
+        .disable_signals()
+        .bind(addr)
+        .unwrap();
+        let port = server.addrs()[0].port();
+        let server = server.run();
+        actix_rt::spawn(server);
+        Self {
+            port,
+            shared,
+            rx: tokio::sync::Mutex::new(rx),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/hook", self.port)
+    }
+
+    /// What every request gets unless a scripted answer is queued.
+    pub fn answer(&self, answer: Answer) {
+        *self.shared.default.lock().unwrap() = answer;
+    }
+
+    /// Answers for the next requests, in order.
+    pub fn script(&self, answers: Vec<Answer>) {
+        self.shared.script.lock().unwrap().extend(answers);
+    }
+
+    pub async fn recv(&self, within: Duration) -> Option<Received> {
+        actix_rt::time::timeout(within, self.rx.lock().await.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    pub async fn recv_n(&self, n: usize, within: Duration) -> Vec<Received> {
+        let deadline = Instant::now() + within;
+        let mut all = Vec::new();
+        while all.len() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.recv(left).await {
+                Some(r) => all.push(r),
+                None => panic!("received {} of {n} requests in {within:?}", all.len()),
+            }
+        }
+        all
+    }
+
+    pub fn count(&self) -> usize {
+        self.shared.seen.lock().unwrap().len()
+    }
+
+    pub fn seen(&self) -> Vec<Received> {
+        self.shared.seen.lock().unwrap().clone()
+    }
+
+    pub fn max_concurrency(&self) -> usize {
+        self.shared.max_in_flight.load(Ordering::SeqCst)
+    }
+}
+
+/// Verifies `webhook-signature` the way the Standard Webhooks libraries do, written
+/// independently of hookbus' own signing code. Returns how many entries verified.
+pub fn verify_standard_webhooks(secret: &str, received: &Received) -> usize {
+    let key = match secret.strip_prefix("whsec_") {
+        Some(encoded) => BASE64.decode(encoded).unwrap(),
+        None => secret.as_bytes().to_vec(),
+    };
+    let signed = format!(
+        "{}.{}.{}",
+        received.header("webhook-id"),
+        received.header("webhook-timestamp"),
+        String::from_utf8_lossy(&received.body)
+    );
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+    mac.update(signed.as_bytes());
+    let expected = format!("v1,{}", BASE64.encode(mac.finalize().into_bytes()));
+    received
+        .header("webhook-signature")
+        .split(' ')
+        .filter(|entry| *entry == expected)
+        .count()
+}
+
+/// Verifies `X-Webhook-Signature: sha256=<hex HMAC(secret, body)>`.
+pub fn verify_hex_signature(secret: &str, received: &Received) -> bool {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(&received.body);
+    received.header("x-webhook-signature")
+        == format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+pub const SHORT: Duration = Duration::from_secs(5);
+pub const LONG: Duration = Duration::from_secs(20);

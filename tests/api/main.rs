@@ -1,0 +1,13 @@
+//! Integration tests: the real server, real databases (SQLite file and PostgreSQL) and
+//! real HTTP receivers. One file per area.
+
+mod helpers;
+
+mod cli;
+mod deliveries;
+mod delivery;
+mod embedding;
+mod errors;
+mod events;
+mod store;
+mod webhooks;
