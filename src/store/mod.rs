@@ -32,9 +32,11 @@ const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqli
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
 /// SQLite pragmas for every connection: WAL so readers never block the writer, a busy
-/// timeout so concurrent writers wait instead of failing with `database is locked`.
+/// timeout so concurrent writers wait instead of failing with `database is locked`, and
+/// `synchronous = FULL` so a 202 survives power loss, not only a crash (group commit pays
+/// the fsync once per batch).
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
-     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
+     PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;";
 
 type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
 

@@ -142,20 +142,32 @@ backend_test!(a_delivery_fails_after_max_retries, |backend| async move {
 });
 
 backend_test!(
-    retry_after_on_429_replaces_the_backoff,
+    retry_after_on_429_and_503_replaces_the_backoff,
     |backend| async move {
         let app = spawn_app(backend).await;
         let receiver = TestReceiver::start().await;
-        receiver.script(vec![Answer::status(429).header("Retry-After", "1")]);
-        app.create_webhook(json!({"url": receiver.url(), "events": ["*"], "backoff_base_ms": 10}))
-            .await;
+        let in_four_seconds =
+            httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(4));
+        receiver.script(vec![
+            Answer::status(429).header("Retry-After", "1"),
+            Answer::status(503).header("Retry-After", &in_four_seconds),
+            // On a plain 500 a Retry-After is ignored: the 10 ms backoff applies.
+            Answer::status(500).header("Retry-After", "30"),
+        ]);
+        app.create_webhook(json!({"url": receiver.url(), "events": ["*"], "backoff_base_ms": 10, "max_retries": 5})).await;
         app.publish("source.ready", json!({})).await;
-        let attempts = receiver.recv_n(2, LONG).await;
-        let gap = attempts[1].at - attempts[0].at;
+        let attempts = receiver.recv_n(4, LONG).await;
+        let gaps: Vec<_> = attempts.windows(2).map(|w| w[1].at - w[0].at).collect();
         assert!(
-            gap >= Duration::from_millis(990) && gap < Duration::from_millis(1800),
-            "{gap:?}"
+            gaps[0] >= Duration::from_millis(990) && gaps[0] < Duration::from_millis(1800),
+            "{gaps:?}"
         );
+        // An HTTP date has one-second resolution.
+        assert!(
+            gaps[1] >= Duration::from_millis(500) && gaps[1] < Duration::from_millis(2800),
+            "{gaps:?}"
+        );
+        assert!(gaps[2] < Duration::from_millis(500), "{gaps:?}");
     }
 );
 
