@@ -12,6 +12,7 @@ use crate::domain::url::UrlPolicy;
 use crate::http::auth::AdminToken;
 use crate::http::body::BodyLimit;
 use crate::http::{self, ApiState};
+use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +35,8 @@ pub struct Hookbus {
     registry: Addr<Registry>,
     persistence: Addr<Persistence>,
     admin_token: AdminToken,
+    metrics: Arc<Metrics>,
+    started_at: std::time::Instant,
 }
 
 impl Hookbus {
@@ -55,15 +58,25 @@ impl Hookbus {
             backoff_max: config.backoff_max(),
             pending_window: config.pending_window,
             rotation_overlap: std::time::Duration::from_secs(config.secret_rotation_overlap_s),
+            circuit: config.circuit(),
         };
-        let registry =
-            Registry::new(store.clone(), persistence.clone(), settings, webhooks).start();
+        let metrics = Arc::new(Metrics::default());
+        let registry = Registry::new(
+            store.clone(),
+            persistence.clone(),
+            metrics.clone(),
+            settings,
+            webhooks,
+        )
+        .start();
         Ok(Self {
             config: Arc::new(config),
             store,
             registry,
             persistence,
             admin_token,
+            metrics,
+            started_at: std::time::Instant::now(),
         })
     }
 
@@ -86,6 +99,8 @@ impl Hookbus {
             registry: self.registry.clone(),
             store: self.store.clone(),
             admin_token: self.admin_token.clone(),
+            metrics: self.metrics.clone(),
+            started_at: self.started_at,
         });
         http::configure(state, BodyLimit(self.config.max_payload_bytes))
     }

@@ -43,6 +43,14 @@ pub struct Config {
     pub secret_rotation_overlap_s: u64,
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
+    /// Consecutive failed attempts that open a webhook's circuit.
+    pub failure_threshold: u32,
+    /// Wait before the first probe of an open circuit, in milliseconds; doubles per re-open.
+    pub circuit_cooldown_ms: u64,
+    /// Longest wait between probes, in milliseconds.
+    pub circuit_cooldown_max_ms: u64,
+    /// A circuit open this long (milliseconds) disables its webhook (`"failing"`).
+    pub disable_after_ms: u64,
 }
 
 impl Default for Config {
@@ -62,6 +70,10 @@ impl Default for Config {
             shutdown_timeout_ms: 10_000,
             secret_rotation_overlap_s: 24 * 3600,
             workers: 0,
+            failure_threshold: 5,
+            circuit_cooldown_ms: 30_000,
+            circuit_cooldown_max_ms: 600_000,
+            disable_after_ms: 72 * 3600 * 1000,
         }
     }
 }
@@ -103,6 +115,10 @@ const SETTINGS: &[&str] = &[
     "shutdown_timeout_ms",
     "secret_rotation_overlap_s",
     "workers",
+    "failure_threshold",
+    "circuit_cooldown_ms",
+    "circuit_cooldown_max_ms",
+    "disable_after_ms",
 ];
 
 impl Config {
@@ -157,6 +173,12 @@ impl Config {
         if self.db_max_connections == 0 || self.max_batch_writes == 0 {
             return invalid("db_max_connections and max_batch_writes must be positive");
         }
+        if self.failure_threshold == 0 || self.circuit_cooldown_ms == 0 {
+            return invalid("failure_threshold and circuit_cooldown_ms must be positive");
+        }
+        if self.circuit_cooldown_max_ms < self.circuit_cooldown_ms {
+            return invalid("circuit_cooldown_max_ms must be at least circuit_cooldown_ms");
+        }
         if self.admin_token.as_deref().is_some_and(|t| t.len() < 16) {
             return invalid("admin_token must be at least 16 characters");
         }
@@ -177,6 +199,15 @@ impl Config {
 
     pub fn backoff_max(&self) -> Duration {
         Duration::from_millis(self.backoff_max_ms)
+    }
+
+    pub fn circuit(&self) -> crate::domain::circuit::CircuitSettings {
+        crate::domain::circuit::CircuitSettings {
+            failure_threshold: self.failure_threshold,
+            cooldown: Duration::from_millis(self.circuit_cooldown_ms),
+            cooldown_max: Duration::from_millis(self.circuit_cooldown_max_ms),
+            disable_after: Duration::from_millis(self.disable_after_ms),
+        }
     }
 
     pub fn shutdown_timeout(&self) -> Duration {

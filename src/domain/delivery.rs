@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::RetryPolicy;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStatus {
     Pending,
@@ -70,7 +70,7 @@ pub enum NextStep {
 /// Decides the next step after attempt number `attempt` (1-based) ended with `outcome`.
 pub fn next_step(
     policy: &RetryPolicy,
-    attempt: u32,
+    failures: u32,
     outcome: &AttemptOutcome,
     jitter: f64,
 ) -> NextStep {
@@ -80,7 +80,7 @@ pub fn next_step(
     if outcome.status_code == Some(410) {
         return NextStep::Gone;
     }
-    match policy.delay_after(attempt, outcome.retry_after, jitter) {
+    match policy.delay_after(failures, outcome.retry_after, jitter) {
         Some(delay) => NextStep::RetryIn(delay),
         None => NextStep::Failed,
     }

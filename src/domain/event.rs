@@ -8,6 +8,7 @@ use super::ValidationError;
 
 const MAX_EVENT_TYPE_LEN: usize = 128;
 const MAX_EVENT_ID_LEN: usize = 128;
+const OPERATIONAL_PREFIX: &str = "hookbus.";
 
 /// An event type such as `artifact.completed`: `^[a-z0-9_-]+(\.[a-z0-9_-]+)*$`, ≤ 128 chars.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -35,6 +36,13 @@ impl EventType {
     /// Rebuilds a type read back from storage, where it was validated on the way in.
     pub fn from_stored(raw: String) -> Self {
         Self(raw)
+    }
+
+    /// hookbus' own events (`hookbus.webhook.disabled`, …). Publishers may not use this
+    /// namespace, and `*` does not match it: operational events go only to webhooks that
+    /// subscribe to them by name or with `hookbus.*`.
+    pub fn is_operational(&self) -> bool {
+        self.0.starts_with(OPERATIONAL_PREFIX)
     }
 
     pub fn as_str(&self) -> &str {
@@ -76,7 +84,7 @@ impl EventPattern {
 
     pub fn matches(&self, event: &EventType) -> bool {
         match self {
-            Self::All => true,
+            Self::All => !event.is_operational(),
             Self::Prefix(prefix) => event.as_str().starts_with(prefix.as_str()),
             Self::Exact(exact) => exact == event,
         }
@@ -188,6 +196,21 @@ mod tests {
         assert!(all.matches(&event("anything.at.all")));
         assert!(exact.matches(&event("source.ready")));
         assert!(!exact.matches(&event("source.ready.now")));
+    }
+
+    #[test]
+    fn operational_events_match_only_patterns_that_name_them() {
+        let disabled = event("hookbus.webhook.disabled");
+        assert!(disabled.is_operational());
+        assert!(!EventPattern::parse("events", "*")
+            .unwrap()
+            .matches(&disabled));
+        assert!(EventPattern::parse("events", "hookbus.*")
+            .unwrap()
+            .matches(&disabled));
+        assert!(EventPattern::parse("events", "hookbus.webhook.disabled")
+            .unwrap()
+            .matches(&disabled));
     }
 
     #[test]

@@ -3,10 +3,13 @@
 //! Values here validate when they are parsed, so code holding a [`WebhookUrl`] or an
 //! [`EventPattern`] never has to check it again.
 
+pub mod circuit;
 pub mod delivery;
 pub mod envelope;
 pub mod event;
+pub mod health;
 pub mod ids;
+pub mod rate_limit;
 pub mod retry;
 pub mod secret;
 pub mod signature;

@@ -1,9 +1,18 @@
-//! `GET /health`: is the database answering?
+//! `GET /health` (is the database answering?), `GET /api/v1/health` (the dashboard) and
+//! `GET /metrics` (Prometheus).
+
+use std::collections::HashMap;
 
 use actix_web::{web, HttpResponse};
-use serde_json::json;
+use serde_json::{json, Value};
 
+use super::auth::Caller;
 use super::ApiState;
+use crate::actors::endpoint::EndpointHealth;
+use crate::actors::registry::HealthSnapshot;
+use crate::domain::circuit::CircuitState;
+use crate::domain::DeliveryStatus;
+use crate::error::ApiError;
 
 pub async fn health(state: web::Data<ApiState>) -> HttpResponse {
     match state.store.ping().await {
@@ -13,4 +22,90 @@ pub async fn health(state: web::Data<ApiState>) -> HttpResponse {
             HttpResponse::ServiceUnavailable().json(json!({"status": "unavailable"}))
         }
     }
+}
+
+/// The health dashboard of the caller's workspace, from live actor state and the database.
+pub async fn dashboard(
+    state: web::Data<ApiState>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    let snapshot = state
+        .registry
+        .send(HealthSnapshot {
+            workspace_id: caller.workspace_id,
+        })
+        .await?;
+    let ping = state.store.ping().await;
+    let totals = match &ping {
+        Ok(_) => Some(state.store.workspace_totals(caller.workspace_id).await?),
+        Err(_) => None,
+    };
+    let mut pending_by_webhook = HashMap::new();
+    let mut by_status: HashMap<DeliveryStatus, u64> = HashMap::new();
+    for count in totals.iter().flat_map(|t| &t.deliveries) {
+        *by_status.entry(count.status).or_default() += count.count;
+        if count.status == DeliveryStatus::Pending {
+            pending_by_webhook.insert(count.webhook_id, count.count);
+        }
+    }
+    let degraded = ping.is_err()
+        || snapshot
+            .iter()
+            .any(|h| h.webhook.enabled && h.endpoint.circuit != CircuitState::Closed);
+    let webhooks: Vec<Value> = snapshot
+        .iter()
+        .map(|h| {
+            let w = &h.webhook;
+            let EndpointHealth {
+                circuit,
+                consecutive_failures,
+                in_flight,
+                success_rate_5m,
+                latency_ms,
+                last_success_at,
+                last_failure_at,
+                last_error,
+                next_attempt_at,
+            } = &h.endpoint;
+            json!({
+                "id": w.id, "name": w.name, "url": w.url, "enabled": w.enabled,
+                "disabled_reason": w.disabled_reason, "circuit": circuit,
+                "consecutive_failures": consecutive_failures,
+                "queue_depth": totals.as_ref().map(|_| pending_by_webhook.get(&w.id).copied().unwrap_or(0)),
+                "in_flight": in_flight, "success_rate_5m": success_rate_5m, "latency_ms": latency_ms,
+                "last_success_at": last_success_at, "last_failure_at": last_failure_at,
+                "last_error": last_error, "next_attempt_at": next_attempt_at,
+            })
+        })
+        .collect();
+    let count = |status| by_status.get(&status).copied().unwrap_or(0);
+    let body = json!({
+        "status": if degraded { "degraded" } else { "ok" },
+        "uptime_s": state.started_at.elapsed().as_secs(),
+        "database": {
+            "backend": state.store.backend(),
+            "ok": ping.is_ok(),
+            "latency_ms": ping.as_ref().ok().map(|d| (d.as_secs_f64() * 1e5).round() / 100.0),
+        },
+        "totals": totals.as_ref().map(|t| json!({
+            "events": t.events,
+            "pending": count(DeliveryStatus::Pending),
+            "succeeded": count(DeliveryStatus::Succeeded),
+            "failed": count(DeliveryStatus::Failed),
+            "attempts": t.attempts,
+        })),
+        "webhooks": webhooks,
+    });
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// Prometheus text format. Queue depths are counted in the database at scrape time.
+pub async fn metrics(state: web::Data<ApiState>) -> HttpResponse {
+    match state.store.pending_counts().await {
+        Ok(depths) => state.metrics.set_queue_depths(depths),
+        Err(error) => log::warn!("metrics: could not count pending deliveries: {error}"),
+    }
+    HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(state.metrics.render())
 }

@@ -25,6 +25,8 @@ pub struct ApiState {
     pub registry: Addr<Registry>,
     pub store: Store,
     pub admin_token: AdminToken,
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+    pub started_at: std::time::Instant,
 }
 
 /// Registers `/health` and every `/api/v1` route on `cfg`.
@@ -44,8 +46,10 @@ pub fn configure(
                     .error_handler(|_, _| ApiError::NotFound("resource").into()),
             )
             .route("/health", web::get().to(health::health))
+            .route("/metrics", web::get().to(health::metrics))
             .service(
                 web::scope("/api/v1")
+                    .route("/health", web::get().to(health::dashboard))
                     .service(
                         web::resource("/webhooks")
                             .route(web::post().to(webhooks::create))

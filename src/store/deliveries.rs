@@ -155,6 +155,8 @@ impl Store {
                 deliveries::status.eq(DeliveryStatus::Pending.as_str()),
                 deliveries::next_attempt_at.eq(Some(to_millis(now))),
                 deliveries::completed_at.eq(None::<i64>),
+                // A redelivery gets a full retry budget again.
+                deliveries::retries_used.eq(0),
             ))
             .execute(conn)
             .await?
@@ -194,5 +196,92 @@ impl Store {
             .await?
         });
         Ok(failed)
+    }
+}
+
+/// How many deliveries one webhook has in one status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryCount {
+    pub webhook_id: WebhookId,
+    pub status: DeliveryStatus,
+    pub count: u64,
+}
+
+/// Event, delivery and attempt counts of a workspace, for the health dashboard.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkspaceTotals {
+    pub events: u64,
+    pub attempts: u64,
+    pub deliveries: Vec<DeliveryCount>,
+}
+
+fn delivery_counts(rows: Vec<(String, String, i64)>) -> StoreResult<Vec<DeliveryCount>> {
+    rows.into_iter()
+        .map(|(webhook_id, status, count)| {
+            Ok(DeliveryCount {
+                webhook_id: super::records::parse_id(&webhook_id)?,
+                status: DeliveryStatus::parse(&status).ok_or_else(|| {
+                    super::StoreError::Corrupt(format!("delivery status '{status}'"))
+                })?,
+                count: count.max(0) as u64,
+            })
+        })
+        .collect()
+}
+
+impl Store {
+    pub async fn workspace_totals(
+        &self,
+        workspace_id: WorkspaceId,
+    ) -> StoreResult<WorkspaceTotals> {
+        let ws = workspace_id.to_string();
+        let (events, attempts, rows) = with_conn!(self, |conn| {
+            let events: i64 = events::table
+                .filter(events::workspace_id.eq(&ws))
+                .count()
+                .get_result(conn)
+                .await?;
+            let attempts: i64 = attempts::table
+                .filter(attempts::workspace_id.eq(&ws))
+                .count()
+                .get_result(conn)
+                .await?;
+            let rows: Vec<(String, String, i64)> = deliveries::table
+                .filter(deliveries::workspace_id.eq(&ws))
+                .group_by((deliveries::webhook_id, deliveries::status))
+                .select((
+                    deliveries::webhook_id,
+                    deliveries::status,
+                    diesel::dsl::count_star(),
+                ))
+                .load(conn)
+                .await?;
+            (events, attempts, rows)
+        });
+        Ok(WorkspaceTotals {
+            events: events.max(0) as u64,
+            attempts: attempts.max(0) as u64,
+            deliveries: delivery_counts(rows)?,
+        })
+    }
+
+    /// Pending deliveries per webhook, across all workspaces (for `/metrics`).
+    pub async fn pending_counts(&self) -> StoreResult<Vec<(WebhookId, u64)>> {
+        let rows: Vec<(String, String, i64)> = with_conn!(self, |conn| {
+            deliveries::table
+                .filter(deliveries::status.eq(DeliveryStatus::Pending.as_str()))
+                .group_by((deliveries::webhook_id, deliveries::status))
+                .select((
+                    deliveries::webhook_id,
+                    deliveries::status,
+                    diesel::dsl::count_star(),
+                ))
+                .load(conn)
+                .await?
+        });
+        Ok(delivery_counts(rows)?
+            .into_iter()
+            .map(|c| (c.webhook_id, c.count))
+            .collect())
     }
 }

@@ -26,6 +26,7 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use futures_util::FutureExt;
 
 pub use batch::{AttemptWrite, PublishWrite, WriteOp, WriteOutcome};
+pub use deliveries::{DeliveryCount, WorkspaceTotals};
 pub use records::{AttemptRecord, DeliveryRecord, DeliveryUpdate, EventRecord, PendingDelivery};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");

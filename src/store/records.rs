@@ -81,6 +81,9 @@ pub struct DeliveryRecord {
     pub duration_ms: Option<u64>,
     pub created_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
+    /// Failures that count against `max_retries` (failed circuit probes do not).
+    #[serde(skip)]
+    pub retries_used: u32,
 }
 
 impl DeliveryRecord {
@@ -101,6 +104,7 @@ impl DeliveryRecord {
             duration_ms: None,
             created_at: event.created_at,
             completed_at: None,
+            retries_used: 0,
         }
     }
 }
@@ -122,6 +126,7 @@ pub(super) struct DeliveryRow {
     pub duration_ms: Option<i64>,
     pub created_at: i64,
     pub completed_at: Option<i64>,
+    pub retries_used: i32,
 }
 
 impl From<&DeliveryRecord> for DeliveryRow {
@@ -141,6 +146,7 @@ impl From<&DeliveryRecord> for DeliveryRow {
             duration_ms: d.duration_ms.map(|v| v as i64),
             created_at: to_millis(d.created_at),
             completed_at: d.completed_at.map(to_millis),
+            retries_used: d.retries_used as i32,
         }
     }
 }
@@ -164,6 +170,7 @@ impl TryFrom<DeliveryRow> for DeliveryRecord {
             duration_ms: r.duration_ms.map(|v| v.max(0) as u64),
             created_at: from_millis(r.created_at),
             completed_at: r.completed_at.map(from_millis),
+            retries_used: r.retries_used.max(0) as u32,
         })
     }
 }
@@ -182,6 +189,7 @@ pub struct DeliveryUpdate {
     pub id: DeliveryId,
     pub status: DeliveryStatus,
     pub attempt_count: u32,
+    pub retries_used: u32,
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub status_code: Option<u16>,
     pub error_message: Option<String>,
@@ -195,6 +203,7 @@ pub struct DeliveryUpdate {
 pub(super) struct DeliveryChanges {
     pub status: String,
     pub attempt_count: i32,
+    pub retries_used: i32,
     pub next_attempt_at: Option<i64>,
     pub status_code: Option<i32>,
     pub error_message: Option<String>,
@@ -208,6 +217,7 @@ impl From<&DeliveryUpdate> for DeliveryChanges {
         Self {
             status: u.status.as_str().to_owned(),
             attempt_count: u.attempt_count as i32,
+            retries_used: u.retries_used as i32,
             next_attempt_at: u.next_attempt_at.map(to_millis),
             status_code: u.status_code.map(i32::from),
             error_message: u.error_message.clone(),

@@ -59,6 +59,7 @@ diesel::table! {
         duration_ms -> Nullable<BigInt>,
         created_at -> BigInt,
         completed_at -> Nullable<BigInt>,
+        retries_used -> Integer,
     }
 }
 

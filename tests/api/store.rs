@@ -189,6 +189,7 @@ backend_test!(
                     id: d.id,
                     status,
                     attempt_count: 1,
+                    retries_used: 0,
                     next_attempt_at: None,
                     status_code: Some(200),
                     error_message: None,

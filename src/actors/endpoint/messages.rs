@@ -3,7 +3,11 @@
 use std::sync::Arc;
 
 use actix::Message;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
 
+use crate::domain::circuit::CircuitState;
+use crate::domain::health::Latency;
 use crate::domain::webhook::Webhook;
 use crate::store::PendingDelivery;
 
@@ -19,6 +23,51 @@ pub struct DeliveryEnqueued {
 #[rtype(result = "()")]
 pub struct WebhookChanged {
     pub webhook: Arc<Webhook>,
+}
+
+/// Closes the circuit (a successful test attempt, or the webhook explicitly re-enabled).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ResetCircuit;
+
+/// Asks for the live health figures of this endpoint.
+#[derive(Debug, Message)]
+#[rtype(result = "EndpointHealth")]
+pub struct GetEndpointHealth;
+
+/// Live state of one endpoint, as the health dashboard shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EndpointHealth {
+    pub circuit: CircuitState,
+    pub consecutive_failures: u32,
+    pub in_flight: usize,
+    pub success_rate_5m: Option<f64>,
+    pub latency_ms: Latency,
+    pub last_success_at: Option<DateTime<Utc>>,
+    pub last_failure_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+}
+
+impl Default for EndpointHealth {
+    /// A webhook without a running endpoint (disabled): nothing in flight, circuit closed.
+    fn default() -> Self {
+        Self {
+            circuit: CircuitState::Closed,
+            consecutive_failures: 0,
+            in_flight: 0,
+            success_rate_5m: None,
+            latency_ms: Latency {
+                p50: None,
+                p95: None,
+                p99: None,
+            },
+            last_success_at: None,
+            last_failure_at: None,
+            last_error: None,
+            next_attempt_at: None,
+        }
+    }
 }
 
 /// Stop starting attempts; answers when none is in flight any more.

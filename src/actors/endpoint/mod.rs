@@ -1,30 +1,39 @@
 //! `EndpointActor`: one per enabled webhook. It owns that webhook's window of pending
-//! deliveries, its in-flight limit and its retry timers, sends attempts with `awc`,
-//! and hands every outcome to the `Persistence` actor.
+//! deliveries, its in-flight limit, retry timers, circuit breaker, rate limit and health
+//! statistics; it sends attempts with `awc` and hands every outcome to `Persistence`.
 //!
-//! The database holds the truth (status, attempt count, next attempt time); the actor
-//! only holds a window of it, so it can be rebuilt from the database at any time.
+//! The database holds the truth (status, attempt count, retries used, next attempt time);
+//! the actor only holds a window of it, so it can be rebuilt from the database at any time.
+//! The rules themselves (retry policy, circuit breaker, token bucket) are pure domain
+//! types; this actor glues them to timers.
 
 mod messages;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use actix_web::web::Bytes;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::sync::oneshot;
 
-pub use messages::{DeliveryEnqueued, DrainEndpoint, StopEndpoint, WebhookChanged};
+pub use messages::{
+    DeliveryEnqueued, DrainEndpoint, EndpointHealth, GetEndpointHealth, ResetCircuit, StopEndpoint,
+    WebhookChanged,
+};
 
 use super::persistence::{PersistWrite, Persistence};
-use super::registry::DisableWebhook;
+use super::registry::{DeliveryFailed, DisableWebhook};
 use crate::delivery::{send_attempt, AttemptRequest};
+use crate::domain::circuit::{CircuitBreaker, CircuitSettings, Permit};
 use crate::domain::delivery::{next_step, NextStep};
 use crate::domain::envelope::Envelope;
+use crate::domain::health::EndpointStats;
+use crate::domain::rate_limit::TokenBucket;
 use crate::domain::webhook::{DisabledReason, Webhook};
 use crate::domain::{AttemptOutcome, DeliveryId, DeliveryStatus};
+use crate::metrics::{FinalStatus, Metrics};
 use crate::store::{AttemptRecord, AttemptWrite, DeliveryUpdate, PendingDelivery, Store, WriteOp};
 
 /// How long to wait before paging again after the database failed to answer.
@@ -35,9 +44,12 @@ const PAGE_RETRY_DELAY: Duration = Duration::from_secs(1);
 pub struct EndpointDeps {
     pub store: Store,
     pub persistence: Addr<Persistence>,
-    pub registry: Recipient<DisableWebhook>,
+    pub disable: Recipient<DisableWebhook>,
+    pub failed: Recipient<DeliveryFailed>,
     pub client: awc::Client,
+    pub metrics: Arc<Metrics>,
     pub backoff_max: Duration,
+    pub circuit: CircuitSettings,
     /// Most pending deliveries held in memory.
     pub window: usize,
 }
@@ -57,6 +69,11 @@ pub struct EndpointActor {
     /// Waiting for a retry timer; the handle cancels it.
     waiting: HashMap<DeliveryId, SpawnHandle>,
     in_flight: HashSet<DeliveryId>,
+    breaker: CircuitBreaker,
+    bucket: Option<TokenBucket>,
+    stats: EndpointStats,
+    /// One timer that calls `dispatch` again (probe time, or a rate-limit token).
+    wake: Option<SpawnHandle>,
     /// Highest delivery id taken into the window; paging continues after it.
     cursor: Option<DeliveryId>,
     /// The database may hold pending deliveries that are not in the window.
@@ -64,24 +81,33 @@ pub struct EndpointActor {
     paging: bool,
     /// A delivery was turned away while a page was loading, so that page may miss it.
     missed_while_paging: bool,
-    draining: bool,
+    /// Draining (shutdown) or disabled: no new attempts.
+    stopped: bool,
     drained: Vec<oneshot::Sender<()>>,
 }
 
 impl EndpointActor {
     pub fn new(webhook: Arc<Webhook>, deps: EndpointDeps) -> Self {
+        let now = Instant::now();
         Self {
+            bucket: webhook
+                .settings
+                .rate_limit_per_sec
+                .map(|rate| TokenBucket::new(rate, now)),
+            breaker: CircuitBreaker::new(deps.circuit),
+            stats: EndpointStats::new(now),
             webhook,
             deps,
             held: HashMap::new(),
             ready: BTreeSet::new(),
             waiting: HashMap::new(),
             in_flight: HashSet::new(),
+            wake: None,
             cursor: None,
             backlog: true,
             paging: false,
             missed_while_paging: false,
-            draining: false,
+            stopped: false,
             drained: Vec::new(),
         }
     }
@@ -105,7 +131,7 @@ impl EndpointActor {
         let wait = pending
             .delivery
             .next_attempt_at
-            .and_then(|at| (at - crate::domain::now()).to_std().ok())
+            .and_then(|at| (at - Utc::now()).to_std().ok())
             .unwrap_or_default();
         self.held.insert(
             id,
@@ -131,24 +157,61 @@ impl EndpointActor {
         self.waiting.insert(id, handle);
     }
 
-    /// Starts as many due attempts as the in-flight limit allows.
+    /// Calls `dispatch` again at `at`, replacing any earlier wake-up.
+    fn wake_at(&mut self, at: Instant, ctx: &mut Context<Self>) {
+        if let Some(previous) = self.wake.take() {
+            ctx.cancel_future(previous);
+        }
+        let wait = at.saturating_duration_since(Instant::now());
+        self.wake = Some(ctx.run_later(wait, |act, ctx| {
+            act.wake = None;
+            if act.breaker.should_disable(Instant::now()) {
+                act.disable(DisabledReason::Failing);
+            } else {
+                act.dispatch(ctx);
+            }
+        }));
+    }
+
+    /// Starts as many due attempts as the circuit, the rate limit and the in-flight limit allow.
     fn dispatch(&mut self, ctx: &mut Context<Self>) {
-        if self.draining {
+        if self.stopped {
             return;
         }
-        let limit = self.webhook.settings.max_in_flight as usize;
+        let max_in_flight = self.webhook.settings.max_in_flight;
         // At 1, order is strict: a delivery waiting for its retry holds back later ones.
-        let strict_fifo = limit == 1;
-        while self.in_flight.len() < limit && (!strict_fifo || self.waiting.is_empty()) {
-            let Some(id) = self.ready.pop_first() else {
+        let strict_fifo = max_in_flight == 1;
+        while let Some(&id) = self.ready.first() {
+            let limit = self.breaker.in_flight_limit(max_in_flight) as usize;
+            if self.in_flight.len() >= limit || (strict_fifo && !self.waiting.is_empty()) {
                 break;
+            }
+            let now = Instant::now();
+            if let Some(bucket) = &mut self.bucket {
+                if let Err(wait) = bucket.try_take(now) {
+                    self.wake_at(now + wait, ctx);
+                    break;
+                }
+            }
+            let probe = match self.breaker.permit(now) {
+                Permit::Attempt => false,
+                Permit::Probe => true,
+                Permit::WaitUntil(at) => {
+                    self.wake_at(at, ctx);
+                    break;
+                }
+                Permit::Wait => break,
             };
-            self.start_attempt(id, ctx);
+            self.ready.remove(&id);
+            self.start_attempt(id, probe, ctx);
         }
+        self.deps
+            .metrics
+            .set_circuit(self.webhook.id, self.breaker.state());
         self.page_in(ctx);
     }
 
-    fn start_attempt(&mut self, id: DeliveryId, ctx: &mut Context<Self>) {
+    fn start_attempt(&mut self, id: DeliveryId, probe: bool, ctx: &mut Context<Self>) {
         let Some(held) = self.held.get(&id) else {
             return;
         };
@@ -159,7 +222,11 @@ impl EndpointActor {
         let body = held.body.clone();
         let event = held.pending.delivery.event.clone();
         let started_at = crate::domain::now();
-        log::debug!("webhook {} delivery {id}: attempt {attempt}", webhook.id);
+        log::debug!(
+            "webhook {} delivery {id}: attempt {attempt}{}",
+            webhook.id,
+            if probe { " (probe)" } else { "" }
+        );
         let send = async move {
             let request = AttemptRequest {
                 url: webhook.url.as_str(),
@@ -167,14 +234,14 @@ impl EndpointActor {
                 event: &event,
                 attempt,
                 body,
-                secrets: webhook.signing_secrets(crate::domain::now()),
+                secrets: webhook.signing_secrets(Utc::now()),
                 headers: &webhook.headers,
                 timeout: webhook.settings.timeout(),
             };
             send_attempt(&client, request).await
         };
         ctx.spawn(send.into_actor(self).map(move |outcome, act, ctx| {
-            act.attempt_finished(id, attempt, started_at, outcome, ctx);
+            act.attempt_finished(id, attempt, probe, started_at, outcome, ctx);
         }));
     }
 
@@ -182,31 +249,66 @@ impl EndpointActor {
         &mut self,
         id: DeliveryId,
         attempt: u32,
-        started_at: chrono::DateTime<Utc>,
+        probe: bool,
+        started_at: DateTime<Utc>,
         outcome: AttemptOutcome,
         ctx: &mut Context<Self>,
     ) {
         self.in_flight.remove(&id);
-        let policy = self.webhook.settings.retry_policy(self.deps.backoff_max);
-        let step = next_step(&policy, attempt, &outcome, fastrand::f64());
-        let now = crate::domain::now();
-        if let Some(error) = &outcome.error_message {
+        let (now, wall) = (Instant::now(), crate::domain::now());
+        self.stats.record(
+            now,
+            wall,
+            outcome.duration,
+            outcome.error_message.as_deref(),
+        );
+        self.deps.metrics.attempt_finished(&outcome);
+        if outcome.succeeded() {
+            self.breaker.record_success();
+        } else {
             log::warn!(
-                "webhook {} delivery {id}: attempt {attempt} failed: {error}",
-                self.webhook.id
+                "webhook {} delivery {id}: attempt {attempt} failed: {}",
+                self.webhook.id,
+                outcome.error_message.as_deref().unwrap_or("")
             );
+            if self.breaker.record_failure(now, probe) {
+                log::warn!("webhook {}: circuit open", self.webhook.id);
+            }
         }
-        let (status, next_attempt_at) = match step {
-            NextStep::Succeeded => (DeliveryStatus::Succeeded, None),
-            NextStep::Failed | NextStep::Gone => (DeliveryStatus::Failed, None),
-            NextStep::RetryIn(wait) => (DeliveryStatus::Pending, Some(now + wait)),
-        };
         let Some(held) = self.held.get_mut(&id) else {
             return;
         };
         let delivery = &mut held.pending.delivery;
+        let policy = self.webhook.settings.retry_policy(self.deps.backoff_max);
+        // A failed probe is the circuit's business: the delivery waits for the next probe
+        // without using up a retry. A 410 is final whoever sent it.
+        let probe_failed = probe && !outcome.succeeded() && outcome.status_code != Some(410);
+        let (step, retries_used) = if probe_failed {
+            let wait = self
+                .breaker
+                .probe_at()
+                .map_or(Duration::ZERO, |at| at.saturating_duration_since(now));
+            (NextStep::RetryIn(wait), delivery.retries_used)
+        } else if outcome.succeeded() {
+            (NextStep::Succeeded, delivery.retries_used)
+        } else {
+            let failures = delivery.retries_used + 1;
+            (
+                next_step(&policy, failures, &outcome, fastrand::f64()),
+                failures,
+            )
+        };
+        let (status, next_attempt_at) = match step {
+            NextStep::Succeeded => (DeliveryStatus::Succeeded, None),
+            NextStep::Failed | NextStep::Gone => (DeliveryStatus::Failed, None),
+            NextStep::RetryIn(wait) => (DeliveryStatus::Pending, Some(wall + wait)),
+        };
         delivery.attempt_count = attempt;
+        delivery.retries_used = retries_used;
         delivery.next_attempt_at = next_attempt_at;
+        delivery.status = status;
+        delivery.status_code = outcome.status_code;
+        delivery.error_message = outcome.error_message.clone();
         let write = AttemptWrite {
             attempt: AttemptRecord {
                 delivery_id: id,
@@ -222,12 +324,13 @@ impl EndpointActor {
                 id,
                 status,
                 attempt_count: attempt,
+                retries_used,
                 next_attempt_at,
                 status_code: outcome.status_code,
                 error_message: outcome.error_message,
                 response_body: outcome.response_body,
                 duration_ms: Some(outcome.duration.as_millis() as u64),
-                completed_at: (status != DeliveryStatus::Pending).then_some(now),
+                completed_at: (status != DeliveryStatus::Pending).then_some(wall),
             },
         };
         // Fire and forget: the writer retries until the record is committed, and until
@@ -236,18 +339,34 @@ impl EndpointActor {
             op: WriteOp::Attempt(write),
         });
         match step {
+            // After a failed probe the delivery is first in line for the next one.
+            NextStep::RetryIn(_) if probe_failed => {
+                self.ready.insert(id);
+            }
             NextStep::RetryIn(wait) => self.schedule_retry(id, wait, ctx),
-            _ => {
+            NextStep::Succeeded => {
                 self.held.remove(&id);
+                self.deps
+                    .metrics
+                    .deliveries_completed(FinalStatus::Succeeded, 1);
+            }
+            NextStep::Failed | NextStep::Gone => {
+                if let Some(held) = self.held.remove(&id) {
+                    self.deps
+                        .metrics
+                        .deliveries_completed(FinalStatus::Failed, 1);
+                    self.deps.failed.do_send(DeliveryFailed {
+                        delivery: held.pending.delivery,
+                    });
+                }
             }
         }
         if step == NextStep::Gone {
-            self.deps.registry.do_send(DisableWebhook {
-                webhook_id: self.webhook.id,
-                reason: DisabledReason::Gone,
-            });
+            self.disable(DisabledReason::Gone);
+        } else if self.breaker.should_disable(now) {
+            self.disable(DisabledReason::Failing);
         }
-        if self.draining && self.in_flight.is_empty() {
+        if self.stopped && self.in_flight.is_empty() {
             self.drained.drain(..).for_each(|tx| {
                 let _ = tx.send(());
             });
@@ -255,10 +374,21 @@ impl EndpointActor {
         self.dispatch(ctx);
     }
 
+    /// Stops attempts and asks the registry to disable the webhook (which stops this actor).
+    fn disable(&mut self, reason: DisabledReason) {
+        if !self.stopped {
+            self.stopped = true;
+            self.deps.disable.do_send(DisableWebhook {
+                webhook_id: self.webhook.id,
+                reason,
+            });
+        }
+    }
+
     /// Loads more pending deliveries from the database once the window is half empty.
     fn page_in(&mut self, ctx: &mut Context<Self>) {
         let room = self.deps.window.saturating_sub(self.held.len());
-        if !self.backlog || self.paging || self.draining || room < self.deps.window / 2 {
+        if !self.backlog || self.paging || self.stopped || room < self.deps.window / 2 {
             return;
         }
         self.paging = true;
@@ -288,6 +418,29 @@ impl EndpointActor {
                 }),
         );
     }
+
+    fn health(&mut self) -> EndpointHealth {
+        let now = Instant::now();
+        let next_attempt_at = match self.breaker.probe_at() {
+            Some(at) => Some(crate::domain::now() + at.saturating_duration_since(now)),
+            None => self
+                .waiting
+                .keys()
+                .filter_map(|id| self.held.get(id)?.pending.delivery.next_attempt_at)
+                .min(),
+        };
+        EndpointHealth {
+            circuit: self.breaker.state(),
+            consecutive_failures: self.breaker.consecutive_failures(),
+            in_flight: self.in_flight.len(),
+            success_rate_5m: self.stats.success_rate_5m(now),
+            latency_ms: self.stats.latency(now),
+            last_success_at: self.stats.last_success_at,
+            last_failure_at: self.stats.last_failure_at,
+            last_error: self.stats.last_error.clone(),
+            next_attempt_at,
+        }
+    }
 }
 
 impl Actor for EndpointActor {
@@ -295,6 +448,10 @@ impl Actor for EndpointActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.dispatch(ctx);
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.deps.metrics.forget_webhook(self.webhook.id);
     }
 }
 
@@ -323,8 +480,35 @@ impl Handler<WebhookChanged> for EndpointActor {
     type Result = ();
 
     fn handle(&mut self, msg: WebhookChanged, ctx: &mut Context<Self>) {
+        if msg.webhook.settings.rate_limit_per_sec != self.webhook.settings.rate_limit_per_sec {
+            self.bucket = msg
+                .webhook
+                .settings
+                .rate_limit_per_sec
+                .map(|rate| TokenBucket::new(rate, Instant::now()));
+        }
         self.webhook = msg.webhook;
         self.dispatch(ctx);
+    }
+}
+
+impl Handler<ResetCircuit> for EndpointActor {
+    type Result = ();
+
+    fn handle(&mut self, _: ResetCircuit, ctx: &mut Context<Self>) {
+        self.breaker.reset();
+        if let Some(wake) = self.wake.take() {
+            ctx.cancel_future(wake);
+        }
+        self.dispatch(ctx);
+    }
+}
+
+impl Handler<GetEndpointHealth> for EndpointActor {
+    type Result = MessageResult<GetEndpointHealth>;
+
+    fn handle(&mut self, _: GetEndpointHealth, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.health())
     }
 }
 
@@ -332,7 +516,7 @@ impl Handler<DrainEndpoint> for EndpointActor {
     type Result = ResponseFuture<()>;
 
     fn handle(&mut self, _: DrainEndpoint, _: &mut Context<Self>) -> Self::Result {
-        self.draining = true;
+        self.stopped = true;
         let (tx, rx) = oneshot::channel();
         if self.in_flight.is_empty() {
             let _ = tx.send(());

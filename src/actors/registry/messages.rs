@@ -150,3 +150,25 @@ pub struct DisableWebhook {
 pub struct DrainDeliveries {
     pub timeout: Duration,
 }
+
+/// A delivery failed for good (retries exhausted or 410); the registry turns this into a
+/// `hookbus.delivery.failed` operational event.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct DeliveryFailed {
+    pub delivery: DeliveryRecord,
+}
+
+/// The live health of every webhook of a workspace, newest webhook first.
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<WebhookHealth>")]
+pub struct HealthSnapshot {
+    pub workspace_id: WorkspaceId,
+}
+
+/// One webhook and its endpoint's live state.
+#[derive(Debug, Clone)]
+pub struct WebhookHealth {
+    pub webhook: Arc<Webhook>,
+    pub endpoint: crate::actors::endpoint::EndpointHealth,
+}

@@ -15,22 +15,25 @@ use actix::prelude::*;
 use ring::digest;
 
 pub use messages::{
-    DeleteWebhook, DisableWebhook, DrainDeliveries, GetWebhook, ListWebhooks, Publish, Published,
-    Redeliver, RegisterWebhook, RotateSecret, RotatedSecret, TestResult, TestWebhook,
-    UpdateWebhook,
+    DeleteWebhook, DeliveryFailed, DisableWebhook, DrainDeliveries, GetWebhook, HealthSnapshot,
+    ListWebhooks, Publish, Published, Redeliver, RegisterWebhook, RotateSecret, RotatedSecret,
+    TestResult, TestWebhook, UpdateWebhook, WebhookHealth,
 };
 
 use super::endpoint::{
-    DeliveryEnqueued, DrainEndpoint, EndpointActor, EndpointDeps, StopEndpoint, WebhookChanged,
+    DeliveryEnqueued, DrainEndpoint, EndpointActor, EndpointDeps, GetEndpointHealth, ResetCircuit,
+    StopEndpoint, WebhookChanged,
 };
 use super::persistence::{PersistWrite, Persistence};
 use crate::delivery::{send_attempt, AttemptRequest};
+use crate::domain::circuit::CircuitSettings;
 use crate::domain::url::UrlPolicy;
 use crate::domain::webhook::{DisabledReason, Webhook};
 use crate::domain::{
     DeliveryStatus, EventId, EventType, Page, ValidationError, WebhookId, WebhookSecret,
     WorkspaceId,
 };
+use crate::metrics::{FinalStatus, Metrics};
 use crate::store::{
     AttemptRecord, AttemptWrite, DeliveryRecord, DeliveryUpdate, EventRecord, PublishWrite, Store,
     StoreError, WriteOp, WriteOutcome,
@@ -67,12 +70,14 @@ pub struct RegistrySettings {
     pub backoff_max: Duration,
     pub pending_window: usize,
     pub rotation_overlap: Duration,
+    pub circuit: CircuitSettings,
 }
 
 pub struct Registry {
     store: Store,
     persistence: Addr<Persistence>,
     client: awc::Client,
+    metrics: Arc<Metrics>,
     settings: RegistrySettings,
     webhooks: HashMap<WebhookId, Arc<Webhook>>,
     /// Per workspace, ids in creation order (ids are v7), for listing.
@@ -85,12 +90,14 @@ impl Registry {
     pub fn new(
         store: Store,
         persistence: Addr<Persistence>,
+        metrics: Arc<Metrics>,
         settings: RegistrySettings,
         webhooks: Vec<Webhook>,
     ) -> Self {
         let mut registry = Self {
             store,
             persistence,
+            metrics,
             client: crate::delivery::build_client(),
             settings,
             webhooks: HashMap::new(),
@@ -142,8 +149,11 @@ impl Registry {
                 let deps = EndpointDeps {
                     store: self.store.clone(),
                     persistence: self.persistence.clone(),
-                    registry: ctx.address().recipient(),
+                    disable: ctx.address().recipient(),
+                    failed: ctx.address().recipient(),
                     client: self.client.clone(),
+                    metrics: self.metrics.clone(),
+                    circuit: self.settings.circuit,
                     backoff_max: self.settings.backoff_max,
                     window: self.settings.pending_window,
                 };
@@ -170,31 +180,151 @@ impl Registry {
         let store = self.store.clone();
         let after = Arc::new(after);
         let written = after.clone();
+        let disabled_now = before.enabled && !after.enabled;
         Box::pin(
             async move {
                 store.update_webhook(&written).await?;
-                if before.enabled && !written.enabled {
-                    let reason = written
-                        .disabled_reason
-                        .map_or("manual", DisabledReason::as_str);
-                    store
-                        .fail_pending_deliveries(
-                            written.id,
-                            &format!("webhook disabled ({reason})"),
-                            crate::domain::now(),
-                        )
-                        .await?;
+                if !disabled_now {
+                    return Ok(0);
                 }
-                Ok::<_, RegistryError>(())
+                let reason = written
+                    .disabled_reason
+                    .map_or("manual", DisabledReason::as_str);
+                let failed = store
+                    .fail_pending_deliveries(
+                        written.id,
+                        &format!("webhook disabled ({reason})"),
+                        crate::domain::now(),
+                    )
+                    .await?;
+                Ok::<_, RegistryError>(failed)
             }
             .into_actor(self)
             .map(move |result, act, ctx| {
-                result?;
+                let failed = result?;
                 act.remember(after.clone());
                 act.sync_endpoint(&after, ctx);
+                if disabled_now {
+                    act.metrics
+                        .deliveries_completed(FinalStatus::Failed, failed as u64);
+                    let data = serde_json::json!({
+                        "webhook_id": after.id,
+                        "name": after.name,
+                        "reason": after.disabled_reason,
+                        "failed_deliveries": failed,
+                    });
+                    act.publish_operational(
+                        after.workspace_id,
+                        "hookbus.webhook.disabled",
+                        data,
+                        ctx,
+                    );
+                }
                 Ok(after)
             }),
         )
+    }
+
+    /// Publishes an event into the workspace, answering once it is committed.
+    fn publish(
+        &mut self,
+        workspace_id: WorkspaceId,
+        event: EventType,
+        data_json: String,
+        id: Option<EventId>,
+    ) -> ResponseActFuture<Self, Result<Published, RegistryError>> {
+        let matched: Vec<WebhookId> = self
+            .by_workspace
+            .get(&workspace_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.webhooks.get(id))
+            .filter(|w| w.enabled && w.subscribes_to(&event))
+            .map(|w| w.id)
+            .collect();
+        let record = EventRecord {
+            workspace_id,
+            id: id.unwrap_or_else(EventId::generate),
+            body_hash: body_hash(&event, &data_json),
+            event,
+            data_json,
+            matched_webhooks: matched.len() as u32,
+            created_at: crate::domain::now(),
+        };
+        let deliveries: Vec<DeliveryRecord> = matched
+            .iter()
+            .map(|webhook_id| DeliveryRecord::new_pending(&record, *webhook_id))
+            .collect();
+        let write = PublishWrite {
+            event: record.clone(),
+            deliveries,
+        };
+        let persistence = self.persistence.clone();
+        let store = self.store.clone();
+        Box::pin(
+            async move {
+                let outcome = persist(&persistence, WriteOp::Publish(write.clone())).await?;
+                if outcome == WriteOutcome::Published {
+                    return Ok((write, true));
+                }
+                // The id was used before: same body → the original answer; else a conflict.
+                let original = store
+                    .find_event(record.workspace_id, &record.id)
+                    .await?
+                    .ok_or(RegistryError::NotFound("event"))?;
+                if original.body_hash != record.body_hash {
+                    return Err(RegistryError::Conflict(record.id.to_string()));
+                }
+                Ok((
+                    PublishWrite {
+                        event: original,
+                        deliveries: vec![],
+                    },
+                    false,
+                ))
+            }
+            .into_actor(self)
+            .map(|result, act, _| {
+                let (write, created) = result?;
+                if created {
+                    act.metrics.event_published();
+                    for delivery in write.deliveries {
+                        if let Some(endpoint) = act.endpoints.get(&delivery.webhook_id) {
+                            let pending = crate::store::PendingDelivery {
+                                data_json: write.event.data_json.clone(),
+                                event_created_at: write.event.created_at,
+                                delivery,
+                            };
+                            endpoint.do_send(DeliveryEnqueued { delivery: pending });
+                        }
+                    }
+                }
+                Ok(Published {
+                    id: write.event.id,
+                    event: write.event.event,
+                    matched_webhooks: write.event.matched_webhooks,
+                })
+            }),
+        )
+    }
+
+    /// Publishes one of hookbus' own `hookbus.*` events (operational webhooks).
+    fn publish_operational(
+        &mut self,
+        workspace_id: WorkspaceId,
+        event: &'static str,
+        data: serde_json::Value,
+        ctx: &mut Context<Self>,
+    ) {
+        let event = EventType::from_stored(event.to_owned());
+        ctx.spawn(
+            self.publish(workspace_id, event, data.to_string(), None)
+                .map(|result, _, _| {
+                    if let Err(error) = result {
+                        log::error!("could not publish an operational event: {error}");
+                    }
+                }),
+        );
     }
 }
 
@@ -251,6 +381,12 @@ impl Handler<UpdateWebhook> for Registry {
     type Result = AtomicResponse<Self, Result<Arc<Webhook>, RegistryError>>;
 
     fn handle(&mut self, msg: UpdateWebhook, _: &mut Context<Self>) -> Self::Result {
+        if msg.patch.enabled == Some(true) {
+            // Explicitly enabling closes the circuit (a disabled webhook starts afresh anyway).
+            if let Some(endpoint) = self.endpoints.get(&msg.webhook_id) {
+                endpoint.do_send(ResetCircuit);
+            }
+        }
         let patched = self
             .find(msg.workspace_id, msg.webhook_id)
             .and_then(|before| {
@@ -312,7 +448,9 @@ impl Handler<DeleteWebhook> for Registry {
             }
             .into_actor(self)
             .map(move |result, act, ctx| match result {
-                Ok(_) => {
+                Ok(cancelled) => {
+                    act.metrics
+                        .deliveries_completed(FinalStatus::Cancelled, cancelled as u64);
                     act.forget(msg.webhook_id);
                     Ok(())
                 }
@@ -411,6 +549,12 @@ impl Handler<Publish> for Registry {
     fn handle(&mut self, msg: Publish, _: &mut Context<Self>) -> Self::Result {
         let parsed = (|| {
             let event = EventType::parse("event", &msg.event)?;
+            if event.is_operational() {
+                return Err(ValidationError::new(
+                    "event",
+                    "the hookbus.* namespace is reserved for hookbus' own events",
+                ));
+            }
             if !msg.data.is_object() {
                 return Err(ValidationError::new("data", "must be a JSON object"));
             }
@@ -421,88 +565,59 @@ impl Handler<Publish> for Registry {
                 .transpose()?;
             Ok((event, id))
         })();
-        let (event, id) = match parsed {
-            Ok(parsed) => parsed,
-            Err(invalid) => return Box::pin(fut::ready(Err(invalid.into()))),
-        };
-        let data_json = msg.data.to_string();
-        let matched: Vec<WebhookId> = self
+        match parsed {
+            Ok((event, id)) => self.publish(msg.workspace_id, event, msg.data.to_string(), id),
+            Err(invalid) => Box::pin(fut::ready(Err(invalid.into()))),
+        }
+    }
+}
+
+impl Handler<DeliveryFailed> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: DeliveryFailed, ctx: &mut Context<Self>) {
+        let delivery = msg.delivery;
+        // A failed operational event never triggers another one about itself.
+        if delivery.event.is_operational() {
+            return;
+        }
+        let data = serde_json::json!({
+            "delivery_id": delivery.id,
+            "webhook_id": delivery.webhook_id,
+            "event_id": delivery.event_id,
+            "event": delivery.event,
+            "attempt_count": delivery.attempt_count,
+            "status_code": delivery.status_code,
+            "error_message": delivery.error_message,
+        });
+        self.publish_operational(delivery.workspace_id, "hookbus.delivery.failed", data, ctx);
+    }
+}
+
+impl Handler<HealthSnapshot> for Registry {
+    type Result = ResponseFuture<Vec<WebhookHealth>>;
+
+    fn handle(&mut self, msg: HealthSnapshot, _: &mut Context<Self>) -> Self::Result {
+        let webhooks: Vec<_> = self
             .by_workspace
             .get(&msg.workspace_id)
             .into_iter()
             .flatten()
-            .filter_map(|id| self.webhooks.get(id))
-            .filter(|w| w.enabled && w.subscribes_to(&event))
-            .map(|w| w.id)
+            .rev()
+            .filter_map(|id| self.webhooks.get(id).cloned())
+            .map(|webhook| (self.endpoints.get(&webhook.id).cloned(), webhook))
             .collect();
-        let record = EventRecord {
-            workspace_id: msg.workspace_id,
-            id: id.unwrap_or_else(EventId::generate),
-            body_hash: body_hash(&event, &data_json),
-            event,
-            data_json,
-            matched_webhooks: matched.len() as u32,
-            created_at: crate::domain::now(),
-        };
-        let deliveries: Vec<DeliveryRecord> = matched
-            .iter()
-            .map(|webhook_id| DeliveryRecord::new_pending(&record, *webhook_id))
-            .collect();
-        let write = PublishWrite {
-            event: record.clone(),
-            deliveries,
-        };
-        let persistence = self.persistence.clone();
-        let store = self.store.clone();
-        Box::pin(
-            async move {
-                let outcome = persistence
-                    .send(PersistWrite {
-                        op: WriteOp::Publish(write.clone()),
-                    })
-                    .await
-                    .map_err(|_| StoreError::Corrupt("the writer stopped".into()))??;
-                if outcome == WriteOutcome::Published {
-                    return Ok((write, true));
-                }
-                // The id was used before: same body → the original answer; else a conflict.
-                let original = store
-                    .find_event(record.workspace_id, &record.id)
-                    .await?
-                    .ok_or(RegistryError::NotFound("event"))?;
-                if original.body_hash != record.body_hash {
-                    return Err(RegistryError::Conflict(record.id.to_string()));
-                }
-                Ok((
-                    PublishWrite {
-                        event: original,
-                        deliveries: vec![],
-                    },
-                    false,
-                ))
+        Box::pin(async move {
+            let mut snapshot = Vec::with_capacity(webhooks.len());
+            for (endpoint, webhook) in webhooks {
+                let endpoint = match endpoint {
+                    Some(endpoint) => endpoint.send(GetEndpointHealth).await.unwrap_or_default(),
+                    None => Default::default(),
+                };
+                snapshot.push(WebhookHealth { webhook, endpoint });
             }
-            .into_actor(self)
-            .map(|result, act, _| {
-                let (write, created) = result?;
-                if created {
-                    for delivery in write.deliveries {
-                        if let Some(endpoint) = act.endpoints.get(&delivery.webhook_id) {
-                            let pending = crate::store::PendingDelivery {
-                                data_json: write.event.data_json.clone(),
-                                event_created_at: write.event.created_at,
-                                delivery,
-                            };
-                            endpoint.do_send(DeliveryEnqueued { delivery: pending });
-                        }
-                    }
-                }
-                Ok(Published {
-                    id: write.event.id,
-                    event: write.event.event,
-                    matched_webhooks: write.event.matched_webhooks,
-                })
-            }),
-        )
+            snapshot
+        })
     }
 }
 
@@ -525,6 +640,7 @@ impl Handler<TestWebhook> for Registry {
             created_at: crate::domain::now(),
         };
         let delivery = DeliveryRecord::new_pending(&record, webhook.id);
+        let webhook_id = webhook.id;
         let persistence = self.persistence.clone();
         let client = self.client.clone();
         Box::pin(
@@ -578,6 +694,7 @@ impl Handler<TestWebhook> for Registry {
                         id: delivery_id,
                         status,
                         attempt_count: 1,
+                        retries_used: 0,
                         next_attempt_at: None,
                         status_code: outcome.status_code,
                         error_message: outcome.error_message.clone(),
@@ -595,7 +712,16 @@ impl Handler<TestWebhook> for Registry {
                     error_message: outcome.error_message,
                 })
             }
-            .into_actor(self),
+            .into_actor(self)
+            .map(move |result, act, _| {
+                // A successful test closes an open circuit.
+                if result.as_ref().is_ok_and(|r| r.succeeded) {
+                    if let Some(endpoint) = act.endpoints.get(&webhook_id) {
+                        endpoint.do_send(ResetCircuit);
+                    }
+                }
+                result
+            }),
         )
     }
 }
