@@ -13,15 +13,8 @@ use serde_json::json;
 
 use hookbus::{Config, Hookbus, Publish, Registry, WorkspaceId};
 
-async fn complete_artifact(
-    registry: web::Data<Addr<Registry>>,
-    id: web::Path<u64>,
-) -> HttpResponse {
-    let event = Publish::new(
-        WorkspaceId::DEFAULT,
-        "artifact.completed",
-        json!({"artifact_id": *id}),
-    );
+async fn complete_artifact(registry: web::Data<Addr<Registry>>, id: web::Path<u64>) -> HttpResponse {
+    let event = Publish::new(WorkspaceId::DEFAULT, "artifact.completed", json!({"artifact_id": *id}));
     match registry.send(event).await {
         Ok(Ok(published)) => HttpResponse::Accepted().json(published),
         Ok(Err(error)) => HttpResponse::UnprocessableEntity().body(error.to_string()),
@@ -43,10 +36,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     HttpServer::new(move || {
         App::new()
             .app_data(registry.clone())
-            .route(
-                "/artifacts/{id}/complete",
-                web::post().to(complete_artifact),
-            )
+            .route("/artifacts/{id}/complete", web::post().to(complete_artifact))
             .service(web::scope("/webhooks-admin").configure(admin.clone()))
     })
     .bind("127.0.0.1:8081")?

@@ -48,27 +48,18 @@ impl Hookbus {
         }
         let store = Store::open(&config.database(), config.db_max_connections).await?;
         let webhooks = store.load_webhooks().await?;
-        let admin_token = AdminToken::resolve(config.admin_token.as_deref(), &config.data_dir)
-            .map_err(StartError::AdminToken)?;
+        let admin_token =
+            AdminToken::resolve(config.admin_token.as_deref(), &config.data_dir).map_err(StartError::AdminToken)?;
         let persistence = Persistence::new(store.clone(), config.max_batch_writes).start();
         let settings = RegistrySettings {
-            url_policy: UrlPolicy {
-                allow_http: config.allows_http(),
-            },
+            url_policy: UrlPolicy { allow_http: config.allows_http() },
             backoff_max: config.backoff_max(),
             pending_window: config.pending_window,
             rotation_overlap: std::time::Duration::from_secs(config.secret_rotation_overlap_s),
             circuit: config.circuit(),
         };
         let metrics = Arc::new(Metrics::default());
-        let registry = Registry::new(
-            store.clone(),
-            persistence.clone(),
-            metrics.clone(),
-            settings,
-            webhooks,
-        )
-        .start();
+        let registry = Registry::new(store.clone(), persistence.clone(), metrics.clone(), settings, webhooks).start();
         Ok(Self {
             config: Arc::new(config),
             store,
@@ -109,12 +100,7 @@ impl Hookbus {
     /// and commits every queued record. Pending deliveries stay pending for the next start.
     pub async fn shutdown(&self) {
         let timeout = self.config.shutdown_timeout();
-        if self
-            .registry
-            .send(DrainDeliveries { timeout })
-            .await
-            .is_err()
-        {
+        if self.registry.send(DrainDeliveries { timeout }).await.is_err() {
             log::warn!("shutdown: the registry had already stopped");
         }
         if self.persistence.send(FlushWrites).await.is_err() {

@@ -127,10 +127,7 @@ impl Config {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(file) = file {
             if !file.exists() {
-                return Err(ConfigError::Invalid(format!(
-                    "config file {} does not exist",
-                    file.display()
-                )));
+                return Err(ConfigError::Invalid(format!("config file {} does not exist", file.display())));
             }
             figment = figment.merge(Toml::file(file));
         }
@@ -145,18 +142,12 @@ impl Config {
 
     /// An embedded instance on the SQLite file at `path`.
     pub fn sqlite(path: impl AsRef<Path>) -> Self {
-        Self {
-            database_url: Some(format!("sqlite://{}", path.as_ref().display())),
-            ..Self::default()
-        }
+        Self { database_url: Some(format!("sqlite://{}", path.as_ref().display())), ..Self::default() }
     }
 
     /// An embedded instance that keeps nothing on disk (demos, tests).
     pub fn memory() -> Self {
-        Self {
-            database_url: Some("sqlite::memory:".into()),
-            ..Self::default()
-        }
+        Self { database_url: Some("sqlite::memory:".into()), ..Self::default() }
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -231,10 +222,7 @@ mod tests {
             jail.set_env("HOOKBUS_BIND", "127.0.0.1:2000");
             jail.set_env("HOOKBUS_DATA_DIR", "from-env");
             jail.set_env("HOOKBUS_TEST_POSTGRES_URL", "postgres://ignored");
-            let overrides = ConfigOverrides {
-                data_dir: Some("from-flag".into()),
-                ..Default::default()
-            };
+            let overrides = ConfigOverrides { data_dir: Some("from-flag".into()), ..Default::default() };
             let config = Config::load(Some(Path::new("hookbus.toml")), overrides).unwrap();
             assert_eq!(config.pending_window, 7);
             assert_eq!(config.bind, "127.0.0.1:2000");
@@ -247,14 +235,10 @@ mod tests {
     fn unknown_file_keys_and_bad_values_are_errors() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("typo.toml", "bnid = \"127.0.0.1:1\"")?;
-            assert!(
-                Config::load(Some(Path::new("typo.toml")), ConfigOverrides::default()).is_err()
-            );
+            assert!(Config::load(Some(Path::new("typo.toml")), ConfigOverrides::default()).is_err());
             jail.create_file("bad.toml", "bind = \"nowhere\"")?;
             assert!(Config::load(Some(Path::new("bad.toml")), ConfigOverrides::default()).is_err());
-            assert!(
-                Config::load(Some(Path::new("missing.toml")), ConfigOverrides::default()).is_err()
-            );
+            assert!(Config::load(Some(Path::new("missing.toml")), ConfigOverrides::default()).is_err());
             Ok(())
         });
     }
@@ -262,10 +246,7 @@ mod tests {
     #[test]
     fn default_database_is_sqlite_in_the_data_dir() {
         let config = Config::default();
-        assert_eq!(
-            config.database(),
-            DatabaseUrl::SqliteFile(PathBuf::from("./hookbus-data/hookbus.db"))
-        );
+        assert_eq!(config.database(), DatabaseUrl::SqliteFile(PathBuf::from("./hookbus-data/hookbus.db")));
         assert_eq!(Config::memory().database(), DatabaseUrl::SqliteMemory);
     }
 }

@@ -7,11 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use hookbus::config::{Config, ConfigOverrides};
 
 #[derive(Parser)]
-#[command(
-    name = "hookbus",
-    version,
-    about = "Webhook delivery: signed, retried, recorded."
-)]
+#[command(name = "hookbus", version, about = "Webhook delivery: signed, retried, recorded.")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -50,11 +46,7 @@ struct ServeArgs {
     dev: bool,
 }
 
-fn load(
-    common: CommonArgs,
-    bind: Option<String>,
-    dev: bool,
-) -> Result<Config, hookbus::config::ConfigError> {
+fn load(common: CommonArgs, bind: Option<String>, dev: bool) -> Result<Config, hookbus::config::ConfigError> {
     let overrides = ConfigOverrides {
         bind,
         database_url: common.database_url,

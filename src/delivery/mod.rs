@@ -20,10 +20,8 @@ const USER_AGENT_VALUE: &str = concat!("hookbus/", env!("CARGO_PKG_VERSION"));
 /// The client every endpoint shares (per arbiter): pooled keep-alive connections,
 /// redirects never followed (SPEC §4: a 3xx is a failure).
 pub fn build_client() -> awc::Client {
-    let connector = awc::Connector::new()
-        .timeout(Duration::from_secs(30))
-        .limit(4096)
-        .conn_keep_alive(Duration::from_secs(30));
+    let connector =
+        awc::Connector::new().timeout(Duration::from_secs(30)).limit(4096).conn_keep_alive(Duration::from_secs(30));
     awc::Client::builder()
         .connector(connector)
         .disable_redirects()
@@ -64,24 +62,15 @@ pub async fn send_attempt(client: &awc::Client, request: AttemptRequest<'_>) -> 
         .insert_header(("X-Webhook-Event", request.event.as_str()))
         .insert_header(("X-Webhook-Delivery", msg_id.as_str()))
         .insert_header(("X-Webhook-Attempt", request.attempt.to_string()))
-        .insert_header((
-            "X-Webhook-Signature",
-            hex_signature(request.secrets[0], &request.body),
-        ));
+        .insert_header(("X-Webhook-Signature", hex_signature(request.secrets[0], &request.body)));
     for (name, value) in request.headers {
         // Validated at registration; a bad pair here would only be skipped.
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::try_from(name.as_str()),
-            HeaderValue::from_str(value),
-        ) {
+        if let (Ok(name), Ok(value)) = (HeaderName::try_from(name.as_str()), HeaderValue::from_str(value)) {
             builder = builder.insert_header((name, value));
         }
     }
     let exchange = async {
-        let mut response = builder
-            .send_body(request.body)
-            .await
-            .map_err(|e| e.to_string())?;
+        let mut response = builder.send_body(request.body).await.map_err(|e| e.to_string())?;
         let status = response.status().as_u16();
         let retry_after = response
             .headers()
@@ -98,11 +87,7 @@ pub async fn send_attempt(client: &awc::Client, request: AttemptRequest<'_>) -> 
             }
         }
         kept.truncate(RESPONSE_BODY_LIMIT);
-        Ok::<_, String>((
-            status,
-            retry_after,
-            String::from_utf8_lossy(&kept).into_owned(),
-        ))
+        Ok::<_, String>((status, retry_after, String::from_utf8_lossy(&kept).into_owned()))
     };
     let result = actix_rt::time::timeout(request.timeout, exchange).await;
     let duration = started.elapsed();
@@ -123,10 +108,7 @@ pub async fn send_attempt(client: &awc::Client, request: AttemptRequest<'_>) -> 
         },
         Err(_) => AttemptOutcome {
             status_code: None,
-            error_message: Some(format!(
-                "timed out after {} ms",
-                request.timeout.as_millis()
-            )),
+            error_message: Some(format!("timed out after {} ms", request.timeout.as_millis())),
             response_body: None,
             retry_after: None,
             duration,

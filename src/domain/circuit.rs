@@ -131,9 +131,7 @@ impl CircuitBreaker {
                 self.open(now);
                 true
             }
-            CircuitState::Closed
-                if self.consecutive_failures >= self.settings.failure_threshold =>
-            {
+            CircuitState::Closed if self.consecutive_failures >= self.settings.failure_threshold => {
                 self.open_since = Some(now);
                 self.open(now);
                 true
@@ -145,9 +143,7 @@ impl CircuitBreaker {
 
     /// True once the circuit has stayed open for `disable_after`.
     pub fn should_disable(&self, now: Instant) -> bool {
-        self.open_since.is_some_and(|since| {
-            now.saturating_duration_since(since) >= self.settings.disable_after
-        })
+        self.open_since.is_some_and(|since| now.saturating_duration_since(since) >= self.settings.disable_after)
     }
 
     /// Closes the circuit from outside (a successful test, or the webhook re-enabled).
@@ -176,12 +172,7 @@ mod tests {
     const MS: Duration = Duration::from_millis(1);
 
     fn settings() -> CircuitSettings {
-        CircuitSettings {
-            failure_threshold: 3,
-            cooldown: 100 * MS,
-            cooldown_max: 350 * MS,
-            disable_after: 1000 * MS,
-        }
+        CircuitSettings { failure_threshold: 3, cooldown: 100 * MS, cooldown_max: 350 * MS, disable_after: 1000 * MS }
     }
 
     fn opened(now: Instant) -> CircuitBreaker {
@@ -220,18 +211,11 @@ mod tests {
     fn no_attempt_while_open_then_one_probe_after_the_cooldown() {
         let now = Instant::now();
         let mut breaker = opened(now);
-        assert_eq!(
-            breaker.permit(now + 50 * MS),
-            Permit::WaitUntil(now + 100 * MS)
-        );
+        assert_eq!(breaker.permit(now + 50 * MS), Permit::WaitUntil(now + 100 * MS));
         assert_eq!(breaker.probe_at(), Some(now + 100 * MS));
         assert_eq!(breaker.permit(now + 100 * MS), Permit::Probe);
         assert_eq!(breaker.state(), CircuitState::HalfOpen);
-        assert_eq!(
-            breaker.permit(now + 101 * MS),
-            Permit::Wait,
-            "only one probe at a time"
-        );
+        assert_eq!(breaker.permit(now + 101 * MS), Permit::Wait, "only one probe at a time");
     }
 
     #[test]

@@ -68,12 +68,7 @@ pub enum NextStep {
 }
 
 /// Decides the next step after attempt number `attempt` (1-based) ended with `outcome`.
-pub fn next_step(
-    policy: &RetryPolicy,
-    failures: u32,
-    outcome: &AttemptOutcome,
-    jitter: f64,
-) -> NextStep {
+pub fn next_step(policy: &RetryPolicy, failures: u32, outcome: &AttemptOutcome, jitter: f64) -> NextStep {
     if outcome.succeeded() {
         return NextStep::Succeeded;
     }
@@ -108,23 +103,14 @@ mod tests {
 
     #[test]
     fn any_2xx_succeeds() {
-        assert_eq!(
-            next_step(&POLICY, 1, &outcome(Some(204), None), 0.0),
-            NextStep::Succeeded
-        );
+        assert_eq!(next_step(&POLICY, 1, &outcome(Some(204), None), 0.0), NextStep::Succeeded);
     }
 
     #[test]
     fn failures_retry_until_exhausted() {
         let failed = outcome(Some(500), Some("HTTP 500"));
-        assert_eq!(
-            next_step(&POLICY, 1, &failed, 0.0),
-            NextStep::RetryIn(Duration::from_millis(100))
-        );
-        assert_eq!(
-            next_step(&POLICY, 2, &failed, 0.0),
-            NextStep::RetryIn(Duration::from_millis(200))
-        );
+        assert_eq!(next_step(&POLICY, 1, &failed, 0.0), NextStep::RetryIn(Duration::from_millis(100)));
+        assert_eq!(next_step(&POLICY, 2, &failed, 0.0), NextStep::RetryIn(Duration::from_millis(200)));
         assert_eq!(next_step(&POLICY, 3, &failed, 0.0), NextStep::Failed);
         let refused = outcome(None, Some("connection refused"));
         assert_eq!(next_step(&POLICY, 3, &refused, 0.0), NextStep::Failed);
@@ -132,35 +118,22 @@ mod tests {
 
     #[test]
     fn gone_stops_at_once_and_3xx_is_a_failure() {
-        assert_eq!(
-            next_step(&POLICY, 1, &outcome(Some(410), Some("HTTP 410")), 0.0),
-            NextStep::Gone
-        );
+        assert_eq!(next_step(&POLICY, 1, &outcome(Some(410), Some("HTTP 410")), 0.0), NextStep::Gone);
         let redirect = outcome(Some(302), Some("HTTP 302"));
-        assert!(matches!(
-            next_step(&POLICY, 1, &redirect, 0.0),
-            NextStep::RetryIn(_)
-        ));
+        assert!(matches!(next_step(&POLICY, 1, &redirect, 0.0), NextStep::RetryIn(_)));
     }
 
     #[test]
     fn retry_after_replaces_the_backoff() {
         let mut limited = outcome(Some(429), Some("HTTP 429"));
         limited.retry_after = Some(Duration::from_secs(3));
-        assert_eq!(
-            next_step(&POLICY, 1, &limited, 0.5),
-            NextStep::RetryIn(Duration::from_secs(3))
-        );
+        assert_eq!(next_step(&POLICY, 1, &limited, 0.5), NextStep::RetryIn(Duration::from_secs(3)));
     }
 
     #[test]
     fn statuses_round_trip() {
-        for s in [
-            DeliveryStatus::Pending,
-            DeliveryStatus::Succeeded,
-            DeliveryStatus::Failed,
-            DeliveryStatus::Cancelled,
-        ] {
+        for s in [DeliveryStatus::Pending, DeliveryStatus::Succeeded, DeliveryStatus::Failed, DeliveryStatus::Cancelled]
+        {
             assert_eq!(DeliveryStatus::parse(s.as_str()), Some(s));
         }
         assert_eq!(DeliveryStatus::parse("done"), None);

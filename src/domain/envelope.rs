@@ -59,12 +59,7 @@ mod tests {
         assert_eq!(parsed["webhook_id"], webhook_id.to_string());
         assert_eq!(parsed["workspace_id"], WorkspaceId::DEFAULT.to_string());
         assert_eq!(parsed["data"], serde_json::json!({"a": [1, 2]}));
-        assert_eq!(
-            body,
-            serde_json::to_string(&parsed)
-                .map(|_| body.clone())
-                .unwrap()
-        );
+        assert_eq!(body, serde_json::to_string(&parsed).map(|_| body.clone()).unwrap());
         assert!(!body.contains(' '));
     }
 }

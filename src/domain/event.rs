@@ -17,9 +17,7 @@ pub struct EventType(String);
 
 fn is_segment(segment: &str) -> bool {
     !segment.is_empty()
-        && segment
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        && segment.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
 impl EventType {
@@ -74,12 +72,9 @@ impl EventPattern {
             EventType::parse(field, prefix)?;
             return Ok(Self::Prefix(format!("{prefix}.")));
         }
-        EventType::parse(field, raw).map(Self::Exact).map_err(|_| {
-            ValidationError::new(
-                field,
-                format!("'{raw}' is not an event type, 'prefix.*' or '*'"),
-            )
-        })
+        EventType::parse(field, raw)
+            .map(Self::Exact)
+            .map_err(|_| ValidationError::new(field, format!("'{raw}' is not an event type, 'prefix.*' or '*'")))
     }
 
     pub fn matches(&self, event: &EventType) -> bool {
@@ -120,10 +115,7 @@ impl EventId {
 
     pub fn parse(field: &str, raw: &str) -> Result<Self, ValidationError> {
         if raw.is_empty() || raw.len() > MAX_EVENT_ID_LEN || raw.chars().any(char::is_control) {
-            return Err(ValidationError::new(
-                field,
-                "must be 1 to 128 characters without control characters",
-            ));
+            return Err(ValidationError::new(field, "must be 1 to 128 characters without control characters"));
         }
         Ok(Self(raw.to_owned()))
     }
@@ -154,28 +146,11 @@ mod tests {
 
     #[test]
     fn event_types_follow_the_grammar() {
-        for ok in [
-            "artifact.completed",
-            "a",
-            "source_x.ready-now",
-            "a.b.c.d",
-            "v1",
-        ] {
+        for ok in ["artifact.completed", "a", "source_x.ready-now", "a.b.c.d", "v1"] {
             assert!(EventType::parse("event", ok).is_ok(), "{ok}");
         }
         let too_long = "a".repeat(129);
-        for bad in [
-            "",
-            ".",
-            "a.",
-            ".a",
-            "a..b",
-            "Artifact",
-            "a b",
-            "a/b",
-            "ä",
-            too_long.as_str(),
-        ] {
+        for bad in ["", ".", "a.", ".a", "a..b", "Artifact", "a b", "a/b", "ä", too_long.as_str()] {
             assert!(EventType::parse("event", bad).is_err(), "{bad}");
         }
     }
@@ -202,15 +177,9 @@ mod tests {
     fn operational_events_match_only_patterns_that_name_them() {
         let disabled = event("hookbus.webhook.disabled");
         assert!(disabled.is_operational());
-        assert!(!EventPattern::parse("events", "*")
-            .unwrap()
-            .matches(&disabled));
-        assert!(EventPattern::parse("events", "hookbus.*")
-            .unwrap()
-            .matches(&disabled));
-        assert!(EventPattern::parse("events", "hookbus.webhook.disabled")
-            .unwrap()
-            .matches(&disabled));
+        assert!(!EventPattern::parse("events", "*").unwrap().matches(&disabled));
+        assert!(EventPattern::parse("events", "hookbus.*").unwrap().matches(&disabled));
+        assert!(EventPattern::parse("events", "hookbus.webhook.disabled").unwrap().matches(&disabled));
     }
 
     #[test]

@@ -20,10 +20,7 @@ struct RollingOutcomes {
 
 impl RollingOutcomes {
     fn new(origin: Instant) -> Self {
-        Self {
-            origin,
-            buckets: vec![(u64::MAX, 0, 0); BUCKETS],
-        }
+        Self { origin, buckets: vec![(u64::MAX, 0, 0); BUCKETS] }
     }
 
     fn second(&self, now: Instant) -> u64 {
@@ -45,9 +42,7 @@ impl RollingOutcomes {
         let (attempts, successes) = self
             .buckets
             .iter()
-            .filter(|(second, _, _)| {
-                *second != u64::MAX && current.saturating_sub(*second) < BUCKETS as u64
-            })
+            .filter(|(second, _, _)| *second != u64::MAX && current.saturating_sub(*second) < BUCKETS as u64)
             .fold((0u64, 0u64), |(a, s), (_, attempts, successes)| {
                 (a + u64::from(*attempts), s + u64::from(*successes))
             });
@@ -66,13 +61,8 @@ struct RollingLatency {
 impl RollingLatency {
     fn new(now: Instant) -> Self {
         // Microseconds, up to 10 minutes, 3 significant digits.
-        let histogram =
-            || Histogram::new_with_bounds(1, 600_000_000, 3).expect("static bounds are valid");
-        Self {
-            current: histogram(),
-            previous: histogram(),
-            current_since: now,
-        }
+        let histogram = || Histogram::new_with_bounds(1, 600_000_000, 3).expect("static bounds are valid");
+        Self { current: histogram(), previous: histogram(), current_since: now }
     }
 
     fn rotate(&mut self, now: Instant) {
@@ -85,27 +75,17 @@ impl RollingLatency {
 
     fn record(&mut self, now: Instant, latency: Duration) {
         self.rotate(now);
-        self.current
-            .saturating_record((latency.as_micros() as u64).max(1));
+        self.current.saturating_record((latency.as_micros() as u64).max(1));
     }
 
     fn summary(&self) -> Latency {
         let mut merged = self.previous.clone();
         let _ = merged.add(&self.current);
         if merged.is_empty() {
-            return Latency {
-                p50: None,
-                p95: None,
-                p99: None,
-            };
+            return Latency { p50: None, p95: None, p99: None };
         }
-        let ms =
-            |q: f64| Some((merged.value_at_quantile(q) as f64 / 1000.0 * 100.0).round() / 100.0);
-        Latency {
-            p50: ms(0.50),
-            p95: ms(0.95),
-            p99: ms(0.99),
-        }
+        let ms = |q: f64| Some((merged.value_at_quantile(q) as f64 / 1000.0 * 100.0).round() / 100.0);
+        Latency { p50: ms(0.50), p95: ms(0.95), p99: ms(0.99) }
     }
 }
 
@@ -138,13 +118,7 @@ impl EndpointStats {
     }
 
     /// Records one attempt that ended at `now` (`at` in wall-clock time).
-    pub fn record(
-        &mut self,
-        now: Instant,
-        at: DateTime<Utc>,
-        latency: Duration,
-        error: Option<&str>,
-    ) {
+    pub fn record(&mut self, now: Instant, at: DateTime<Utc>, latency: Duration, error: Option<&str>) {
         self.outcomes.record(now, error.is_none());
         self.latency.record(now, latency);
         match error {
@@ -201,7 +175,7 @@ mod tests {
         assert!(near(latency.p95, 95.0), "{latency:?}");
         assert!(near(latency.p99, 99.0), "{latency:?}");
         // After two rotations the old samples are gone.
-        assert_eq!(stats.latency(start + 301 * S).p50.is_some(), true);
+        assert!(stats.latency(start + 301 * S).p50.is_some());
         assert_eq!(stats.latency(start + 602 * S).p50, None);
     }
 

@@ -33,10 +33,7 @@ pub struct ValidationError {
 
 impl ValidationError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
+        Self { field: field.into(), message: message.into() }
     }
 }
 
@@ -50,6 +47,5 @@ pub struct Page<T> {
 /// The current time at millisecond precision: what the database keeps, so a value
 /// reads back exactly as it was first shown.
 pub fn now() -> chrono::DateTime<chrono::Utc> {
-    chrono::DateTime::from_timestamp_millis(chrono::Utc::now().timestamp_millis())
-        .unwrap_or_default()
+    chrono::DateTime::from_timestamp_millis(chrono::Utc::now().timestamp_millis()).unwrap_or_default()
 }

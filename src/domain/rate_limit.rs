@@ -13,11 +13,7 @@ impl TokenBucket {
     /// A full bucket of `rate` tokens, refilled at `rate` per second.
     pub fn new(rate_per_sec: u32, now: Instant) -> Self {
         let rate = f64::from(rate_per_sec.max(1));
-        Self {
-            rate,
-            tokens: rate,
-            last: now,
-        }
+        Self { rate, tokens: rate, last: now }
     }
 
     /// Takes a token, or says how long until one is there.
@@ -74,9 +70,6 @@ mod tests {
             }
         }
         let span = now - start;
-        assert!(
-            span >= Duration::from_millis(2990) && span <= Duration::from_millis(3010),
-            "{span:?}"
-        );
+        assert!(span >= Duration::from_millis(2990) && span <= Duration::from_millis(3010), "{span:?}");
     }
 }

@@ -14,12 +14,7 @@ pub struct RetryPolicy {
 impl RetryPolicy {
     /// The wait after failed attempt number `failed_attempt` (1-based), or `None` when the
     /// retries are used up. `jitter` in `[0, 1)` adds up to 10 % of the backoff.
-    pub fn delay_after(
-        &self,
-        failed_attempt: u32,
-        retry_after: Option<Duration>,
-        jitter: f64,
-    ) -> Option<Duration> {
+    pub fn delay_after(&self, failed_attempt: u32, retry_after: Option<Duration>, jitter: f64) -> Option<Duration> {
         if failed_attempt > self.max_retries {
             return None;
         }
@@ -27,10 +22,7 @@ impl RetryPolicy {
             return Some(wait.min(self.backoff_max));
         }
         let exponent = failed_attempt.saturating_sub(1).min(31);
-        let backoff = self
-            .backoff_base
-            .saturating_mul(1u32 << exponent)
-            .min(self.backoff_max);
+        let backoff = self.backoff_base.saturating_mul(1u32 << exponent).min(self.backoff_max);
         let jitter = backoff.mul_f64(jitter.clamp(0.0, 1.0) * 0.1);
         Some((backoff + jitter).min(self.backoff_max))
     }
@@ -51,11 +43,7 @@ mod tests {
     use super::*;
 
     fn policy() -> RetryPolicy {
-        RetryPolicy {
-            max_retries: 3,
-            backoff_base: Duration::from_secs(1),
-            backoff_max: Duration::from_secs(3600),
-        }
+        RetryPolicy { max_retries: 3, backoff_base: Duration::from_secs(1), backoff_max: Duration::from_secs(3600) }
     }
 
     #[test]
@@ -69,10 +57,7 @@ mod tests {
     #[test]
     fn retries_stop_after_max_retries() {
         assert_eq!(policy().delay_after(4, None, 0.0), None);
-        let none = RetryPolicy {
-            max_retries: 0,
-            ..policy()
-        };
+        let none = RetryPolicy { max_retries: 0, ..policy() };
         assert_eq!(none.delay_after(1, None, 0.0), None);
     }
 
@@ -80,45 +65,24 @@ mod tests {
     fn jitter_adds_at_most_ten_percent() {
         let p = policy();
         let max = p.delay_after(3, None, 0.999_999).unwrap();
-        assert!(
-            max > Duration::from_millis(4390) && max < Duration::from_millis(4400),
-            "{max:?}"
-        );
+        assert!(max > Duration::from_millis(4390) && max < Duration::from_millis(4400), "{max:?}");
     }
 
     #[test]
     fn backoff_and_retry_after_are_capped() {
-        let p = RetryPolicy {
-            max_retries: 20,
-            ..policy()
-        };
-        assert_eq!(
-            p.delay_after(20, None, 0.5),
-            Some(Duration::from_secs(3600))
-        );
+        let p = RetryPolicy { max_retries: 20, ..policy() };
+        assert_eq!(p.delay_after(20, None, 0.5), Some(Duration::from_secs(3600)));
         let long = Some(Duration::from_secs(86_400));
         assert_eq!(p.delay_after(1, long, 0.0), Some(Duration::from_secs(3600)));
-        assert_eq!(
-            p.delay_after(1, Some(Duration::from_secs(7)), 0.9),
-            Some(Duration::from_secs(7))
-        );
+        assert_eq!(p.delay_after(1, Some(Duration::from_secs(7)), 0.9), Some(Duration::from_secs(7)));
     }
 
     #[test]
     fn retry_after_parses_seconds_and_http_dates() {
         let now = httpdate::parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT").unwrap();
-        assert_eq!(
-            parse_retry_after("120", now),
-            Some(Duration::from_secs(120))
-        );
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now),
-            Some(Duration::from_secs(30))
-        );
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now),
-            Some(Duration::ZERO)
-        );
+        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now), Some(Duration::from_secs(30)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon", now), None);
     }
 }

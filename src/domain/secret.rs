@@ -16,9 +16,7 @@ impl WebhookSecret {
     /// `whsec_` + base64 of 32 random bytes.
     pub fn generate() -> Self {
         let mut bytes = [0u8; 32];
-        SystemRandom::new()
-            .fill(&mut bytes)
-            .expect("the system random number generator failed");
+        SystemRandom::new().fill(&mut bytes).expect("the system random number generator failed");
         Self(format!("{PREFIX}{}", BASE64.encode(bytes)))
     }
 
@@ -28,20 +26,14 @@ impl WebhookSecret {
             return Err(ValidationError::new(field, "must be 16 to 256 characters"));
         }
         if raw.chars().any(char::is_control) {
-            return Err(ValidationError::new(
-                field,
-                "must not contain control characters",
-            ));
+            return Err(ValidationError::new(field, "must not contain control characters"));
         }
         if let Some(encoded) = raw.strip_prefix(PREFIX) {
-            let decoded = BASE64.decode(encoded).map_err(|_| {
-                ValidationError::new(field, "after 'whsec_' must be standard base64")
-            })?;
+            let decoded = BASE64
+                .decode(encoded)
+                .map_err(|_| ValidationError::new(field, "after 'whsec_' must be standard base64"))?;
             if !(24..=64).contains(&decoded.len()) {
-                return Err(ValidationError::new(
-                    field,
-                    "after 'whsec_' must encode 24 to 64 bytes",
-                ));
+                return Err(ValidationError::new(field, "after 'whsec_' must encode 24 to 64 bytes"));
             }
         }
         Ok(Self(raw.to_owned()))
@@ -95,11 +87,7 @@ mod tests {
     #[test]
     fn bad_secrets_are_refused() {
         let short_whsec = format!("whsec_{}", BASE64.encode([0u8; 16]));
-        for bad in [
-            "too-short",
-            "whsec_not*base64*at*all!!",
-            short_whsec.as_str(),
-        ] {
+        for bad in ["too-short", "whsec_not*base64*at*all!!", short_whsec.as_str()] {
             assert!(WebhookSecret::parse("secret", bad).is_err(), "{bad}");
         }
         assert!(WebhookSecret::parse("secret", &"x".repeat(257)).is_err());

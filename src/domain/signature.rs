@@ -7,12 +7,7 @@ use ring::hmac;
 use super::WebhookSecret;
 
 /// One Standard Webhooks entry: `v1,<base64 HMAC(key, "{id}.{timestamp}.{body}")>`.
-pub fn standard_signature(
-    secret: &WebhookSecret,
-    msg_id: &str,
-    timestamp: i64,
-    body: &[u8],
-) -> String {
+pub fn standard_signature(secret: &WebhookSecret, msg_id: &str, timestamp: i64, body: &[u8]) -> String {
     let key = hmac::Key::new(hmac::HMAC_SHA256, &secret.signing_key());
     let mut ctx = hmac::Context::with_key(&key);
     ctx.update(msg_id.as_bytes());
@@ -24,17 +19,8 @@ pub fn standard_signature(
 }
 
 /// The `webhook-signature` header: one entry per signing secret, space-separated, newest first.
-pub fn standard_signature_header(
-    secrets: &[&WebhookSecret],
-    msg_id: &str,
-    timestamp: i64,
-    body: &[u8],
-) -> String {
-    secrets
-        .iter()
-        .map(|secret| standard_signature(secret, msg_id, timestamp, body))
-        .collect::<Vec<_>>()
-        .join(" ")
+pub fn standard_signature_header(secrets: &[&WebhookSecret], msg_id: &str, timestamp: i64, body: &[u8]) -> String {
+    secrets.iter().map(|secret| standard_signature(secret, msg_id, timestamp, body)).collect::<Vec<_>>().join(" ")
 }
 
 /// The `X-Webhook-Signature` header: `sha256=<hex HMAC(secret as UTF-8, body)>`.
@@ -49,14 +35,9 @@ mod tests {
 
     #[test]
     fn standard_webhooks_test_vector() {
-        let secret =
-            WebhookSecret::parse("secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
-        let signature = standard_signature(
-            &secret,
-            "msg_p5jXN8AQM9LWM0D4loKWxJek",
-            1614265330,
-            br#"{"test": 2432232314}"#,
-        );
+        let secret = WebhookSecret::parse("secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let signature =
+            standard_signature(&secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, br#"{"test": 2432232314}"#);
         assert_eq!(signature, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
     }
 

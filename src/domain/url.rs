@@ -21,21 +21,15 @@ pub struct WebhookUrl(url::Url);
 impl WebhookUrl {
     pub fn parse(field: &str, raw: &str, policy: UrlPolicy) -> Result<Self, ValidationError> {
         if raw.len() > MAX_URL_LEN {
-            return Err(ValidationError::new(
-                field,
-                "must be at most 2048 characters",
-            ));
+            return Err(ValidationError::new(field, "must be at most 2048 characters"));
         }
-        let url = url::Url::parse(raw)
-            .map_err(|e| ValidationError::new(field, format!("is not an absolute URL ({e})")))?;
+        let url =
+            url::Url::parse(raw).map_err(|e| ValidationError::new(field, format!("is not an absolute URL ({e})")))?;
         match url.scheme() {
             "https" => {}
             "http" if policy.allow_http => {}
             "http" => {
-                return Err(ValidationError::new(
-                    field,
-                    "must use https:// (http:// is allowed only with --dev)",
-                ))
+                return Err(ValidationError::new(field, "must use https:// (http:// is allowed only with --dev)"))
             }
             _ => return Err(ValidationError::new(field, "must be an https:// URL")),
         }
@@ -43,10 +37,7 @@ impl WebhookUrl {
             return Err(ValidationError::new(field, "must have a host"));
         }
         if !url.username().is_empty() || url.password().is_some() {
-            return Err(ValidationError::new(
-                field,
-                "must not contain user information",
-            ));
+            return Err(ValidationError::new(field, "must not contain user information"));
         }
         Ok(Self(url))
     }

@@ -8,10 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::url::UrlPolicy;
-use super::{
-    EventPattern, EventType, RetryPolicy, ValidationError, WebhookId, WebhookSecret, WebhookUrl,
-    WorkspaceId,
-};
+use super::{EventPattern, EventType, RetryPolicy, ValidationError, WebhookId, WebhookSecret, WebhookUrl, WorkspaceId};
 
 const MAX_NAME_CHARS: usize = 255;
 const MAX_PATTERNS: usize = 100;
@@ -103,13 +100,7 @@ pub struct DeliverySettings {
 
 impl Default for DeliverySettings {
     fn default() -> Self {
-        Self {
-            timeout_ms: 10_000,
-            max_retries: 3,
-            backoff_base_ms: 1_000,
-            max_in_flight: 16,
-            rate_limit_per_sec: None,
-        }
+        Self { timeout_ms: 10_000, max_retries: 3, backoff_base_ms: 1_000, max_in_flight: 16, rate_limit_per_sec: None }
     }
 }
 
@@ -161,12 +152,8 @@ impl Webhook {
         policy: UrlPolicy,
         now: DateTime<Utc>,
     ) -> Result<Self, ValidationError> {
-        let url = input
-            .url
-            .ok_or_else(|| ValidationError::new("url", "is required"))?;
-        let events = input
-            .events
-            .ok_or_else(|| ValidationError::new("events", "is required"))?;
+        let url = input.url.ok_or_else(|| ValidationError::new("url", "is required"))?;
+        let events = input.events.ok_or_else(|| ValidationError::new("events", "is required"))?;
         let defaults = DeliverySettings::default();
         let enabled = input.enabled.unwrap_or(true);
         Ok(Self {
@@ -183,19 +170,13 @@ impl Webhook {
             enabled,
             disabled_reason: (!enabled).then_some(DisabledReason::Manual),
             settings: DeliverySettings {
-                timeout_ms: ranged("timeout_ms", input.timeout_ms, TIMEOUT_MS)?
-                    .unwrap_or(defaults.timeout_ms),
-                max_retries: ranged("max_retries", input.max_retries, MAX_RETRIES)?
-                    .unwrap_or(defaults.max_retries),
+                timeout_ms: ranged("timeout_ms", input.timeout_ms, TIMEOUT_MS)?.unwrap_or(defaults.timeout_ms),
+                max_retries: ranged("max_retries", input.max_retries, MAX_RETRIES)?.unwrap_or(defaults.max_retries),
                 backoff_base_ms: ranged("backoff_base_ms", input.backoff_base_ms, BACKOFF_BASE_MS)?
                     .unwrap_or(defaults.backoff_base_ms),
                 max_in_flight: ranged("max_in_flight", input.max_in_flight, MAX_IN_FLIGHT)?
                     .unwrap_or(defaults.max_in_flight),
-                rate_limit_per_sec: ranged(
-                    "rate_limit_per_sec",
-                    input.rate_limit_per_sec,
-                    RATE_LIMIT,
-                )?,
+                rate_limit_per_sec: ranged("rate_limit_per_sec", input.rate_limit_per_sec, RATE_LIMIT)?,
             },
             headers: parse_headers(input.headers.unwrap_or_default())?,
             created_at: now,
@@ -204,12 +185,7 @@ impl Webhook {
     }
 
     /// The webhook with `patch` applied; `self` is untouched when the patch is invalid.
-    pub fn patched(
-        &self,
-        patch: WebhookPatch,
-        policy: UrlPolicy,
-        now: DateTime<Utc>,
-    ) -> Result<Self, ValidationError> {
+    pub fn patched(&self, patch: WebhookPatch, policy: UrlPolicy, now: DateTime<Utc>) -> Result<Self, ValidationError> {
         if patch.secret.is_some() {
             return Err(ValidationError::new(
                 "secret",
@@ -274,30 +250,17 @@ impl Webhook {
     /// The secrets that sign at `now`: the current one, then the previous one during a rotation.
     pub fn signing_secrets(&self, now: DateTime<Utc>) -> Vec<&WebhookSecret> {
         let mut secrets = vec![&self.secret];
-        if let Some(previous) = self
-            .previous_secret
-            .as_ref()
-            .filter(|p| p.valid_until > now)
-        {
+        if let Some(previous) = self.previous_secret.as_ref().filter(|p| p.valid_until > now) {
             secrets.push(&previous.secret);
         }
         secrets
     }
 
     /// Replaces the secret, keeping the old one valid for `overlap`.
-    pub fn rotate_secret(
-        &mut self,
-        new: WebhookSecret,
-        overlap: Duration,
-        now: DateTime<Utc>,
-    ) -> DateTime<Utc> {
-        let valid_until =
-            now + chrono::Duration::from_std(overlap).unwrap_or(chrono::Duration::MAX);
+    pub fn rotate_secret(&mut self, new: WebhookSecret, overlap: Duration, now: DateTime<Utc>) -> DateTime<Utc> {
+        let valid_until = now + chrono::Duration::from_std(overlap).unwrap_or(chrono::Duration::MAX);
         let old = std::mem::replace(&mut self.secret, new);
-        self.previous_secret = Some(PreviousSecret {
-            secret: old,
-            valid_until,
-        });
+        self.previous_secret = Some(PreviousSecret { secret: old, valid_until });
         self.updated_at = now;
         valid_until
     }
@@ -342,38 +305,25 @@ impl Serialize for Webhook {
 fn parse_name(name: Option<String>) -> Result<Option<String>, ValidationError> {
     match name {
         Some(n) if n.trim().is_empty() => Err(ValidationError::new("name", "must not be empty")),
-        Some(n) if n.chars().count() > MAX_NAME_CHARS => Err(ValidationError::new(
-            "name",
-            "must be at most 255 characters",
-        )),
+        Some(n) if n.chars().count() > MAX_NAME_CHARS => {
+            Err(ValidationError::new("name", "must be at most 255 characters"))
+        }
         other => Ok(other),
     }
 }
 
 fn parse_patterns(raw: &[String]) -> Result<Vec<EventPattern>, ValidationError> {
     if raw.is_empty() || raw.len() > MAX_PATTERNS {
-        return Err(ValidationError::new(
-            "events",
-            "must hold 1 to 100 patterns",
-        ));
+        return Err(ValidationError::new("events", "must hold 1 to 100 patterns"));
     }
-    raw.iter()
-        .map(|p| EventPattern::parse("events", p))
-        .collect()
+    raw.iter().map(|p| EventPattern::parse("events", p)).collect()
 }
 
-fn ranged(
-    field: &str,
-    value: Option<i64>,
-    range: RangeInclusive<i64>,
-) -> Result<Option<u32>, ValidationError> {
+fn ranged(field: &str, value: Option<i64>, range: RangeInclusive<i64>) -> Result<Option<u32>, ValidationError> {
     match value {
         None => Ok(None),
         Some(v) if range.contains(&v) => Ok(Some(v as u32)),
-        Some(_) => Err(ValidationError::new(
-            field,
-            format!("must be between {} and {}", range.start(), range.end()),
-        )),
+        Some(_) => Err(ValidationError::new(field, format!("must be between {} and {}", range.start(), range.end()))),
     }
 }
 
@@ -384,28 +334,17 @@ fn is_reserved_header(name: &str) -> bool {
         || name.starts_with("x-webhook-")
         || name.starts_with("content-")
         || name.contains("signature")
-        || matches!(
-            name.as_str(),
-            "host" | "connection" | "transfer-encoding" | "te" | "upgrade" | "keep-alive"
-        )
+        || matches!(name.as_str(), "host" | "connection" | "transfer-encoding" | "te" | "upgrade" | "keep-alive")
 }
 
-fn parse_headers(
-    headers: BTreeMap<String, String>,
-) -> Result<BTreeMap<String, String>, ValidationError> {
+fn parse_headers(headers: BTreeMap<String, String>) -> Result<BTreeMap<String, String>, ValidationError> {
     use actix_web::http::header::{HeaderName, HeaderValue};
     if headers.len() > MAX_HEADERS {
-        return Err(ValidationError::new(
-            "headers",
-            "must hold at most 20 headers",
-        ));
+        return Err(ValidationError::new("headers", "must hold at most 20 headers"));
     }
     for (name, value) in &headers {
         if HeaderName::try_from(name.as_str()).is_err() {
-            return Err(ValidationError::new(
-                "headers",
-                format!("'{name}' is not a valid header name"),
-            ));
+            return Err(ValidationError::new("headers", format!("'{name}' is not a valid header name")));
         }
         if is_reserved_header(name) {
             return Err(ValidationError::new(
@@ -414,10 +353,7 @@ fn parse_headers(
             ));
         }
         if HeaderValue::from_str(value).is_err() {
-            return Err(ValidationError::new(
-                "headers",
-                format!("the value of '{name}' is not a valid header value"),
-            ));
+            return Err(ValidationError::new("headers", format!("the value of '{name}' is not a valid header value")));
         }
     }
     Ok(headers)
@@ -449,76 +385,16 @@ mod tests {
     #[test]
     fn every_range_names_its_field() {
         let cases: Vec<(&str, WebhookInput)> = vec![
-            (
-                "timeout_ms",
-                WebhookInput {
-                    timeout_ms: Some(99),
-                    ..input()
-                },
-            ),
-            (
-                "max_retries",
-                WebhookInput {
-                    max_retries: Some(21),
-                    ..input()
-                },
-            ),
-            (
-                "backoff_base_ms",
-                WebhookInput {
-                    backoff_base_ms: Some(9),
-                    ..input()
-                },
-            ),
-            (
-                "max_in_flight",
-                WebhookInput {
-                    max_in_flight: Some(0),
-                    ..input()
-                },
-            ),
-            (
-                "rate_limit_per_sec",
-                WebhookInput {
-                    rate_limit_per_sec: Some(10_001),
-                    ..input()
-                },
-            ),
-            (
-                "events",
-                WebhookInput {
-                    events: Some(vec![]),
-                    ..input()
-                },
-            ),
-            (
-                "events",
-                WebhookInput {
-                    events: Some(vec!["Bad".into()]),
-                    ..input()
-                },
-            ),
-            (
-                "name",
-                WebhookInput {
-                    name: Some("n".repeat(256)),
-                    ..input()
-                },
-            ),
-            (
-                "url",
-                WebhookInput {
-                    url: None,
-                    ..input()
-                },
-            ),
-            (
-                "secret",
-                WebhookInput {
-                    secret: Some("short".into()),
-                    ..input()
-                },
-            ),
+            ("timeout_ms", WebhookInput { timeout_ms: Some(99), ..input() }),
+            ("max_retries", WebhookInput { max_retries: Some(21), ..input() }),
+            ("backoff_base_ms", WebhookInput { backoff_base_ms: Some(9), ..input() }),
+            ("max_in_flight", WebhookInput { max_in_flight: Some(0), ..input() }),
+            ("rate_limit_per_sec", WebhookInput { rate_limit_per_sec: Some(10_001), ..input() }),
+            ("events", WebhookInput { events: Some(vec![]), ..input() }),
+            ("events", WebhookInput { events: Some(vec!["Bad".into()]), ..input() }),
+            ("name", WebhookInput { name: Some("n".repeat(256)), ..input() }),
+            ("url", WebhookInput { url: None, ..input() }),
+            ("secret", WebhookInput { secret: Some("short".into()), ..input() }),
         ];
         for (field, case) in cases {
             let err = Webhook::create(WorkspaceId::DEFAULT, case, DEV, Utc::now()).unwrap_err();
@@ -528,64 +404,30 @@ mod tests {
 
     #[test]
     fn reserved_and_too_many_headers_are_refused() {
-        for name in [
-            "webhook-signature",
-            "X-Webhook-Event",
-            "Host",
-            "content-type",
-            "X-Signature",
-        ] {
+        for name in ["webhook-signature", "X-Webhook-Event", "Host", "content-type", "X-Signature"] {
             let headers = BTreeMap::from([(name.to_owned(), "v".to_owned())]);
-            let case = WebhookInput {
-                headers: Some(headers),
-                ..input()
-            };
-            assert_eq!(
-                Webhook::create(WorkspaceId::DEFAULT, case, DEV, Utc::now())
-                    .unwrap_err()
-                    .field,
-                "headers"
-            );
+            let case = WebhookInput { headers: Some(headers), ..input() };
+            assert_eq!(Webhook::create(WorkspaceId::DEFAULT, case, DEV, Utc::now()).unwrap_err().field, "headers");
         }
-        let many = (0..21)
-            .map(|i| (format!("x-h{i}"), "v".to_owned()))
-            .collect();
-        let case = WebhookInput {
-            headers: Some(many),
-            ..input()
-        };
+        let many = (0..21).map(|i| (format!("x-h{i}"), "v".to_owned())).collect();
+        let case = WebhookInput { headers: Some(many), ..input() };
         assert!(Webhook::create(WorkspaceId::DEFAULT, case, DEV, Utc::now()).is_err());
         let ok = BTreeMap::from([("X-Tenant".to_owned(), "acme".to_owned())]);
-        assert!(Webhook::create(
-            WorkspaceId::DEFAULT,
-            WebhookInput {
-                headers: Some(ok),
-                ..input()
-            },
-            DEV,
-            Utc::now()
-        )
-        .is_ok());
+        assert!(Webhook::create(WorkspaceId::DEFAULT, WebhookInput { headers: Some(ok), ..input() }, DEV, Utc::now())
+            .is_ok());
     }
 
     #[test]
     fn patch_changes_only_given_fields_and_null_clears_the_rate_limit() {
         let mut w = Webhook::create(WorkspaceId::DEFAULT, input(), DEV, Utc::now()).unwrap();
         w.settings.rate_limit_per_sec = Some(5);
-        let patch: WebhookPatch =
-            serde_json::from_str(r#"{"name":"renamed","rate_limit_per_sec":null}"#).unwrap();
+        let patch: WebhookPatch = serde_json::from_str(r#"{"name":"renamed","rate_limit_per_sec":null}"#).unwrap();
         let next = w.patched(patch, DEV, Utc::now()).unwrap();
         assert_eq!(next.name, "renamed");
         assert_eq!(next.settings.rate_limit_per_sec, None);
         assert_eq!(next.url, w.url);
         let untouched: WebhookPatch = serde_json::from_str(r#"{"name":"again"}"#).unwrap();
-        assert_eq!(
-            w.patched(untouched, DEV, Utc::now())
-                .unwrap()
-                .settings
-                .rate_limit_per_sec,
-            Some(5)
-        );
+        assert_eq!(w.patched(untouched, DEV, Utc::now()).unwrap().settings.rate_limit_per_sec, Some(5));
     }
 
     #[test]
@@ -596,10 +438,7 @@ mod tests {
         let next = w.patched(patch, DEV, Utc::now()).unwrap();
         assert!(next.enabled && next.disabled_reason.is_none());
         let off: WebhookPatch = serde_json::from_str(r#"{"enabled":false}"#).unwrap();
-        assert_eq!(
-            next.patched(off, DEV, Utc::now()).unwrap().disabled_reason,
-            Some(DisabledReason::Manual)
-        );
+        assert_eq!(next.patched(off, DEV, Utc::now()).unwrap().disabled_reason, Some(DisabledReason::Manual));
     }
 
     #[test]

@@ -27,9 +27,7 @@ pub struct AdminToken {
 
 impl AdminToken {
     pub fn new(token: &str) -> Self {
-        Self {
-            digest: sha256(token.as_bytes()).into(),
-        }
+        Self { digest: sha256(token.as_bytes()).into() }
     }
 
     pub fn matches(&self, presented: &str) -> bool {
@@ -94,9 +92,8 @@ impl FromRequest for Caller {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(|t| t.trim().to_owned());
-        let requested = web::Query::<WorkspaceQuery>::from_query(req.query_string())
-            .ok()
-            .and_then(|q| q.into_inner().workspace_id);
+        let requested =
+            web::Query::<WorkspaceQuery>::from_query(req.query_string()).ok().and_then(|q| q.into_inner().workspace_id);
         Box::pin(async move {
             let state = state.ok_or(ApiError::Unauthorized)?;
             let presented = presented.ok_or(ApiError::Unauthorized)?;
@@ -106,8 +103,7 @@ impl FromRequest for Caller {
             let workspace_id = match requested.as_deref() {
                 None | Some("default") => WorkspaceId::DEFAULT,
                 Some(raw) => {
-                    let id: WorkspaceId =
-                        raw.parse().map_err(|_| ApiError::NotFound("workspace"))?;
+                    let id: WorkspaceId = raw.parse().map_err(|_| ApiError::NotFound("workspace"))?;
                     if !state.store.workspace_exists(id).await? {
                         return Err(ApiError::NotFound("workspace"));
                     }
@@ -141,10 +137,7 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(
-                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-                0o600
-            );
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         }
         let second = AdminToken::resolve(None, dir.path()).unwrap();
         assert!(second.matches(written.trim()));

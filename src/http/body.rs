@@ -34,11 +34,8 @@ fn read<T: DeserializeOwned + 'static>(
     empty: Option<fn() -> T>,
 ) -> LocalBoxFuture<'static, Result<T, ApiError>> {
     let limit = req.app_data::<BodyLimit>().map_or(256 * 1024, |l| l.0);
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
+    let declared =
+        req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     let json = is_json(req);
     let mut payload = payload.take();
     Box::pin(async move {
@@ -47,8 +44,7 @@ fn read<T: DeserializeOwned + 'static>(
         }
         let mut body = Vec::with_capacity(declared.unwrap_or(0).min(limit));
         while let Some(chunk) = payload.next().await {
-            let chunk =
-                chunk.map_err(|e| ApiError::BadRequest(format!("could not read the body: {e}")))?;
+            let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("could not read the body: {e}")))?;
             if body.len() + chunk.len() > limit {
                 return Err(ApiError::PayloadTooLarge(limit));
             }
@@ -60,8 +56,7 @@ fn read<T: DeserializeOwned + 'static>(
         if !json {
             return Err(ApiError::UnsupportedMediaType);
         }
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
     })
 }
 

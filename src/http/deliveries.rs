@@ -16,46 +16,24 @@ pub async fn list(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let webhook_id = path_id(&id, "webhook")?;
-    state
-        .registry
-        .send(GetWebhook {
-            workspace_id: caller.workspace_id,
-            webhook_id,
-        })
-        .await??;
+    state.registry.send(GetWebhook { workspace_id: caller.workspace_id, webhook_id }).await??;
     let status = query
         .status
         .as_deref()
         .map(|raw| {
-            DeliveryStatus::parse(raw).ok_or_else(|| {
-                ValidationError::new("status", "must be pending, succeeded, failed or cancelled")
-            })
+            DeliveryStatus::parse(raw)
+                .ok_or_else(|| ValidationError::new("status", "must be pending, succeeded, failed or cancelled"))
         })
         .transpose()?;
-    let (data, next_cursor) = state
-        .store
-        .list_deliveries(
-            caller.workspace_id,
-            webhook_id,
-            status,
-            query.cursor()?,
-            query.limit()?,
-        )
-        .await?;
+    let (data, next_cursor) =
+        state.store.list_deliveries(caller.workspace_id, webhook_id, status, query.cursor()?, query.limit()?).await?;
     Ok(HttpResponse::Ok().json(Page { data, next_cursor }))
 }
 
-pub async fn get(
-    state: web::Data<ApiState>,
-    caller: Caller,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn get(state: web::Data<ApiState>, caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let delivery_id: DeliveryId = path_id(&id, "delivery")?;
-    let (pending, attempts) = state
-        .store
-        .get_delivery(caller.workspace_id, delivery_id)
-        .await?
-        .ok_or(ApiError::NotFound("delivery"))?;
+    let (pending, attempts) =
+        state.store.get_delivery(caller.workspace_id, delivery_id).await?.ok_or(ApiError::NotFound("delivery"))?;
     let delivery = &pending.delivery;
     let payload = Envelope {
         event_id: &delivery.event_id,
@@ -78,12 +56,6 @@ pub async fn redeliver(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let delivery_id: DeliveryId = path_id(&id, "delivery")?;
-    let delivery = state
-        .registry
-        .send(Redeliver {
-            workspace_id: caller.workspace_id,
-            delivery_id,
-        })
-        .await??;
+    let delivery = state.registry.send(Redeliver { workspace_id: caller.workspace_id, delivery_id }).await??;
     Ok(HttpResponse::Accepted().json(delivery))
 }

@@ -26,14 +26,6 @@ pub async fn publish(
     let PublishBody { event, data, id } = body.0;
     let event = event.ok_or_else(|| ValidationError::new("event", "is required"))?;
     let data = data.ok_or_else(|| ValidationError::new("data", "is required (a JSON object)"))?;
-    let published = state
-        .registry
-        .send(Publish {
-            workspace_id: caller.workspace_id,
-            event,
-            data,
-            id,
-        })
-        .await??;
+    let published = state.registry.send(Publish { workspace_id: caller.workspace_id, event, data, id }).await??;
     Ok(HttpResponse::Accepted().json(published))
 }

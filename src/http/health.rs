@@ -25,16 +25,8 @@ pub async fn health(state: web::Data<ApiState>) -> HttpResponse {
 }
 
 /// The health dashboard of the caller's workspace, from live actor state and the database.
-pub async fn dashboard(
-    state: web::Data<ApiState>,
-    caller: Caller,
-) -> Result<HttpResponse, ApiError> {
-    let snapshot = state
-        .registry
-        .send(HealthSnapshot {
-            workspace_id: caller.workspace_id,
-        })
-        .await?;
+pub async fn dashboard(state: web::Data<ApiState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    let snapshot = state.registry.send(HealthSnapshot { workspace_id: caller.workspace_id }).await?;
     let ping = state.store.ping().await;
     let totals = match &ping {
         Ok(_) => Some(state.store.workspace_totals(caller.workspace_id).await?),
@@ -48,10 +40,8 @@ pub async fn dashboard(
             pending_by_webhook.insert(count.webhook_id, count.count);
         }
     }
-    let degraded = ping.is_err()
-        || snapshot
-            .iter()
-            .any(|h| h.webhook.enabled && h.endpoint.circuit != CircuitState::Closed);
+    let degraded =
+        ping.is_err() || snapshot.iter().any(|h| h.webhook.enabled && h.endpoint.circuit != CircuitState::Closed);
     let webhooks: Vec<Value> = snapshot
         .iter()
         .map(|h| {

@@ -37,14 +37,8 @@ pub fn configure(
     move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(state.clone())
             .app_data(limit)
-            .app_data(
-                web::QueryConfig::default()
-                    .error_handler(|e, _| ApiError::BadRequest(e.to_string()).into()),
-            )
-            .app_data(
-                web::PathConfig::default()
-                    .error_handler(|_, _| ApiError::NotFound("resource").into()),
-            )
+            .app_data(web::QueryConfig::default().error_handler(|e, _| ApiError::BadRequest(e.to_string()).into()))
+            .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::NotFound("resource").into()))
             .route("/health", web::get().to(health::health))
             .route("/metrics", web::get().to(health::metrics))
             .service(
@@ -62,18 +56,12 @@ pub fn configure(
                             .route(web::delete().to(webhooks::delete)),
                     )
                     .route("/webhooks/{id}/secret", web::get().to(webhooks::secret))
-                    .route(
-                        "/webhooks/{id}/secret/rotate",
-                        web::post().to(webhooks::rotate_secret),
-                    )
+                    .route("/webhooks/{id}/secret/rotate", web::post().to(webhooks::rotate_secret))
                     .route("/webhooks/{id}/test", web::post().to(webhooks::test))
                     .route("/webhooks/{id}/deliveries", web::get().to(deliveries::list))
                     .route("/events", web::post().to(events::publish))
                     .route("/deliveries/{id}", web::get().to(deliveries::get))
-                    .route(
-                        "/deliveries/{id}/redeliver",
-                        web::post().to(deliveries::redeliver),
-                    )
+                    .route("/deliveries/{id}/redeliver", web::post().to(deliveries::redeliver))
                     .default_service(web::to(not_found)),
             );
     }
@@ -96,11 +84,7 @@ impl ListQuery {
         match self.limit {
             None => Ok(50),
             Some(n @ 1..=500) => Ok(n as usize),
-            Some(_) => Err(crate::domain::ValidationError::new(
-                "limit",
-                "must be between 1 and 500",
-            )
-            .into()),
+            Some(_) => Err(crate::domain::ValidationError::new("limit", "must be between 1 and 500").into()),
         }
     }
 
@@ -109,11 +93,7 @@ impl ListQuery {
             .as_deref()
             .map(|raw| {
                 raw.parse().map_err(|_| {
-                    crate::domain::ValidationError::new(
-                        "cursor",
-                        "is not a cursor from a previous page",
-                    )
-                    .into()
+                    crate::domain::ValidationError::new("cursor", "is not a cursor from a previous page").into()
                 })
             })
             .transpose()

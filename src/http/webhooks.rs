@@ -8,8 +8,7 @@ use super::auth::Caller;
 use super::body::{JsonBody, OptionalJsonBody};
 use super::{path_id, ApiState, ListQuery};
 use crate::actors::registry::{
-    DeleteWebhook, GetWebhook, ListWebhooks, RegisterWebhook, RotateSecret, TestWebhook,
-    UpdateWebhook,
+    DeleteWebhook, GetWebhook, ListWebhooks, RegisterWebhook, RotateSecret, TestWebhook, UpdateWebhook,
 };
 use crate::domain::webhook::{WebhookInput, WebhookPatch};
 use crate::domain::WebhookId;
@@ -24,13 +23,7 @@ pub async fn create(
     caller: Caller,
     body: JsonBody<WebhookInput>,
 ) -> Result<HttpResponse, ApiError> {
-    let webhook = state
-        .registry
-        .send(RegisterWebhook {
-            workspace_id: caller.workspace_id,
-            input: body.0,
-        })
-        .await??;
+    let webhook = state.registry.send(RegisterWebhook { workspace_id: caller.workspace_id, input: body.0 }).await??;
     let mut object = serde_json::to_value(&*webhook).expect("a webhook serializes");
     object["secret"] = json!(webhook.secret.expose());
     Ok(HttpResponse::Created().json(object))
@@ -43,28 +36,14 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let page = state
         .registry
-        .send(ListWebhooks {
-            workspace_id: caller.workspace_id,
-            cursor: query.cursor()?,
-            limit: query.limit()?,
-        })
+        .send(ListWebhooks { workspace_id: caller.workspace_id, cursor: query.cursor()?, limit: query.limit()? })
         .await??;
     Ok(HttpResponse::Ok().json(page))
 }
 
-pub async fn get(
-    state: web::Data<ApiState>,
-    caller: Caller,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn get(state: web::Data<ApiState>, caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let webhook_id = webhook_id(&id)?;
-    let webhook = state
-        .registry
-        .send(GetWebhook {
-            workspace_id: caller.workspace_id,
-            webhook_id,
-        })
-        .await??;
+    let webhook = state.registry.send(GetWebhook { workspace_id: caller.workspace_id, webhook_id }).await??;
     Ok(HttpResponse::Ok().json(&*webhook))
 }
 
@@ -75,14 +54,8 @@ pub async fn update(
     body: JsonBody<WebhookPatch>,
 ) -> Result<HttpResponse, ApiError> {
     let webhook_id = webhook_id(&id)?;
-    let webhook = state
-        .registry
-        .send(UpdateWebhook {
-            workspace_id: caller.workspace_id,
-            webhook_id,
-            patch: body.0,
-        })
-        .await??;
+    let webhook =
+        state.registry.send(UpdateWebhook { workspace_id: caller.workspace_id, webhook_id, patch: body.0 }).await??;
     Ok(HttpResponse::Ok().json(&*webhook))
 }
 
@@ -92,13 +65,7 @@ pub async fn delete(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let webhook_id = webhook_id(&id)?;
-    state
-        .registry
-        .send(DeleteWebhook {
-            workspace_id: caller.workspace_id,
-            webhook_id,
-        })
-        .await??;
+    state.registry.send(DeleteWebhook { workspace_id: caller.workspace_id, webhook_id }).await??;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -108,13 +75,7 @@ pub async fn secret(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let webhook_id = webhook_id(&id)?;
-    let webhook = state
-        .registry
-        .send(GetWebhook {
-            workspace_id: caller.workspace_id,
-            webhook_id,
-        })
-        .await??;
+    let webhook = state.registry.send(GetWebhook { workspace_id: caller.workspace_id, webhook_id }).await??;
     Ok(HttpResponse::Ok().json(json!({"secret": webhook.secret.expose()})))
 }
 
@@ -133,27 +94,13 @@ pub async fn rotate_secret(
     let webhook_id = webhook_id(&id)?;
     let rotated = state
         .registry
-        .send(RotateSecret {
-            workspace_id: caller.workspace_id,
-            webhook_id,
-            secret: body.0.secret,
-        })
+        .send(RotateSecret { workspace_id: caller.workspace_id, webhook_id, secret: body.0.secret })
         .await??;
     Ok(HttpResponse::Ok().json(rotated))
 }
 
-pub async fn test(
-    state: web::Data<ApiState>,
-    caller: Caller,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn test(state: web::Data<ApiState>, caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let webhook_id = webhook_id(&id)?;
-    let result = state
-        .registry
-        .send(TestWebhook {
-            workspace_id: caller.workspace_id,
-            webhook_id,
-        })
-        .await??;
+    let result = state.registry.send(TestWebhook { workspace_id: caller.workspace_id, webhook_id }).await??;
     Ok(HttpResponse::Ok().json(result))
 }

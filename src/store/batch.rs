@@ -45,9 +45,7 @@ impl Store {
             Pool::Sqlite(pool) => {
                 let mut conn = pool.get().await?;
                 let outcomes = conn
-                    .spawn_blocking(move |conn| {
-                        conn.immediate_transaction(|conn| write_sqlite(conn, &ops))
-                    })
+                    .spawn_blocking(move |conn| conn.immediate_transaction(|conn| write_sqlite(conn, &ops)))
                     .await?;
                 Ok(outcomes)
             }
@@ -55,9 +53,7 @@ impl Store {
                 use diesel_async::AsyncConnection;
                 let mut conn = pool.get().await?;
                 let outcomes = conn
-                    .transaction::<_, diesel::result::Error, _>(async |conn| {
-                        write_postgres(conn, &ops).await
-                    })
+                    .transaction::<_, diesel::result::Error, _>(async |conn| write_postgres(conn, &ops).await)
                     .await?;
                 Ok(outcomes)
             }
@@ -107,9 +103,7 @@ fn initial_outcomes(ops: &[WriteOp]) -> Vec<WriteOutcome> {
 /// An attempt result never overwrites a delivery that was cancelled meanwhile.
 macro_rules! still_pending {
     ($id:expr) => {
-        deliveries::table
-            .filter(deliveries::id.eq($id))
-            .filter(deliveries::status.eq(DeliveryStatus::Pending.as_str()))
+        deliveries::table.filter(deliveries::id.eq($id)).filter(deliveries::status.eq(DeliveryStatus::Pending.as_str()))
     };
 }
 
@@ -117,18 +111,13 @@ fn write_sqlite(conn: &mut SqliteConnection, ops: &[WriteOp]) -> QueryResult<Vec
     use diesel::RunQueryDsl;
     let mut outcomes = initial_outcomes(ops);
     for (i, row) in event_rows(ops) {
-        let inserted = diesel::insert_into(events::table)
-            .values(&row)
-            .on_conflict_do_nothing()
-            .execute(conn)?;
+        let inserted = diesel::insert_into(events::table).values(&row).on_conflict_do_nothing().execute(conn)?;
         if inserted == 0 {
             outcomes[i] = WriteOutcome::DuplicateEvent;
         }
     }
     for chunk in delivery_rows(ops, &outcomes).chunks(ROWS_PER_INSERT) {
-        diesel::insert_into(deliveries::table)
-            .values(chunk)
-            .execute(conn)?;
+        diesel::insert_into(deliveries::table).values(chunk).execute(conn)?;
     }
     for write in attempt_writes(ops) {
         diesel::insert_into(attempts::table)
@@ -142,37 +131,21 @@ fn write_sqlite(conn: &mut SqliteConnection, ops: &[WriteOp]) -> QueryResult<Vec
     Ok(outcomes)
 }
 
-async fn write_postgres(
-    conn: &mut diesel_async::AsyncPgConnection,
-    ops: &[WriteOp],
-) -> QueryResult<Vec<WriteOutcome>> {
+async fn write_postgres(conn: &mut diesel_async::AsyncPgConnection, ops: &[WriteOp]) -> QueryResult<Vec<WriteOutcome>> {
     use diesel_async::RunQueryDsl;
     let mut outcomes = initial_outcomes(ops);
     for (i, row) in event_rows(ops) {
-        let inserted = diesel::insert_into(events::table)
-            .values(&row)
-            .on_conflict_do_nothing()
-            .execute(conn)
-            .await?;
+        let inserted = diesel::insert_into(events::table).values(&row).on_conflict_do_nothing().execute(conn).await?;
         if inserted == 0 {
             outcomes[i] = WriteOutcome::DuplicateEvent;
         }
     }
     for chunk in delivery_rows(ops, &outcomes).chunks(ROWS_PER_INSERT) {
-        diesel::insert_into(deliveries::table)
-            .values(chunk)
-            .execute(conn)
-            .await?;
+        diesel::insert_into(deliveries::table).values(chunk).execute(conn).await?;
     }
-    let attempts: Vec<AttemptRow> = attempt_writes(ops)
-        .map(|w| AttemptRow::from(&w.attempt))
-        .collect();
+    let attempts: Vec<AttemptRow> = attempt_writes(ops).map(|w| AttemptRow::from(&w.attempt)).collect();
     for chunk in attempts.chunks(ROWS_PER_INSERT) {
-        diesel::insert_into(attempts::table)
-            .values(chunk)
-            .on_conflict_do_nothing()
-            .execute(conn)
-            .await?;
+        diesel::insert_into(attempts::table).values(chunk).on_conflict_do_nothing().execute(conn).await?;
     }
     for write in attempt_writes(ops) {
         diesel::update(still_pending!(write.delivery.id.to_string()))

@@ -7,8 +7,7 @@ use diesel_async::RunQueryDsl;
 use super::records::{AttemptRow, DeliveryRow, EventRow};
 use super::schema::{attempts, deliveries, events};
 use super::{
-    from_millis, page, to_millis, with_conn, AttemptRecord, DeliveryRecord, PendingDelivery, Store,
-    StoreResult,
+    from_millis, page, to_millis, with_conn, AttemptRecord, DeliveryRecord, PendingDelivery, Store, StoreResult,
 };
 use crate::domain::{DeliveryId, DeliveryStatus, WebhookId, WorkspaceId};
 
@@ -16,9 +15,8 @@ use crate::domain::{DeliveryId, DeliveryStatus, WebhookId, WorkspaceId};
 macro_rules! with_event {
     () => {
         deliveries::table.inner_join(
-            events::table.on(events::workspace_id
-                .eq(deliveries::workspace_id)
-                .and(events::id.eq(deliveries::event_id))),
+            events::table
+                .on(events::workspace_id.eq(deliveries::workspace_id).and(events::id.eq(deliveries::event_id))),
         )
     };
 }
@@ -46,10 +44,7 @@ impl Store {
         limit: usize,
     ) -> StoreResult<(Vec<DeliveryRecord>, Option<String>)> {
         let (ws, hook) = (workspace_id.to_string(), webhook_id.to_string());
-        let (status, cursor) = (
-            status.map(DeliveryStatus::as_str),
-            cursor.map(|c| c.to_string()),
-        );
+        let (status, cursor) = (status.map(DeliveryStatus::as_str), cursor.map(|c| c.to_string()));
         let rows: Vec<DeliveryRow> = with_conn!(self, |conn| {
             let mut query = deliveries::table
                 .filter(deliveries::workspace_id.eq(&ws))
@@ -66,10 +61,7 @@ impl Store {
             }
             query.load(conn).await?
         });
-        let records = rows
-            .into_iter()
-            .map(DeliveryRecord::try_from)
-            .collect::<StoreResult<Vec<_>>>()?;
+        let records = rows.into_iter().map(DeliveryRecord::try_from).collect::<StoreResult<Vec<_>>>()?;
         Ok(page(records, limit, |d| d.id.to_string()))
     }
 
@@ -105,10 +97,7 @@ impl Store {
             return Ok(None);
         };
         let delivery = pending_from(vec![row])?.remove(0);
-        let attempts = attempt_rows
-            .into_iter()
-            .map(AttemptRecord::try_from)
-            .collect::<StoreResult<_>>()?;
+        let attempts = attempt_rows.into_iter().map(AttemptRecord::try_from).collect::<StoreResult<_>>()?;
         Ok(Some((delivery, attempts)))
     }
 
@@ -147,9 +136,7 @@ impl Store {
         let (ws, raw_id) = (workspace_id.to_string(), id.to_string());
         let updated = with_conn!(self, |conn| {
             diesel::update(
-                deliveries::table
-                    .filter(deliveries::id.eq(&raw_id))
-                    .filter(deliveries::workspace_id.eq(&ws)),
+                deliveries::table.filter(deliveries::id.eq(&raw_id)).filter(deliveries::workspace_id.eq(&ws)),
             )
             .set((
                 deliveries::status.eq(DeliveryStatus::Pending.as_str()),
@@ -164,10 +151,7 @@ impl Store {
         if updated == 0 {
             return Ok(None);
         }
-        Ok(self
-            .get_delivery(workspace_id, id)
-            .await?
-            .map(|(pending, _)| pending))
+        Ok(self.get_delivery(workspace_id, id).await?.map(|(pending, _)| pending))
     }
 }
 
@@ -220,9 +204,8 @@ fn delivery_counts(rows: Vec<(String, String, i64)>) -> StoreResult<Vec<Delivery
         .map(|(webhook_id, status, count)| {
             Ok(DeliveryCount {
                 webhook_id: super::records::parse_id(&webhook_id)?,
-                status: DeliveryStatus::parse(&status).ok_or_else(|| {
-                    super::StoreError::Corrupt(format!("delivery status '{status}'"))
-                })?,
+                status: DeliveryStatus::parse(&status)
+                    .ok_or_else(|| super::StoreError::Corrupt(format!("delivery status '{status}'")))?,
                 count: count.max(0) as u64,
             })
         })
@@ -230,30 +213,15 @@ fn delivery_counts(rows: Vec<(String, String, i64)>) -> StoreResult<Vec<Delivery
 }
 
 impl Store {
-    pub async fn workspace_totals(
-        &self,
-        workspace_id: WorkspaceId,
-    ) -> StoreResult<WorkspaceTotals> {
+    pub async fn workspace_totals(&self, workspace_id: WorkspaceId) -> StoreResult<WorkspaceTotals> {
         let ws = workspace_id.to_string();
         let (events, attempts, rows) = with_conn!(self, |conn| {
-            let events: i64 = events::table
-                .filter(events::workspace_id.eq(&ws))
-                .count()
-                .get_result(conn)
-                .await?;
-            let attempts: i64 = attempts::table
-                .filter(attempts::workspace_id.eq(&ws))
-                .count()
-                .get_result(conn)
-                .await?;
+            let events: i64 = events::table.filter(events::workspace_id.eq(&ws)).count().get_result(conn).await?;
+            let attempts: i64 = attempts::table.filter(attempts::workspace_id.eq(&ws)).count().get_result(conn).await?;
             let rows: Vec<(String, String, i64)> = deliveries::table
                 .filter(deliveries::workspace_id.eq(&ws))
                 .group_by((deliveries::webhook_id, deliveries::status))
-                .select((
-                    deliveries::webhook_id,
-                    deliveries::status,
-                    diesel::dsl::count_star(),
-                ))
+                .select((deliveries::webhook_id, deliveries::status, diesel::dsl::count_star()))
                 .load(conn)
                 .await?;
             (events, attempts, rows)
@@ -271,17 +239,10 @@ impl Store {
             deliveries::table
                 .filter(deliveries::status.eq(DeliveryStatus::Pending.as_str()))
                 .group_by((deliveries::webhook_id, deliveries::status))
-                .select((
-                    deliveries::webhook_id,
-                    deliveries::status,
-                    diesel::dsl::count_star(),
-                ))
+                .select((deliveries::webhook_id, deliveries::status, diesel::dsl::count_star()))
                 .load(conn)
                 .await?
         });
-        Ok(delivery_counts(rows)?
-            .into_iter()
-            .map(|c| (c.webhook_id, c.count))
-            .collect())
+        Ok(delivery_counts(rows)?.into_iter().map(|c| (c.webhook_id, c.count)).collect())
     }
 }

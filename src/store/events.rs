@@ -9,19 +9,10 @@ use super::{with_conn, EventRecord, Store, StoreResult};
 use crate::domain::{EventId, WorkspaceId};
 
 impl Store {
-    pub async fn find_event(
-        &self,
-        workspace_id: WorkspaceId,
-        id: &EventId,
-    ) -> StoreResult<Option<EventRecord>> {
+    pub async fn find_event(&self, workspace_id: WorkspaceId, id: &EventId) -> StoreResult<Option<EventRecord>> {
         let (workspace_id, id) = (workspace_id.to_string(), id.to_string());
         let row: Option<EventRow> = with_conn!(self, |conn| {
-            events::table
-                .find((&workspace_id, &id))
-                .select(EventRow::as_select())
-                .first(conn)
-                .await
-                .optional()?
+            events::table.find((&workspace_id, &id)).select(EventRow::as_select()).first(conn).await.optional()?
         });
         row.map(EventRecord::try_from).transpose()
     }
@@ -32,12 +23,7 @@ impl Store {
         use super::schema::workspaces;
         let id = id.to_string();
         let found: Option<String> = with_conn!(self, |conn| {
-            workspaces::table
-                .find(&id)
-                .select(workspaces::id)
-                .first(conn)
-                .await
-                .optional()?
+            workspaces::table.find(&id).select(workspaces::id).first(conn).await.optional()?
         });
         Ok(found.is_some())
     }

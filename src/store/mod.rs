@@ -17,9 +17,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use diesel::SqliteConnection;
 use diesel_async::pooled_connection::deadpool::{Object, Pool as DeadPool};
-use diesel_async::pooled_connection::{
-    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
-};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
@@ -57,10 +55,7 @@ impl DatabaseUrl {
         } else if raw == "sqlite::memory:" || raw == ":memory:" {
             Self::SqliteMemory
         } else {
-            let path = raw
-                .strip_prefix("sqlite://")
-                .or_else(|| raw.strip_prefix("sqlite:"))
-                .unwrap_or(raw);
+            let path = raw.strip_prefix("sqlite://").or_else(|| raw.strip_prefix("sqlite:")).unwrap_or(raw);
             Self::SqliteFile(PathBuf::from(path))
         }
     }
@@ -100,15 +95,10 @@ impl StoreError {
         use diesel::result::Error as E;
         match self {
             Self::Pool(_) | Self::Connect(_) => true,
-            Self::Query(E::DatabaseError(
-                diesel::result::DatabaseErrorKind::ClosedConnection,
-                _,
-            )) => true,
+            Self::Query(E::DatabaseError(diesel::result::DatabaseErrorKind::ClosedConnection, _)) => true,
             Self::Query(E::DatabaseError(diesel::result::DatabaseErrorKind::Unknown, info)) => {
                 let m = info.message();
-                m.contains("database is locked")
-                    || m.contains("connection")
-                    || m.contains("terminating")
+                m.contains("database is locked") || m.contains("connection") || m.contains("terminating")
             }
             _ => false,
         }
@@ -157,17 +147,14 @@ impl Store {
             DatabaseUrl::Postgres(raw) => {
                 let mut config = ManagerConfig::default();
                 config.recycling_method = RecyclingMethod::Fast;
-                let manager =
-                    AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(raw, config);
+                let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(raw, config);
                 Pool::Postgres(build_pool(manager, max_connections))
             }
             DatabaseUrl::SqliteMemory | DatabaseUrl::SqliteFile(_) => {
                 let (path, size) = match url {
                     // One connection: every `:memory:` connection is a database of its own.
                     DatabaseUrl::SqliteMemory => (":memory:".to_owned(), 1),
-                    DatabaseUrl::SqliteFile(path) => {
-                        (path.to_string_lossy().into_owned(), max_connections)
-                    }
+                    DatabaseUrl::SqliteFile(path) => (path.to_string_lossy().into_owned(), max_connections),
                     DatabaseUrl::Postgres(_) => unreachable!(),
                 };
                 let mut config = ManagerConfig::<SqliteConn>::default();
@@ -183,8 +170,7 @@ impl Store {
                     }
                     .boxed()
                 });
-                let manager =
-                    AsyncDieselConnectionManager::<SqliteConn>::new_with_config(path, config);
+                let manager = AsyncDieselConnectionManager::<SqliteConn>::new_with_config(path, config);
                 let pool = build_pool(manager, size);
                 if matches!(url, DatabaseUrl::SqliteMemory) {
                     // The in-memory database lives only as long as its one connection,
@@ -240,9 +226,7 @@ async fn run_migrations(url: DatabaseUrl) -> StoreResult<()> {
         };
         let _ = done.send(outcome);
     });
-    result
-        .await
-        .map_err(|_| StoreError::Migration("the migration thread panicked".into()))?
+    result.await.map_err(|_| StoreError::Migration("the migration thread panicked".into()))?
 }
 
 fn migrate_sqlite_file(path: &std::path::Path) -> StoreResult<()> {
@@ -253,8 +237,7 @@ fn migrate_sqlite_file(path: &std::path::Path) -> StoreResult<()> {
     }
     let mut conn = SqliteConnection::establish(&path.to_string_lossy())?;
     conn.batch_execute(SQLITE_PRAGMAS)?;
-    conn.run_pending_migrations(SQLITE_MIGRATIONS)
-        .map_err(|e| StoreError::Migration(e.to_string()))?;
+    conn.run_pending_migrations(SQLITE_MIGRATIONS).map_err(|e| StoreError::Migration(e.to_string()))?;
     Ok(())
 }
 
@@ -262,8 +245,7 @@ fn migrate_postgres(url: &str) -> StoreResult<()> {
     use diesel::Connection;
     use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
     let mut conn = <AsyncConnectionWrapper<AsyncPgConnection> as Connection>::establish(url)?;
-    conn.run_pending_migrations(POSTGRES_MIGRATIONS)
-        .map_err(|e| StoreError::Migration(e.to_string()))?;
+    conn.run_pending_migrations(POSTGRES_MIGRATIONS).map_err(|e| StoreError::Migration(e.to_string()))?;
     Ok(())
 }
 
@@ -287,11 +269,7 @@ pub(crate) fn from_millis(ms: i64) -> DateTime<Utc> {
 }
 
 /// `limit + 1` rows were fetched; trims them and returns the cursor of the next page.
-pub(crate) fn page<T>(
-    mut rows: Vec<T>,
-    limit: usize,
-    id_of: impl Fn(&T) -> String,
-) -> (Vec<T>, Option<String>) {
+pub(crate) fn page<T>(mut rows: Vec<T>, limit: usize, id_of: impl Fn(&T) -> String) -> (Vec<T>, Option<String>) {
     if rows.len() > limit {
         rows.truncate(limit);
         let cursor = rows.last().map(id_of);

@@ -288,6 +288,5 @@ impl TryFrom<AttemptRow> for AttemptRecord {
 }
 
 pub(super) fn parse_id<T: std::str::FromStr>(raw: &str) -> Result<T, StoreError> {
-    raw.parse()
-        .map_err(|_| StoreError::Corrupt(format!("'{raw}' is not an id")))
+    raw.parse().map_err(|_| StoreError::Corrupt(format!("'{raw}' is not an id")))
 }

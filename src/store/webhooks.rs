@@ -44,10 +44,7 @@ impl From<&Webhook> for WebhookRow {
             url: w.url.to_string(),
             events: serde_json::to_string(&patterns).expect("strings serialize"),
             secret: w.secret.expose().to_owned(),
-            previous_secret: w
-                .previous_secret
-                .as_ref()
-                .map(|p| p.secret.expose().to_owned()),
+            previous_secret: w.previous_secret.as_ref().map(|p| p.secret.expose().to_owned()),
             previous_secret_until: w.previous_secret.as_ref().map(|p| to_millis(p.valid_until)),
             enabled: w.enabled,
             disabled_reason: w.disabled_reason.map(|r| r.as_str().to_owned()),
@@ -67,20 +64,17 @@ impl TryFrom<WebhookRow> for Webhook {
     type Error = StoreError;
     fn try_from(r: WebhookRow) -> Result<Self, StoreError> {
         let corrupt = |what: &str| StoreError::Corrupt(format!("webhook {}: {what}", r.id));
-        let patterns: Vec<String> =
-            serde_json::from_str(&r.events).map_err(|_| corrupt("events"))?;
+        let patterns: Vec<String> = serde_json::from_str(&r.events).map_err(|_| corrupt("events"))?;
         let events = patterns
             .iter()
             .map(|p| EventPattern::parse("events", p))
             .collect::<Result<_, _>>()
             .map_err(|_| corrupt("events"))?;
-        let headers: BTreeMap<String, String> =
-            serde_json::from_str(&r.headers).map_err(|_| corrupt("headers"))?;
+        let headers: BTreeMap<String, String> = serde_json::from_str(&r.headers).map_err(|_| corrupt("headers"))?;
         let previous_secret = match (r.previous_secret, r.previous_secret_until) {
-            (Some(secret), Some(until)) => Some(PreviousSecret {
-                secret: WebhookSecret::from_stored(secret),
-                valid_until: from_millis(until),
-            }),
+            (Some(secret), Some(until)) => {
+                Some(PreviousSecret { secret: WebhookSecret::from_stored(secret), valid_until: from_millis(until) })
+            }
             _ => None,
         };
         Ok(Webhook {
@@ -111,39 +105,25 @@ impl Store {
     /// Every webhook of every workspace, for the registry at start-up.
     pub async fn load_webhooks(&self) -> StoreResult<Vec<Webhook>> {
         let rows: Vec<WebhookRow> = with_conn!(self, |conn| {
-            webhooks::table
-                .select(WebhookRow::as_select())
-                .order(webhooks::id)
-                .load(conn)
-                .await?
+            webhooks::table.select(WebhookRow::as_select()).order(webhooks::id).load(conn).await?
         });
         rows.into_iter().map(Webhook::try_from).collect()
     }
 
     pub async fn insert_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
         let row = WebhookRow::from(webhook);
-        with_conn!(self, |conn| diesel::insert_into(webhooks::table)
-            .values(&row)
-            .execute(conn)
-            .await?);
+        with_conn!(self, |conn| diesel::insert_into(webhooks::table).values(&row).execute(conn).await?);
         Ok(())
     }
 
     pub async fn update_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
         let row = WebhookRow::from(webhook);
-        with_conn!(self, |conn| diesel::update(webhooks::table.find(&row.id))
-            .set(&row)
-            .execute(conn)
-            .await?);
+        with_conn!(self, |conn| diesel::update(webhooks::table.find(&row.id)).set(&row).execute(conn).await?);
         Ok(())
     }
 
     /// Deletes a webhook and cancels its pending deliveries; returns how many were cancelled.
-    pub async fn delete_webhook(
-        &self,
-        id: WebhookId,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> StoreResult<usize> {
+    pub async fn delete_webhook(&self, id: WebhookId, now: chrono::DateTime<chrono::Utc>) -> StoreResult<usize> {
         let id = id.to_string();
         let now = to_millis(now);
         let cancelled = with_conn!(self, |conn| {
@@ -160,9 +140,7 @@ impl Store {
                 ))
                 .execute(conn)
                 .await?;
-                diesel::delete(webhooks::table.find(&id))
-                    .execute(conn)
-                    .await?;
+                diesel::delete(webhooks::table.find(&id)).execute(conn).await?;
                 Ok(cancelled)
             })
             .await?

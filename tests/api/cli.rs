@@ -4,19 +4,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn hookbus() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_hookbus"));
-    command
-        .env_remove("HOOKBUS_ADMIN_TOKEN")
-        .env_remove("HOOKBUS_BIND")
-        .env("RUST_LOG", "debug");
+    command.env_remove("HOOKBUS_ADMIN_TOKEN").env_remove("HOOKBUS_BIND").env("RUST_LOG", "debug");
     command
 }
 
@@ -24,30 +17,19 @@ async fn wait_healthy(port: u16, child: &mut Child) {
     let client = awc::Client::default();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        if let Ok(response) = client
-            .get(format!("http://127.0.0.1:{port}/health"))
-            .send()
-            .await
-        {
+        if let Ok(response) = client.get(format!("http://127.0.0.1:{port}/health")).send().await {
             if response.status().is_success() {
                 return;
             }
         }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the server exited early"
-        );
+        assert!(child.try_wait().unwrap().is_none(), "the server exited early");
         assert!(Instant::now() < deadline, "the server never answered");
         actix_rt::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 fn sigterm(child: &Child) {
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
 }
 
 fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
@@ -56,10 +38,7 @@ fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
         if let Some(status) = child.try_wait().unwrap() {
             return status;
         }
-        assert!(
-            Instant::now() < deadline,
-            "the server did not exit in {within:?}"
-        );
+        assert!(Instant::now() < deadline, "the server did not exit in {within:?}");
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -80,19 +59,10 @@ async fn serve_generates_a_private_admin_token_never_logs_it_and_exits_0_on_sigt
     wait_healthy(port, &mut child).await;
 
     let token_path = data_dir.path().join("admin.token");
-    let token = std::fs::read_to_string(&token_path)
-        .unwrap()
-        .trim()
-        .to_owned();
+    let token = std::fs::read_to_string(&token_path).unwrap().trim().to_owned();
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(
-        std::fs::metadata(&token_path).unwrap().permissions().mode() & 0o777,
-        0o600
-    );
-    assert!(
-        data_dir.path().join("hookbus.db").exists(),
-        "SQLite in the data dir by default"
-    );
+    assert_eq!(std::fs::metadata(&token_path).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(data_dir.path().join("hookbus.db").exists(), "SQLite in the data dir by default");
 
     let client = awc::Client::default();
     let ok = client
@@ -131,11 +101,8 @@ async fn flags_win_over_environment_and_config_file() {
     let data_dir = tempfile::tempdir().unwrap();
     let (file_port, env_port, flag_port) = (free_port(), free_port(), free_port());
     let config = data_dir.path().join("hookbus.toml");
-    std::fs::write(
-        &config,
-        format!("bind = \"127.0.0.1:{file_port}\"\nadmin_token = \"file-token-0123456789\"\n"),
-    )
-    .unwrap();
+    std::fs::write(&config, format!("bind = \"127.0.0.1:{file_port}\"\nadmin_token = \"file-token-0123456789\"\n"))
+        .unwrap();
     let mut child = hookbus()
         .env("HOOKBUS_BIND", format!("127.0.0.1:{env_port}"))
         .arg("serve")
@@ -174,13 +141,8 @@ async fn migrate_creates_the_schema_and_exits() {
         .status()
         .unwrap();
     assert!(status.success());
-    let store = hookbus::store::Store::open(&hookbus::store::DatabaseUrl::SqliteFile(db), 1)
-        .await
-        .unwrap();
-    assert!(store
-        .workspace_exists(hookbus::WorkspaceId::DEFAULT)
-        .await
-        .unwrap());
+    let store = hookbus::store::Store::open(&hookbus::store::DatabaseUrl::SqliteFile(db), 1).await.unwrap();
+    assert!(store.workspace_exists(hookbus::WorkspaceId::DEFAULT).await.unwrap());
 }
 
 #[actix_web::test]
@@ -188,12 +150,7 @@ async fn a_bad_config_is_a_clear_error_and_a_nonzero_exit() {
     let data_dir = tempfile::tempdir().unwrap();
     let config = data_dir.path().join("bad.toml");
     std::fs::write(&config, "bnid = 1\n").unwrap();
-    let output = hookbus()
-        .arg("serve")
-        .arg("--config")
-        .arg(&config)
-        .output()
-        .unwrap();
+    let output = hookbus().arg("serve").arg("--config").arg(&config).output().unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("bnid"));
 }

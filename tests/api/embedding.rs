@@ -21,63 +21,31 @@ async fn an_actix_app_embeds_hookbus_and_publishes_through_the_registry() {
     let registry = bus.registry();
     let receiver = TestReceiver::start().await;
 
-    let input = WebhookInput {
-        url: Some(receiver.url()),
-        events: Some(vec!["artifact.*".into()]),
-        ..Default::default()
-    };
-    let webhook = registry
-        .send(RegisterWebhook {
-            workspace_id: WorkspaceId::DEFAULT,
-            input,
-        })
-        .await
-        .unwrap()
-        .unwrap();
+    let input =
+        WebhookInput { url: Some(receiver.url()), events: Some(vec!["artifact.*".into()]), ..Default::default() };
+    let webhook = registry.send(RegisterWebhook { workspace_id: WorkspaceId::DEFAULT, input }).await.unwrap().unwrap();
     let published = registry
-        .send(
-            Publish::new(
-                WorkspaceId::DEFAULT,
-                "artifact.completed",
-                json!({"artifact": 1}),
-            )
-            .with_id("evt-embedded"),
-        )
+        .send(Publish::new(WorkspaceId::DEFAULT, "artifact.completed", json!({"artifact": 1})).with_id("evt-embedded"))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(published.matched_webhooks, 1);
-    let received = receiver
-        .recv(SHORT)
-        .await
-        .expect("delivered from the embedded bus");
+    let received = receiver.recv(SHORT).await.expect("delivered from the embedded bus");
     assert_eq!(received.json()["id"], "evt-embedded");
-    assert_eq!(
-        verify_standard_webhooks(webhook.secret.expose(), &received),
-        1
-    );
+    assert_eq!(verify_standard_webhooks(webhook.secret.expose(), &received), 1);
 
     // Invalid input through messages gets the same rules as HTTP.
-    let invalid = registry
-        .send(Publish::new(WorkspaceId::DEFAULT, "Not Valid", json!({})))
-        .await
-        .unwrap()
-        .unwrap_err();
+    let invalid = registry.send(Publish::new(WorkspaceId::DEFAULT, "Not Valid", json!({}))).await.unwrap().unwrap_err();
     assert!(matches!(invalid, hookbus::RegistryError::Invalid(ref e) if e.field == "event"));
 
-    let app = test::init_service(
-        App::new().service(web::scope("/webhooks-admin").configure(bus.admin_routes())),
-    )
-    .await;
+    let app = test::init_service(App::new().service(web::scope("/webhooks-admin").configure(bus.admin_routes()))).await;
     let request = test::TestRequest::get()
         .uri("/webhooks-admin/api/v1/webhooks")
         .insert_header(("Authorization", format!("Bearer {ADMIN_TOKEN}")))
         .to_request();
     let listed: serde_json::Value = test::call_and_read_body_json(&app, request).await;
     assert_eq!(listed["data"][0]["id"], webhook.id.to_string());
-    let health = test::TestRequest::get()
-        .uri("/webhooks-admin/health")
-        .to_request();
+    let health = test::TestRequest::get().uri("/webhooks-admin/health").to_request();
     let health: serde_json::Value = test::call_and_read_body_json(&app, health).await;
     assert_eq!(health["status"], "ok");
     bus.shutdown().await;

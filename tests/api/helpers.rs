@@ -75,22 +75,16 @@ impl TestDb {
     pub async fn new(backend: Backend) -> Self {
         let dir = tempfile::tempdir().unwrap();
         match backend {
-            Backend::Sqlite => Self {
-                url: format!("sqlite://{}", dir.path().join("hookbus.db").display()),
-                dir,
-                postgres: None,
-            },
+            Backend::Sqlite => {
+                Self { url: format!("sqlite://{}", dir.path().join("hookbus.db").display()), dir, postgres: None }
+            }
             Backend::Postgres => {
                 let admin = postgres_url().expect("checked by the caller");
                 let name = format!("hookbus_test_{}", uuid::Uuid::new_v4().simple());
                 run_admin_sql(&admin, &format!("CREATE DATABASE {name}"));
                 let mut url = url::Url::parse(&admin).unwrap();
                 url.set_path(&name);
-                Self {
-                    url: url.to_string(),
-                    dir,
-                    postgres: Some((admin, name)),
-                }
+                Self { url: url.to_string(), dir, postgres: Some((admin, name)) }
             }
         }
     }
@@ -102,10 +96,7 @@ impl TestDb {
     /// Drops the PostgreSQL database now, cutting every connection (a real outage).
     pub fn drop_postgres_now(&mut self) {
         if let Some((admin, name)) = self.postgres.take() {
-            run_admin_sql(
-                &admin,
-                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-            );
+            run_admin_sql(&admin, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
         }
     }
 }
@@ -121,18 +112,11 @@ impl Drop for TestDb {
 fn run_admin_sql(admin_url: &str, sql: &str) {
     let (admin_url, sql) = (admin_url.to_owned(), sql.to_owned());
     std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(async {
             use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
-            let mut conn = AsyncPgConnection::establish(&admin_url)
-                .await
-                .expect("PostgreSQL answers");
-            conn.batch_execute(&sql)
-                .await
-                .expect("admin statement runs");
+            let mut conn = AsyncPgConnection::establish(&admin_url).await.expect("PostgreSQL answers");
+            conn.batch_execute(&sql).await.expect("admin statement runs");
         });
     })
     .join()
@@ -171,13 +155,7 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
     let app = Application::build(config).await.expect("the app starts");
     let base = format!("http://127.0.0.1:{}", app.port());
     actix_rt::spawn(app.run());
-    TestApp {
-        base,
-        client: awc::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .finish(),
-        db,
-    }
+    TestApp { base, client: awc::Client::builder().timeout(Duration::from_secs(30)).finish(), db }
 }
 
 /// A response: status, body and headers.
@@ -198,15 +176,8 @@ impl TestApp {
             None => request.send().await.unwrap(),
         };
         let bytes = response.body().limit(10 << 20).await.unwrap();
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap()
-        };
-        Reply {
-            status: response.status().as_u16(),
-            body,
-        }
+        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
+        Reply { status: response.status().as_u16(), body }
     }
 
     pub async fn get(&self, path: &str) -> Reply {
@@ -225,63 +196,39 @@ impl TestApp {
     }
 
     pub async fn publish(&self, event: &str, data: Value) -> Value {
-        let reply = self
-            .post("/api/v1/events", json!({"event": event, "data": data}))
-            .await;
+        let reply = self.post("/api/v1/events", json!({"event": event, "data": data})).await;
         assert_eq!(reply.status, 202, "{}", reply.body);
         reply.body
     }
 
     pub async fn deliveries(&self, webhook_id: &str) -> Vec<Value> {
-        let reply = self
-            .get(&format!(
-                "/api/v1/webhooks/{webhook_id}/deliveries?limit=500"
-            ))
-            .await;
+        let reply = self.get(&format!("/api/v1/webhooks/{webhook_id}/deliveries?limit=500")).await;
         assert_eq!(reply.status, 200, "{}", reply.body);
         reply.body["data"].as_array().unwrap().clone()
     }
 
     /// Polls until the delivery has `status`; returns the full delivery object.
-    pub async fn wait_for_delivery(
-        &self,
-        delivery_id: &str,
-        status: &str,
-        within: Duration,
-    ) -> Value {
+    pub async fn wait_for_delivery(&self, delivery_id: &str, status: &str, within: Duration) -> Value {
         let deadline = Instant::now() + within;
         loop {
             let reply = self.get(&format!("/api/v1/deliveries/{delivery_id}")).await;
             if reply.body["status"] == status {
                 return reply.body;
             }
-            assert!(
-                Instant::now() < deadline,
-                "delivery never became {status}: {}",
-                reply.body
-            );
+            assert!(Instant::now() < deadline, "delivery never became {status}: {}", reply.body);
             actix_rt::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
     /// Polls until the webhook has `n` deliveries all in `status`.
-    pub async fn wait_for_all(
-        &self,
-        webhook_id: &str,
-        n: usize,
-        status: &str,
-        within: Duration,
-    ) -> Vec<Value> {
+    pub async fn wait_for_all(&self, webhook_id: &str, n: usize, status: &str, within: Duration) -> Vec<Value> {
         let deadline = Instant::now() + within;
         loop {
             let all = self.deliveries(webhook_id).await;
             if all.len() == n && all.iter().all(|d| d["status"] == status) {
                 return all;
             }
-            assert!(
-                Instant::now() < deadline,
-                "deliveries never all became {status}: {all:?}"
-            );
+            assert!(Instant::now() < deadline, "deliveries never all became {status}: {all:?}");
             actix_rt::time::sleep(Duration::from_millis(25)).await;
         }
     }
@@ -297,11 +244,7 @@ pub struct Answer {
 
 impl Answer {
     pub fn status(status: u16) -> Self {
-        Self {
-            status,
-            delay: Duration::ZERO,
-            headers: vec![],
-        }
+        Self { status, delay: Duration::ZERO, headers: vec![] }
     }
 
     pub fn delayed(mut self, delay: Duration) -> Self {
@@ -326,10 +269,7 @@ pub struct Received {
 
 impl Received {
     pub fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(&name.to_ascii_lowercase())
-            .map(String::as_str)
-            .unwrap_or("")
+        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str).unwrap_or("")
     }
 
     pub fn json(&self) -> Value {
@@ -353,11 +293,7 @@ pub struct TestReceiver {
     rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Received>>,
 }
 
-async fn receive(
-    req: HttpRequest,
-    body: web::Bytes,
-    shared: web::Data<Arc<Shared>>,
-) -> HttpResponse {
+async fn receive(req: HttpRequest, body: web::Bytes, shared: web::Data<Arc<Shared>>) -> HttpResponse {
     let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     shared.max_in_flight.fetch_max(now, Ordering::SeqCst);
     let received = Received {
@@ -372,18 +308,12 @@ async fn receive(
     };
     shared.seen.lock().unwrap().push(received.clone());
     let _ = shared.tx.send(received);
-    let answer = shared
-        .script
-        .lock()
-        .unwrap()
-        .pop_front()
-        .unwrap_or_else(|| shared.default.lock().unwrap().clone());
+    let answer = shared.script.lock().unwrap().pop_front().unwrap_or_else(|| shared.default.lock().unwrap().clone());
     if !answer.delay.is_zero() {
         actix_rt::time::sleep(answer.delay).await;
     }
     shared.in_flight.fetch_sub(1, Ordering::SeqCst);
-    let mut response =
-        HttpResponse::build(actix_web::http::StatusCode::from_u16(answer.status).unwrap());
+    let mut response = HttpResponse::build(actix_web::http::StatusCode::from_u16(answer.status).unwrap());
     for (name, value) in &answer.headers {
         response.insert_header((name.as_str(), value.as_str()));
     }
@@ -406,23 +336,15 @@ impl TestReceiver {
             max_in_flight: AtomicUsize::new(0),
         });
         let data = web::Data::new(shared.clone());
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(data.clone())
-                .default_service(web::to(receive))
-        })
-        .workers(1)
-        .disable_signals()
-        .bind(addr)
-        .unwrap();
+        let server = HttpServer::new(move || App::new().app_data(data.clone()).default_service(web::to(receive)))
+            .workers(1)
+            .disable_signals()
+            .bind(addr)
+            .unwrap();
         let port = server.addrs()[0].port();
         let server = server.run();
         actix_rt::spawn(server);
-        Self {
-            port,
-            shared,
-            rx: tokio::sync::Mutex::new(rx),
-        }
+        Self { port, shared, rx: tokio::sync::Mutex::new(rx) }
     }
 
     pub fn url(&self) -> String {
@@ -440,10 +362,7 @@ impl TestReceiver {
     }
 
     pub async fn recv(&self, within: Duration) -> Option<Received> {
-        actix_rt::time::timeout(within, self.rx.lock().await.recv())
-            .await
-            .ok()
-            .flatten()
+        actix_rt::time::timeout(within, self.rx.lock().await.recv()).await.ok().flatten()
     }
 
     pub async fn recv_n(&self, n: usize, within: Duration) -> Vec<Received> {
@@ -488,19 +407,14 @@ pub fn verify_standard_webhooks(secret: &str, received: &Received) -> usize {
     let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
     mac.update(signed.as_bytes());
     let expected = format!("v1,{}", BASE64.encode(mac.finalize().into_bytes()));
-    received
-        .header("webhook-signature")
-        .split(' ')
-        .filter(|entry| *entry == expected)
-        .count()
+    received.header("webhook-signature").split(' ').filter(|entry| *entry == expected).count()
 }
 
 /// Verifies `X-Webhook-Signature: sha256=<hex HMAC(secret, body)>`.
 pub fn verify_hex_signature(secret: &str, received: &Received) -> bool {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(&received.body);
-    received.header("x-webhook-signature")
-        == format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    received.header("x-webhook-signature") == format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
 pub const SHORT: Duration = Duration::from_secs(5);

@@ -3,11 +3,13 @@
 
 mod helpers;
 
+mod circuit;
 mod cli;
 mod deliveries;
 mod delivery;
 mod embedding;
 mod errors;
 mod events;
+mod health;
 mod store;
 mod webhooks;

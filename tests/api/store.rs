@@ -5,17 +5,15 @@ use hookbus::domain::url::UrlPolicy;
 use hookbus::domain::webhook::{Webhook, WebhookInput};
 use hookbus::domain::{DeliveryStatus, EventId, EventType, WorkspaceId};
 use hookbus::store::{
-    AttemptRecord, AttemptWrite, DatabaseUrl, DeliveryRecord, DeliveryUpdate, EventRecord,
-    PublishWrite, Store, WriteOp, WriteOutcome,
+    AttemptRecord, AttemptWrite, DatabaseUrl, DeliveryRecord, DeliveryUpdate, EventRecord, PublishWrite, Store,
+    WriteOp, WriteOutcome,
 };
 
 use crate::backend_test;
 use crate::helpers::*;
 
 async fn open(db: &TestDb) -> Store {
-    Store::open(&DatabaseUrl::parse(&db.url), 2)
-        .await
-        .expect("the store opens and migrates")
+    Store::open(&DatabaseUrl::parse(&db.url), 2).await.expect("the store opens and migrates")
 }
 
 fn webhook() -> Webhook {
@@ -24,13 +22,7 @@ fn webhook() -> Webhook {
         events: Some(vec!["artifact.*".into()]),
         ..Default::default()
     };
-    Webhook::create(
-        WorkspaceId::DEFAULT,
-        input,
-        UrlPolicy::default(),
-        hookbus::domain::now(),
-    )
-    .unwrap()
+    Webhook::create(WorkspaceId::DEFAULT, input, UrlPolicy::default(), hookbus::domain::now()).unwrap()
 }
 
 fn event(id: &str, data: &str) -> EventRecord {
@@ -46,239 +38,152 @@ fn event(id: &str, data: &str) -> EventRecord {
 }
 
 fn publish(event: &EventRecord, webhook: &Webhook, n: usize) -> WriteOp {
-    let deliveries = (0..n)
-        .map(|_| DeliveryRecord::new_pending(event, webhook.id))
-        .collect();
-    WriteOp::Publish(PublishWrite {
-        event: event.clone(),
-        deliveries,
-    })
+    let deliveries = (0..n).map(|_| DeliveryRecord::new_pending(event, webhook.id)).collect();
+    WriteOp::Publish(PublishWrite { event: event.clone(), deliveries })
 }
 
-backend_test!(
-    migrations_run_twice_and_the_default_workspace_exists,
-    |backend| async move {
-        let db = TestDb::new(backend).await;
-        let store = open(&db).await;
-        drop(store);
-        let store = open(&db).await;
-        assert!(store.workspace_exists(WorkspaceId::DEFAULT).await.unwrap());
-        assert!(!store
-            .workspace_exists(hookbus::domain::ids::WorkspaceId::generate())
-            .await
-            .unwrap());
-        assert!(store.ping().await.is_ok());
-    }
-);
+backend_test!(migrations_run_twice_and_the_default_workspace_exists, |backend| async move {
+    let db = TestDb::new(backend).await;
+    let store = open(&db).await;
+    drop(store);
+    let store = open(&db).await;
+    assert!(store.workspace_exists(WorkspaceId::DEFAULT).await.unwrap());
+    assert!(!store.workspace_exists(hookbus::domain::ids::WorkspaceId::generate()).await.unwrap());
+    assert!(store.ping().await.is_ok());
+});
 
-backend_test!(
-    webhooks_round_trip_through_the_store,
-    |backend| async move {
-        let db = TestDb::new(backend).await;
-        let store = open(&db).await;
-        let mut hook = webhook();
-        hook.headers.insert("X-Tenant".into(), "acme".into());
-        hook.settings.rate_limit_per_sec = Some(9);
-        store.insert_webhook(&hook).await.unwrap();
-        assert_eq!(store.load_webhooks().await.unwrap(), vec![hook.clone()]);
-        hook.name = "renamed".into();
-        hook.rotate_secret(
-            hookbus::domain::WebhookSecret::generate(),
-            std::time::Duration::from_secs(60),
-            hookbus::domain::now(),
-        );
-        store.update_webhook(&hook).await.unwrap();
-        assert_eq!(store.load_webhooks().await.unwrap(), vec![hook.clone()]);
-        store.delete_webhook(hook.id, Utc::now()).await.unwrap();
-        assert!(store.load_webhooks().await.unwrap().is_empty());
-    }
-);
+backend_test!(webhooks_round_trip_through_the_store, |backend| async move {
+    let db = TestDb::new(backend).await;
+    let store = open(&db).await;
+    let mut hook = webhook();
+    hook.headers.insert("X-Tenant".into(), "acme".into());
+    hook.settings.rate_limit_per_sec = Some(9);
+    store.insert_webhook(&hook).await.unwrap();
+    assert_eq!(store.load_webhooks().await.unwrap(), vec![hook.clone()]);
+    hook.name = "renamed".into();
+    hook.rotate_secret(
+        hookbus::domain::WebhookSecret::generate(),
+        std::time::Duration::from_secs(60),
+        hookbus::domain::now(),
+    );
+    store.update_webhook(&hook).await.unwrap();
+    assert_eq!(store.load_webhooks().await.unwrap(), vec![hook.clone()]);
+    store.delete_webhook(hook.id, Utc::now()).await.unwrap();
+    assert!(store.load_webhooks().await.unwrap().is_empty());
+});
 
-backend_test!(
-    a_batch_commits_events_and_deliveries_and_detects_reused_ids,
-    |backend| async move {
-        let db = TestDb::new(backend).await;
-        let store = open(&db).await;
-        let hook = webhook();
-        store.insert_webhook(&hook).await.unwrap();
-        let first = event("e1", "{}");
-        let outcomes = store
-            .write_batch(vec![
-                publish(&first, &hook, 1),
-                publish(&event("e2", "{}"), &hook, 2),
-                publish(&event("e1", "{\"x\":1}"), &hook, 1),
-            ])
-            .await
-            .unwrap();
-        assert_eq!(
-            outcomes,
-            [
-                WriteOutcome::Published,
-                WriteOutcome::Published,
-                WriteOutcome::DuplicateEvent
-            ]
-        );
-        let (rows, _) = store
-            .list_deliveries(WorkspaceId::DEFAULT, hook.id, None, None, 10)
-            .await
-            .unwrap();
-        assert_eq!(rows.len(), 3);
-        let stored = store
-            .find_event(WorkspaceId::DEFAULT, &first.id)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(stored.body_hash, first.body_hash);
-        assert_eq!(stored.created_at, first.created_at);
-    }
-);
+backend_test!(a_batch_commits_events_and_deliveries_and_detects_reused_ids, |backend| async move {
+    let db = TestDb::new(backend).await;
+    let store = open(&db).await;
+    let hook = webhook();
+    store.insert_webhook(&hook).await.unwrap();
+    let first = event("e1", "{}");
+    let outcomes = store
+        .write_batch(vec![
+            publish(&first, &hook, 1),
+            publish(&event("e2", "{}"), &hook, 2),
+            publish(&event("e1", "{\"x\":1}"), &hook, 1),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(outcomes, [WriteOutcome::Published, WriteOutcome::Published, WriteOutcome::DuplicateEvent]);
+    let (rows, _) = store.list_deliveries(WorkspaceId::DEFAULT, hook.id, None, None, 10).await.unwrap();
+    assert_eq!(rows.len(), 3);
+    let stored = store.find_event(WorkspaceId::DEFAULT, &first.id).await.unwrap().unwrap();
+    assert_eq!(stored.body_hash, first.body_hash);
+    assert_eq!(stored.created_at, first.created_at);
+});
 
-backend_test!(
-    pending_deliveries_page_in_id_order_after_a_cursor,
-    |backend| async move {
-        let db = TestDb::new(backend).await;
-        let store = open(&db).await;
-        let hook = webhook();
-        let ev = event("e", r#"{"k":"v"}"#);
-        store
-            .write_batch(vec![publish(&ev, &hook, 5)])
-            .await
-            .unwrap();
-        let first = store.pending_page(hook.id, None, 2).await.unwrap();
-        let second = store
-            .pending_page(hook.id, Some(first[1].delivery.id), 10)
-            .await
-            .unwrap();
-        assert_eq!(first.len(), 2);
-        assert_eq!(second.len(), 3);
-        let ids: Vec<_> = first.iter().chain(&second).map(|p| p.delivery.id).collect();
-        let mut sorted = ids.clone();
-        sorted.sort();
-        assert_eq!(ids, sorted);
-        assert_eq!(first[0].data_json, r#"{"k":"v"}"#);
-        assert_eq!(first[0].event_created_at, ev.created_at);
-    }
-);
+backend_test!(pending_deliveries_page_in_id_order_after_a_cursor, |backend| async move {
+    let db = TestDb::new(backend).await;
+    let store = open(&db).await;
+    let hook = webhook();
+    let ev = event("e", r#"{"k":"v"}"#);
+    store.write_batch(vec![publish(&ev, &hook, 5)]).await.unwrap();
+    let first = store.pending_page(hook.id, None, 2).await.unwrap();
+    let second = store.pending_page(hook.id, Some(first[1].delivery.id), 10).await.unwrap();
+    assert_eq!(first.len(), 2);
+    assert_eq!(second.len(), 3);
+    let ids: Vec<_> = first.iter().chain(&second).map(|p| p.delivery.id).collect();
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(ids, sorted);
+    assert_eq!(first[0].data_json, r#"{"k":"v"}"#);
+    assert_eq!(first[0].event_created_at, ev.created_at);
+});
 
-backend_test!(
-    attempts_update_their_delivery_but_never_a_cancelled_one,
-    |backend| async move {
-        let db = TestDb::new(backend).await;
-        let store = open(&db).await;
-        let hook = webhook();
-        let ev = event("e", "{}");
-        let op = publish(&ev, &hook, 2);
-        let WriteOp::Publish(write) = &op else {
-            unreachable!()
-        };
-        let (a, b) = (write.deliveries[0].clone(), write.deliveries[1].clone());
-        store.write_batch(vec![op]).await.unwrap();
-        let attempt = |d: &DeliveryRecord, status: DeliveryStatus| {
-            WriteOp::Attempt(AttemptWrite {
-                attempt: AttemptRecord {
-                    delivery_id: d.id,
-                    workspace_id: d.workspace_id,
-                    attempt: 1,
-                    started_at: hookbus::domain::now(),
-                    duration_ms: 12,
-                    status_code: Some(200),
-                    error_message: None,
-                    response_body: Some("ok".into()),
-                },
-                delivery: DeliveryUpdate {
-                    id: d.id,
-                    status,
-                    attempt_count: 1,
-                    retries_used: 0,
-                    next_attempt_at: None,
-                    status_code: Some(200),
-                    error_message: None,
-                    response_body: Some("ok".into()),
-                    duration_ms: Some(12),
-                    completed_at: Some(hookbus::domain::now()),
-                },
-            })
-        };
-        // Writing the same attempt twice (a retried batch) is harmless.
-        store
-            .write_batch(vec![
-                attempt(&a, DeliveryStatus::Succeeded),
-                attempt(&a, DeliveryStatus::Succeeded),
-            ])
-            .await
-            .unwrap();
-        let (detail, attempts) = store
-            .get_delivery(WorkspaceId::DEFAULT, a.id)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(detail.delivery.status, DeliveryStatus::Succeeded);
-        assert_eq!(detail.delivery.attempt_count, 1);
-        assert_eq!(attempts.len(), 1);
-        assert_eq!(attempts[0].response_body.as_deref(), Some("ok"));
+backend_test!(attempts_update_their_delivery_but_never_a_cancelled_one, |backend| async move {
+    let db = TestDb::new(backend).await;
+    let store = open(&db).await;
+    let hook = webhook();
+    let ev = event("e", "{}");
+    let op = publish(&ev, &hook, 2);
+    let WriteOp::Publish(write) = &op else { unreachable!() };
+    let (a, b) = (write.deliveries[0].clone(), write.deliveries[1].clone());
+    store.write_batch(vec![op]).await.unwrap();
+    let attempt = |d: &DeliveryRecord, status: DeliveryStatus| {
+        WriteOp::Attempt(AttemptWrite {
+            attempt: AttemptRecord {
+                delivery_id: d.id,
+                workspace_id: d.workspace_id,
+                attempt: 1,
+                started_at: hookbus::domain::now(),
+                duration_ms: 12,
+                status_code: Some(200),
+                error_message: None,
+                response_body: Some("ok".into()),
+            },
+            delivery: DeliveryUpdate {
+                id: d.id,
+                status,
+                attempt_count: 1,
+                retries_used: 0,
+                next_attempt_at: None,
+                status_code: Some(200),
+                error_message: None,
+                response_body: Some("ok".into()),
+                duration_ms: Some(12),
+                completed_at: Some(hookbus::domain::now()),
+            },
+        })
+    };
+    // Writing the same attempt twice (a retried batch) is harmless.
+    store
+        .write_batch(vec![attempt(&a, DeliveryStatus::Succeeded), attempt(&a, DeliveryStatus::Succeeded)])
+        .await
+        .unwrap();
+    let (detail, attempts) = store.get_delivery(WorkspaceId::DEFAULT, a.id).await.unwrap().unwrap();
+    assert_eq!(detail.delivery.status, DeliveryStatus::Succeeded);
+    assert_eq!(detail.delivery.attempt_count, 1);
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].response_body.as_deref(), Some("ok"));
 
-        store.delete_webhook(hook.id, Utc::now()).await.unwrap();
-        store
-            .write_batch(vec![attempt(&b, DeliveryStatus::Succeeded)])
-            .await
-            .unwrap();
-        let (detail, _) = store
-            .get_delivery(WorkspaceId::DEFAULT, b.id)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(detail.delivery.status, DeliveryStatus::Cancelled);
-    }
-);
+    store.delete_webhook(hook.id, Utc::now()).await.unwrap();
+    store.write_batch(vec![attempt(&b, DeliveryStatus::Succeeded)]).await.unwrap();
+    let (detail, _) = store.get_delivery(WorkspaceId::DEFAULT, b.id).await.unwrap().unwrap();
+    assert_eq!(detail.delivery.status, DeliveryStatus::Cancelled);
+});
 
-backend_test!(
-    delivery_lists_filter_by_status_and_paginate,
-    |backend| async move {
-        let db = TestDb::new(backend).await;
-        let store = open(&db).await;
-        let hook = webhook();
-        store
-            .write_batch(vec![publish(&event("e", "{}"), &hook, 5)])
-            .await
-            .unwrap();
-        let (page, cursor) = store
-            .list_deliveries(WorkspaceId::DEFAULT, hook.id, None, None, 3)
-            .await
-            .unwrap();
-        assert_eq!(page.len(), 3);
-        assert!(page[0].id > page[1].id, "newest first");
-        let (rest, end) = store
-            .list_deliveries(
-                WorkspaceId::DEFAULT,
-                hook.id,
-                None,
-                Some(cursor.unwrap().parse().unwrap()),
-                3,
-            )
-            .await
-            .unwrap();
-        assert_eq!(rest.len(), 2);
-        assert!(end.is_none());
-        let (failed, _) = store
-            .list_deliveries(
-                WorkspaceId::DEFAULT,
-                hook.id,
-                Some(DeliveryStatus::Failed),
-                None,
-                10,
-            )
-            .await
-            .unwrap();
-        assert!(failed.is_empty());
-        let other = WorkspaceId::generate();
-        assert!(store
-            .list_deliveries(other, hook.id, None, None, 10)
-            .await
-            .unwrap()
-            .0
-            .is_empty());
-    }
-);
+backend_test!(delivery_lists_filter_by_status_and_paginate, |backend| async move {
+    let db = TestDb::new(backend).await;
+    let store = open(&db).await;
+    let hook = webhook();
+    store.write_batch(vec![publish(&event("e", "{}"), &hook, 5)]).await.unwrap();
+    let (page, cursor) = store.list_deliveries(WorkspaceId::DEFAULT, hook.id, None, None, 3).await.unwrap();
+    assert_eq!(page.len(), 3);
+    assert!(page[0].id > page[1].id, "newest first");
+    let (rest, end) = store
+        .list_deliveries(WorkspaceId::DEFAULT, hook.id, None, Some(cursor.unwrap().parse().unwrap()), 3)
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 2);
+    assert!(end.is_none());
+    let (failed, _) =
+        store.list_deliveries(WorkspaceId::DEFAULT, hook.id, Some(DeliveryStatus::Failed), None, 10).await.unwrap();
+    assert!(failed.is_empty());
+    let other = WorkspaceId::generate();
+    assert!(store.list_deliveries(other, hook.id, None, None, 10).await.unwrap().0.is_empty());
+});
 
 #[actix_web::test]
 async fn sqlite_runs_in_wal_mode() {

@@ -57,11 +57,7 @@ impl Default for EndpointHealth {
             consecutive_failures: 0,
             in_flight: 0,
             success_rate_5m: None,
-            latency_ms: Latency {
-                p50: None,
-                p95: None,
-                p99: None,
-            },
+            latency_ms: Latency { p50: None, p95: None, p99: None },
             last_success_at: None,
             last_failure_at: None,
             last_error: None,

@@ -19,8 +19,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::oneshot;
 
 pub use messages::{
-    DeliveryEnqueued, DrainEndpoint, EndpointHealth, GetEndpointHealth, ResetCircuit, StopEndpoint,
-    WebhookChanged,
+    DeliveryEnqueued, DrainEndpoint, EndpointHealth, GetEndpointHealth, ResetCircuit, StopEndpoint, WebhookChanged,
 };
 
 use super::persistence::{PersistWrite, Persistence};
@@ -90,10 +89,7 @@ impl EndpointActor {
     pub fn new(webhook: Arc<Webhook>, deps: EndpointDeps) -> Self {
         let now = Instant::now();
         Self {
-            bucket: webhook
-                .settings
-                .rate_limit_per_sec
-                .map(|rate| TokenBucket::new(rate, now)),
+            bucket: webhook.settings.rate_limit_per_sec.map(|rate| TokenBucket::new(rate, now)),
             breaker: CircuitBreaker::new(deps.circuit),
             stats: EndpointStats::new(now),
             webhook,
@@ -128,18 +124,8 @@ impl EndpointActor {
             data_json: &pending.data_json,
         }
         .to_body();
-        let wait = pending
-            .delivery
-            .next_attempt_at
-            .and_then(|at| (at - Utc::now()).to_std().ok())
-            .unwrap_or_default();
-        self.held.insert(
-            id,
-            Held {
-                pending,
-                body: Bytes::from(body),
-            },
-        );
+        let wait = pending.delivery.next_attempt_at.and_then(|at| (at - Utc::now()).to_std().ok()).unwrap_or_default();
+        self.held.insert(id, Held { pending, body: Bytes::from(body) });
         if wait.is_zero() {
             self.ready.insert(id);
         } else {
@@ -205,9 +191,7 @@ impl EndpointActor {
             self.ready.remove(&id);
             self.start_attempt(id, probe, ctx);
         }
-        self.deps
-            .metrics
-            .set_circuit(self.webhook.id, self.breaker.state());
+        self.deps.metrics.set_circuit(self.webhook.id, self.breaker.state());
         self.page_in(ctx);
     }
 
@@ -222,11 +206,7 @@ impl EndpointActor {
         let body = held.body.clone();
         let event = held.pending.delivery.event.clone();
         let started_at = crate::domain::now();
-        log::debug!(
-            "webhook {} delivery {id}: attempt {attempt}{}",
-            webhook.id,
-            if probe { " (probe)" } else { "" }
-        );
+        log::debug!("webhook {} delivery {id}: attempt {attempt}{}", webhook.id, if probe { " (probe)" } else { "" });
         let send = async move {
             let request = AttemptRequest {
                 url: webhook.url.as_str(),
@@ -256,12 +236,7 @@ impl EndpointActor {
     ) {
         self.in_flight.remove(&id);
         let (now, wall) = (Instant::now(), crate::domain::now());
-        self.stats.record(
-            now,
-            wall,
-            outcome.duration,
-            outcome.error_message.as_deref(),
-        );
+        self.stats.record(now, wall, outcome.duration, outcome.error_message.as_deref());
         self.deps.metrics.attempt_finished(&outcome);
         if outcome.succeeded() {
             self.breaker.record_success();
@@ -284,19 +259,13 @@ impl EndpointActor {
         // without using up a retry. A 410 is final whoever sent it.
         let probe_failed = probe && !outcome.succeeded() && outcome.status_code != Some(410);
         let (step, retries_used) = if probe_failed {
-            let wait = self
-                .breaker
-                .probe_at()
-                .map_or(Duration::ZERO, |at| at.saturating_duration_since(now));
+            let wait = self.breaker.probe_at().map_or(Duration::ZERO, |at| at.saturating_duration_since(now));
             (NextStep::RetryIn(wait), delivery.retries_used)
         } else if outcome.succeeded() {
             (NextStep::Succeeded, delivery.retries_used)
         } else {
             let failures = delivery.retries_used + 1;
-            (
-                next_step(&policy, failures, &outcome, fastrand::f64()),
-                failures,
-            )
+            (next_step(&policy, failures, &outcome, fastrand::f64()), failures)
         };
         let (status, next_attempt_at) = match step {
             NextStep::Succeeded => (DeliveryStatus::Succeeded, None),
@@ -335,9 +304,7 @@ impl EndpointActor {
         };
         // Fire and forget: the writer retries until the record is committed, and until
         // then the delivery is still pending in the database (at-least-once).
-        self.deps.persistence.do_send(PersistWrite {
-            op: WriteOp::Attempt(write),
-        });
+        self.deps.persistence.do_send(PersistWrite { op: WriteOp::Attempt(write) });
         match step {
             // After a failed probe the delivery is first in line for the next one.
             NextStep::RetryIn(_) if probe_failed => {
@@ -346,18 +313,12 @@ impl EndpointActor {
             NextStep::RetryIn(wait) => self.schedule_retry(id, wait, ctx),
             NextStep::Succeeded => {
                 self.held.remove(&id);
-                self.deps
-                    .metrics
-                    .deliveries_completed(FinalStatus::Succeeded, 1);
+                self.deps.metrics.deliveries_completed(FinalStatus::Succeeded, 1);
             }
             NextStep::Failed | NextStep::Gone => {
                 if let Some(held) = self.held.remove(&id) {
-                    self.deps
-                        .metrics
-                        .deliveries_completed(FinalStatus::Failed, 1);
-                    self.deps.failed.do_send(DeliveryFailed {
-                        delivery: held.pending.delivery,
-                    });
+                    self.deps.metrics.deliveries_completed(FinalStatus::Failed, 1);
+                    self.deps.failed.do_send(DeliveryFailed { delivery: held.pending.delivery });
                 }
             }
         }
@@ -378,10 +339,7 @@ impl EndpointActor {
     fn disable(&mut self, reason: DisabledReason) {
         if !self.stopped {
             self.stopped = true;
-            self.deps.disable.do_send(DisableWebhook {
-                webhook_id: self.webhook.id,
-                reason,
-            });
+            self.deps.disable.do_send(DisableWebhook { webhook_id: self.webhook.id, reason });
         }
     }
 
@@ -395,39 +353,34 @@ impl EndpointActor {
         self.missed_while_paging = false;
         let store = self.deps.store.clone();
         let (webhook_id, after) = (self.webhook.id, self.cursor);
-        ctx.spawn(
-            async move { store.pending_page(webhook_id, after, room).await }
-                .into_actor(self)
-                .map(move |result, act, ctx| {
-                    act.paging = false;
-                    match result {
-                        Ok(page) => {
-                            act.backlog = page.len() == room || act.missed_while_paging;
-                            for pending in page {
-                                act.admit(pending, ctx);
-                            }
-                            act.dispatch(ctx);
+        ctx.spawn(async move { store.pending_page(webhook_id, after, room).await }.into_actor(self).map(
+            move |result, act, ctx| {
+                act.paging = false;
+                match result {
+                    Ok(page) => {
+                        act.backlog = page.len() == room || act.missed_while_paging;
+                        for pending in page {
+                            act.admit(pending, ctx);
                         }
-                        Err(error) => {
-                            log::error!(
-                                "webhook {webhook_id}: could not load pending deliveries: {error}"
-                            );
-                            ctx.run_later(PAGE_RETRY_DELAY, |act, ctx| act.dispatch(ctx));
-                        }
+                        act.dispatch(ctx);
                     }
-                }),
-        );
+                    Err(error) => {
+                        log::error!("webhook {webhook_id}: could not load pending deliveries: {error}");
+                        ctx.run_later(PAGE_RETRY_DELAY, |act, ctx| act.dispatch(ctx));
+                    }
+                }
+            },
+        ));
     }
 
     fn health(&mut self) -> EndpointHealth {
         let now = Instant::now();
         let next_attempt_at = match self.breaker.probe_at() {
-            Some(at) => Some(crate::domain::now() + at.saturating_duration_since(now)),
-            None => self
-                .waiting
-                .keys()
-                .filter_map(|id| self.held.get(id)?.pending.delivery.next_attempt_at)
-                .min(),
+            Some(at) => {
+                let wait = at.saturating_duration_since(now).as_millis() as i64;
+                Some(crate::domain::now() + chrono::Duration::milliseconds(wait))
+            }
+            None => self.waiting.keys().filter_map(|id| self.held.get(id)?.pending.delivery.next_attempt_at).min(),
         };
         EndpointHealth {
             circuit: self.breaker.state(),
@@ -481,11 +434,7 @@ impl Handler<WebhookChanged> for EndpointActor {
 
     fn handle(&mut self, msg: WebhookChanged, ctx: &mut Context<Self>) {
         if msg.webhook.settings.rate_limit_per_sec != self.webhook.settings.rate_limit_per_sec {
-            self.bucket = msg
-                .webhook
-                .settings
-                .rate_limit_per_sec
-                .map(|rate| TokenBucket::new(rate, Instant::now()));
+            self.bucket = msg.webhook.settings.rate_limit_per_sec.map(|rate| TokenBucket::new(rate, Instant::now()));
         }
         self.webhook = msg.webhook;
         self.dispatch(ctx);

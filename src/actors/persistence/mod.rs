@@ -31,13 +31,7 @@ pub struct Persistence {
 
 impl Persistence {
     pub fn new(store: Store, max_batch: usize) -> Self {
-        Self {
-            store,
-            max_batch,
-            queue: Vec::new(),
-            flushing: false,
-            drained: Vec::new(),
-        }
+        Self { store, max_batch, queue: Vec::new(), flushing: false, drained: Vec::new() }
     }
 
     fn flush(&mut self, ctx: &mut Context<Self>) {
@@ -55,15 +49,11 @@ impl Persistence {
         let batch: Vec<_> = self.queue.drain(..take).collect();
         let ops = batch.iter().map(|(op, _)| op.clone()).collect();
         let store = self.store.clone();
-        ctx.spawn(
-            async move { store.write_batch(ops).await }
-                .into_actor(self)
-                .map(move |result, act, ctx| {
-                    act.flushing = false;
-                    act.committed(batch, result, ctx);
-                    act.flush(ctx);
-                }),
-        );
+        ctx.spawn(async move { store.write_batch(ops).await }.into_actor(self).map(move |result, act, ctx| {
+            act.flushing = false;
+            act.committed(batch, result, ctx);
+            act.flush(ctx);
+        }));
     }
 
     fn committed(
@@ -118,10 +108,9 @@ impl Handler<PersistWrite> for Persistence {
         let (tx, rx) = oneshot::channel();
         self.queue.push((msg.op, Some(tx)));
         self.flush(ctx);
-        Box::pin(async move {
-            rx.await
-                .unwrap_or_else(|_| Err(Arc::new(StoreError::Corrupt("the writer stopped".into()))))
-        })
+        Box::pin(
+            async move { rx.await.unwrap_or_else(|_| Err(Arc::new(StoreError::Corrupt("the writer stopped".into())))) },
+        )
     }
 }
 

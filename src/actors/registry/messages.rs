@@ -101,17 +101,8 @@ pub struct Publish {
 }
 
 impl Publish {
-    pub fn new(
-        workspace_id: WorkspaceId,
-        event: impl Into<String>,
-        data: serde_json::Value,
-    ) -> Self {
-        Self {
-            workspace_id,
-            event: event.into(),
-            data,
-            id: None,
-        }
+    pub fn new(workspace_id: WorkspaceId, event: impl Into<String>, data: serde_json::Value) -> Self {
+        Self { workspace_id, event: event.into(), data, id: None }
     }
 
     pub fn with_id(mut self, id: impl Into<String>) -> Self {

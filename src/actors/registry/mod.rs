@@ -15,28 +15,25 @@ use actix::prelude::*;
 use ring::digest;
 
 pub use messages::{
-    DeleteWebhook, DeliveryFailed, DisableWebhook, DrainDeliveries, GetWebhook, HealthSnapshot,
-    ListWebhooks, Publish, Published, Redeliver, RegisterWebhook, RotateSecret, RotatedSecret,
-    TestResult, TestWebhook, UpdateWebhook, WebhookHealth,
+    DeleteWebhook, DeliveryFailed, DisableWebhook, DrainDeliveries, GetWebhook, HealthSnapshot, ListWebhooks, Publish,
+    Published, Redeliver, RegisterWebhook, RotateSecret, RotatedSecret, TestResult, TestWebhook, UpdateWebhook,
+    WebhookHealth,
 };
 
 use super::endpoint::{
-    DeliveryEnqueued, DrainEndpoint, EndpointActor, EndpointDeps, GetEndpointHealth, ResetCircuit,
-    StopEndpoint, WebhookChanged,
+    DeliveryEnqueued, DrainEndpoint, EndpointActor, EndpointDeps, GetEndpointHealth, ResetCircuit, StopEndpoint,
+    WebhookChanged,
 };
 use super::persistence::{PersistWrite, Persistence};
 use crate::delivery::{send_attempt, AttemptRequest};
 use crate::domain::circuit::CircuitSettings;
 use crate::domain::url::UrlPolicy;
 use crate::domain::webhook::{DisabledReason, Webhook};
-use crate::domain::{
-    DeliveryStatus, EventId, EventType, Page, ValidationError, WebhookId, WebhookSecret,
-    WorkspaceId,
-};
+use crate::domain::{DeliveryStatus, EventId, EventType, Page, ValidationError, WebhookId, WebhookSecret, WorkspaceId};
 use crate::metrics::{FinalStatus, Metrics};
 use crate::store::{
-    AttemptRecord, AttemptWrite, DeliveryRecord, DeliveryUpdate, EventRecord, PublishWrite, Store,
-    StoreError, WriteOp, WriteOutcome,
+    AttemptRecord, AttemptWrite, DeliveryRecord, DeliveryUpdate, EventRecord, PublishWrite, Store, StoreError, WriteOp,
+    WriteOutcome,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -111,10 +108,7 @@ impl Registry {
     }
 
     fn remember(&mut self, webhook: Arc<Webhook>) {
-        self.by_workspace
-            .entry(webhook.workspace_id)
-            .or_default()
-            .insert(webhook.id);
+        self.by_workspace.entry(webhook.workspace_id).or_default().insert(webhook.id);
         self.webhooks.insert(webhook.id, webhook);
     }
 
@@ -127,11 +121,7 @@ impl Registry {
         self.stop_endpoint(id);
     }
 
-    fn find(
-        &self,
-        workspace_id: WorkspaceId,
-        id: WebhookId,
-    ) -> Result<Arc<Webhook>, RegistryError> {
+    fn find(&self, workspace_id: WorkspaceId, id: WebhookId) -> Result<Arc<Webhook>, RegistryError> {
         self.webhooks
             .get(&id)
             .filter(|w| w.workspace_id == workspace_id)
@@ -142,9 +132,7 @@ impl Registry {
     /// Starts or stops the webhook's endpoint actor to match its enabled flag.
     fn sync_endpoint(&mut self, webhook: &Arc<Webhook>, ctx: &mut Context<Self>) {
         match (webhook.enabled, self.endpoints.get(&webhook.id)) {
-            (true, Some(endpoint)) => endpoint.do_send(WebhookChanged {
-                webhook: webhook.clone(),
-            }),
+            (true, Some(endpoint)) => endpoint.do_send(WebhookChanged { webhook: webhook.clone() }),
             (true, None) => {
                 let deps = EndpointDeps {
                     store: self.store.clone(),
@@ -187,15 +175,9 @@ impl Registry {
                 if !disabled_now {
                     return Ok(0);
                 }
-                let reason = written
-                    .disabled_reason
-                    .map_or("manual", DisabledReason::as_str);
+                let reason = written.disabled_reason.map_or("manual", DisabledReason::as_str);
                 let failed = store
-                    .fail_pending_deliveries(
-                        written.id,
-                        &format!("webhook disabled ({reason})"),
-                        crate::domain::now(),
-                    )
+                    .fail_pending_deliveries(written.id, &format!("webhook disabled ({reason})"), crate::domain::now())
                     .await?;
                 Ok::<_, RegistryError>(failed)
             }
@@ -205,20 +187,14 @@ impl Registry {
                 act.remember(after.clone());
                 act.sync_endpoint(&after, ctx);
                 if disabled_now {
-                    act.metrics
-                        .deliveries_completed(FinalStatus::Failed, failed as u64);
+                    act.metrics.deliveries_completed(FinalStatus::Failed, failed as u64);
                     let data = serde_json::json!({
                         "webhook_id": after.id,
                         "name": after.name,
                         "reason": after.disabled_reason,
                         "failed_deliveries": failed,
                     });
-                    act.publish_operational(
-                        after.workspace_id,
-                        "hookbus.webhook.disabled",
-                        data,
-                        ctx,
-                    );
+                    act.publish_operational(after.workspace_id, "hookbus.webhook.disabled", data, ctx);
                 }
                 Ok(after)
             }),
@@ -251,14 +227,9 @@ impl Registry {
             matched_webhooks: matched.len() as u32,
             created_at: crate::domain::now(),
         };
-        let deliveries: Vec<DeliveryRecord> = matched
-            .iter()
-            .map(|webhook_id| DeliveryRecord::new_pending(&record, *webhook_id))
-            .collect();
-        let write = PublishWrite {
-            event: record.clone(),
-            deliveries,
-        };
+        let deliveries: Vec<DeliveryRecord> =
+            matched.iter().map(|webhook_id| DeliveryRecord::new_pending(&record, *webhook_id)).collect();
+        let write = PublishWrite { event: record.clone(), deliveries };
         let persistence = self.persistence.clone();
         let store = self.store.clone();
         Box::pin(
@@ -268,20 +239,12 @@ impl Registry {
                     return Ok((write, true));
                 }
                 // The id was used before: same body → the original answer; else a conflict.
-                let original = store
-                    .find_event(record.workspace_id, &record.id)
-                    .await?
-                    .ok_or(RegistryError::NotFound("event"))?;
+                let original =
+                    store.find_event(record.workspace_id, &record.id).await?.ok_or(RegistryError::NotFound("event"))?;
                 if original.body_hash != record.body_hash {
                     return Err(RegistryError::Conflict(record.id.to_string()));
                 }
-                Ok((
-                    PublishWrite {
-                        event: original,
-                        deliveries: vec![],
-                    },
-                    false,
-                ))
+                Ok((PublishWrite { event: original, deliveries: vec![] }, false))
             }
             .into_actor(self)
             .map(|result, act, _| {
@@ -317,14 +280,11 @@ impl Registry {
         ctx: &mut Context<Self>,
     ) {
         let event = EventType::from_stored(event.to_owned());
-        ctx.spawn(
-            self.publish(workspace_id, event, data.to_string(), None)
-                .map(|result, _, _| {
-                    if let Err(error) = result {
-                        log::error!("could not publish an operational event: {error}");
-                    }
-                }),
-        );
+        ctx.spawn(self.publish(workspace_id, event, data.to_string(), None).map(|result, _, _| {
+            if let Err(error) = result {
+                log::error!("could not publish an operational event: {error}");
+            }
+        }));
     }
 }
 
@@ -332,20 +292,11 @@ impl Actor for Registry {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let enabled: Vec<_> = self
-            .webhooks
-            .values()
-            .filter(|w| w.enabled)
-            .cloned()
-            .collect();
+        let enabled: Vec<_> = self.webhooks.values().filter(|w| w.enabled).cloned().collect();
         for webhook in enabled {
             self.sync_endpoint(&webhook, ctx);
         }
-        log::info!(
-            "registry started with {} webhooks ({} enabled)",
-            self.webhooks.len(),
-            self.endpoints.len()
-        );
+        log::info!("registry started with {} webhooks ({} enabled)", self.webhooks.len(), self.endpoints.len());
     }
 }
 
@@ -353,27 +304,21 @@ impl Handler<RegisterWebhook> for Registry {
     type Result = AtomicResponse<Self, Result<Arc<Webhook>, RegistryError>>;
 
     fn handle(&mut self, msg: RegisterWebhook, _: &mut Context<Self>) -> Self::Result {
-        let webhook = match Webhook::create(
-            msg.workspace_id,
-            msg.input,
-            self.settings.url_policy,
-            crate::domain::now(),
-        ) {
+        let webhook = match Webhook::create(msg.workspace_id, msg.input, self.settings.url_policy, crate::domain::now())
+        {
             Ok(webhook) => Arc::new(webhook),
             Err(invalid) => return AtomicResponse::new(Box::pin(fut::ready(Err(invalid.into())))),
         };
         let store = self.store.clone();
         let written = webhook.clone();
-        AtomicResponse::new(Box::pin(
-            async move { store.insert_webhook(&written).await }
-                .into_actor(self)
-                .map(move |result, act, ctx| {
-                    result?;
-                    act.remember(webhook.clone());
-                    act.sync_endpoint(&webhook, ctx);
-                    Ok(webhook)
-                }),
-        ))
+        AtomicResponse::new(Box::pin(async move { store.insert_webhook(&written).await }.into_actor(self).map(
+            move |result, act, ctx| {
+                result?;
+                act.remember(webhook.clone());
+                act.sync_endpoint(&webhook, ctx);
+                Ok(webhook)
+            },
+        )))
     }
 }
 
@@ -387,13 +332,10 @@ impl Handler<UpdateWebhook> for Registry {
                 endpoint.do_send(ResetCircuit);
             }
         }
-        let patched = self
-            .find(msg.workspace_id, msg.webhook_id)
-            .and_then(|before| {
-                let after =
-                    before.patched(msg.patch, self.settings.url_policy, crate::domain::now())?;
-                Ok((before, after))
-            });
+        let patched = self.find(msg.workspace_id, msg.webhook_id).and_then(|before| {
+            let after = before.patched(msg.patch, self.settings.url_policy, crate::domain::now())?;
+            Ok((before, after))
+        });
         match patched {
             Ok((before, after)) => AtomicResponse::new(self.commit_change(before, after)),
             Err(e) => AtomicResponse::new(Box::pin(fut::ready(Err(e)))),
@@ -405,28 +347,17 @@ impl Handler<DisableWebhook> for Registry {
     type Result = AtomicResponse<Self, ()>;
 
     fn handle(&mut self, msg: DisableWebhook, _: &mut Context<Self>) -> Self::Result {
-        let Some(before) = self
-            .webhooks
-            .get(&msg.webhook_id)
-            .filter(|w| w.enabled)
-            .cloned()
-        else {
+        let Some(before) = self.webhooks.get(&msg.webhook_id).filter(|w| w.enabled).cloned() else {
             return AtomicResponse::new(Box::pin(fut::ready(())));
         };
-        log::warn!(
-            "webhook {} disabled: {}",
-            msg.webhook_id,
-            msg.reason.as_str()
-        );
+        log::warn!("webhook {} disabled: {}", msg.webhook_id, msg.reason.as_str());
         let mut after = (*before).clone();
         after.disable(msg.reason, crate::domain::now());
-        AtomicResponse::new(Box::pin(self.commit_change(before, after).map(
-            move |result, _, _| {
-                if let Err(error) = result {
-                    log::error!("could not disable webhook {}: {error}", msg.webhook_id);
-                }
-            },
-        )))
+        AtomicResponse::new(Box::pin(self.commit_change(before, after).map(move |result, _, _| {
+            if let Err(error) = result {
+                log::error!("could not disable webhook {}: {error}", msg.webhook_id);
+            }
+        })))
     }
 }
 
@@ -441,27 +372,22 @@ impl Handler<DeleteWebhook> for Registry {
         self.stop_endpoint(msg.webhook_id);
         let store = self.store.clone();
         AtomicResponse::new(Box::pin(
-            async move {
-                store
-                    .delete_webhook(msg.webhook_id, crate::domain::now())
-                    .await
-            }
-            .into_actor(self)
-            .map(move |result, act, ctx| match result {
-                Ok(cancelled) => {
-                    act.metrics
-                        .deliveries_completed(FinalStatus::Cancelled, cancelled as u64);
-                    act.forget(msg.webhook_id);
-                    Ok(())
-                }
-                Err(e) => {
-                    // Not deleted: put its endpoint back.
-                    if let Some(webhook) = act.webhooks.get(&msg.webhook_id).cloned() {
-                        act.sync_endpoint(&webhook, ctx);
+            async move { store.delete_webhook(msg.webhook_id, crate::domain::now()).await }.into_actor(self).map(
+                move |result, act, ctx| match result {
+                    Ok(cancelled) => {
+                        act.metrics.deliveries_completed(FinalStatus::Cancelled, cancelled as u64);
+                        act.forget(msg.webhook_id);
+                        Ok(())
                     }
-                    Err(e.into())
-                }
-            }),
+                    Err(e) => {
+                        // Not deleted: put its endpoint back.
+                        if let Some(webhook) = act.webhooks.get(&msg.webhook_id).cloned() {
+                            act.sync_endpoint(&webhook, ctx);
+                        }
+                        Err(e.into())
+                    }
+                },
+            ),
         ))
     }
 }
@@ -479,10 +405,7 @@ impl Handler<ListWebhooks> for Registry {
 
     fn handle(&mut self, msg: ListWebhooks, _: &mut Context<Self>) -> Self::Result {
         let Some(ids) = self.by_workspace.get(&msg.workspace_id) else {
-            return Ok(Page {
-                data: vec![],
-                next_cursor: None,
-            });
+            return Ok(Page { data: vec![], next_cursor: None });
         };
         let newer_than_cursor = |id: &&WebhookId| msg.cursor.is_none_or(|cursor| **id < cursor);
         let mut data: Vec<_> = ids
@@ -504,31 +427,22 @@ impl Handler<RotateSecret> for Registry {
     type Result = AtomicResponse<Self, Result<RotatedSecret, RegistryError>>;
 
     fn handle(&mut self, msg: RotateSecret, _: &mut Context<Self>) -> Self::Result {
-        let rotated = self
-            .find(msg.workspace_id, msg.webhook_id)
-            .and_then(|before| {
-                let secret = match msg.secret {
-                    Some(raw) => WebhookSecret::parse("secret", &raw)?,
-                    None => WebhookSecret::generate(),
-                };
-                let mut after = (*before).clone();
-                let valid_until = after.rotate_secret(
-                    secret,
-                    self.settings.rotation_overlap,
-                    crate::domain::now(),
-                );
-                Ok((before, after, valid_until))
-            });
+        let rotated = self.find(msg.workspace_id, msg.webhook_id).and_then(|before| {
+            let secret = match msg.secret {
+                Some(raw) => WebhookSecret::parse("secret", &raw)?,
+                None => WebhookSecret::generate(),
+            };
+            let mut after = (*before).clone();
+            let valid_until = after.rotate_secret(secret, self.settings.rotation_overlap, crate::domain::now());
+            Ok((before, after, valid_until))
+        });
         match rotated {
-            Ok((before, after, previous_valid_until)) => AtomicResponse::new(Box::pin(
-                self.commit_change(before, after).map(move |result, _, _| {
+            Ok((before, after, previous_valid_until)) => {
+                AtomicResponse::new(Box::pin(self.commit_change(before, after).map(move |result, _, _| {
                     let webhook = result?;
-                    Ok(RotatedSecret {
-                        secret: webhook.secret.expose().to_owned(),
-                        previous_valid_until,
-                    })
-                }),
-            )),
+                    Ok(RotatedSecret { secret: webhook.secret.expose().to_owned(), previous_valid_until })
+                })))
+            }
             Err(e) => AtomicResponse::new(Box::pin(fut::ready(Err(e)))),
         }
     }
@@ -558,11 +472,7 @@ impl Handler<Publish> for Registry {
             if !msg.data.is_object() {
                 return Err(ValidationError::new("data", "must be a JSON object"));
             }
-            let id = msg
-                .id
-                .as_deref()
-                .map(|raw| EventId::parse("id", raw))
-                .transpose()?;
+            let id = msg.id.as_deref().map(|raw| EventId::parse("id", raw)).transpose()?;
             Ok((event, id))
         })();
         match parsed {
@@ -655,10 +565,7 @@ impl Handler<TestWebhook> for Registry {
                     data_json: &record.data_json,
                 }
                 .to_body();
-                let publish = WriteOp::Publish(PublishWrite {
-                    event: record.clone(),
-                    deliveries: vec![delivery],
-                });
+                let publish = WriteOp::Publish(PublishWrite { event: record.clone(), deliveries: vec![delivery] });
                 persist(&persistence, publish).await?;
                 let started_at = crate::domain::now();
                 let request = AttemptRequest {
@@ -673,11 +580,7 @@ impl Handler<TestWebhook> for Registry {
                 };
                 let outcome = send_attempt(&client, request).await;
                 let succeeded = outcome.succeeded();
-                let status = if succeeded {
-                    DeliveryStatus::Succeeded
-                } else {
-                    DeliveryStatus::Failed
-                };
+                let status = if succeeded { DeliveryStatus::Succeeded } else { DeliveryStatus::Failed };
                 let duration_ms = outcome.duration.as_millis() as u64;
                 let record = WriteOp::Attempt(AttemptWrite {
                     attempt: AttemptRecord {
@@ -726,14 +629,9 @@ impl Handler<TestWebhook> for Registry {
     }
 }
 
-async fn persist(
-    persistence: &Addr<Persistence>,
-    op: WriteOp,
-) -> Result<WriteOutcome, RegistryError> {
-    let outcome = persistence
-        .send(PersistWrite { op })
-        .await
-        .map_err(|_| StoreError::Corrupt("the writer stopped".into()))??;
+async fn persist(persistence: &Addr<Persistence>, op: WriteOp) -> Result<WriteOutcome, RegistryError> {
+    let outcome =
+        persistence.send(PersistWrite { op }).await.map_err(|_| StoreError::Corrupt("the writer stopped".into()))??;
     Ok(outcome)
 }
 
@@ -744,28 +642,19 @@ impl Handler<Redeliver> for Registry {
         let store = self.store.clone();
         Box::pin(
             async move {
-                let Some((pending, _)) = store
-                    .get_delivery(msg.workspace_id, msg.delivery_id)
-                    .await?
-                else {
+                let Some((pending, _)) = store.get_delivery(msg.workspace_id, msg.delivery_id).await? else {
                     return Err(RegistryError::NotFound("delivery"));
                 };
                 Ok(pending)
             }
             .into_actor(self)
             .then(move |found, act, _| {
-                let checked = found.and_then(|pending| {
-                    match act.webhooks.get(&pending.delivery.webhook_id) {
-                        None => {
-                            Err(ValidationError::new("delivery", "its webhook was deleted").into())
-                        }
-                        Some(w) if !w.enabled => Err(ValidationError::new(
-                            "delivery",
-                            "its webhook is disabled; enable it first",
-                        )
-                        .into()),
-                        Some(_) => Ok(()),
+                let checked = found.and_then(|pending| match act.webhooks.get(&pending.delivery.webhook_id) {
+                    None => Err(ValidationError::new("delivery", "its webhook was deleted").into()),
+                    Some(w) if !w.enabled => {
+                        Err(ValidationError::new("delivery", "its webhook is disabled; enable it first").into())
                     }
+                    Some(_) => Ok(()),
                 });
                 let store = act.store.clone();
                 async move {
@@ -793,20 +682,10 @@ impl Handler<DrainDeliveries> for Registry {
     type Result = ResponseFuture<()>;
 
     fn handle(&mut self, msg: DrainDeliveries, _: &mut Context<Self>) -> Self::Result {
-        let drains: Vec<_> = self
-            .endpoints
-            .values()
-            .map(|e| e.send(DrainEndpoint))
-            .collect();
+        let drains: Vec<_> = self.endpoints.values().map(|e| e.send(DrainEndpoint)).collect();
         Box::pin(async move {
-            if actix_rt::time::timeout(msg.timeout, futures_util::future::join_all(drains))
-                .await
-                .is_err()
-            {
-                log::warn!(
-                    "shutdown: attempts still in flight after {:?}; they will be retried",
-                    msg.timeout
-                );
+            if actix_rt::time::timeout(msg.timeout, futures_util::future::join_all(drains)).await.is_err() {
+                log::warn!("shutdown: attempts still in flight after {:?}; they will be retried", msg.timeout);
             }
         })
     }
