@@ -44,8 +44,8 @@ pub mod server;
 pub mod store;
 
 pub use actors::registry::{
-    DeleteWebhook, GetWebhook, ListWebhooks, Publish, Published, Redeliver, RegisterWebhook, Registry, RegistryError,
-    RotateSecret, TestWebhook, UpdateWebhook,
+    DeleteWebhook, GetWebhook, HealthSnapshot, ListWebhooks, Publish, Published, Redeliver, RegisterWebhook, Registry,
+    RegistryError, RotateSecret, TestWebhook, UpdateWebhook,
 };
 pub use bus::{Hookbus, StartError};
 pub use config::Config;
