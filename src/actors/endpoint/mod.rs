@@ -91,7 +91,7 @@ impl EndpointActor {
         Self {
             bucket: webhook.settings.rate_limit_per_sec.map(|rate| TokenBucket::new(rate, now)),
             breaker: CircuitBreaker::new(deps.circuit),
-            stats: EndpointStats::new(now),
+            stats: EndpointStats::default(),
             webhook,
             deps,
             held: HashMap::new(),
