@@ -5,6 +5,7 @@ use std::sync::Arc;
 use actix::{Actor, Addr};
 use actix_web::web;
 
+use crate::actors::janitor::Janitor;
 use crate::actors::persistence::{FlushWrites, Persistence};
 use crate::actors::registry::{DrainDeliveries, Registry, RegistrySettings};
 use crate::config::{Config, ConfigError};
@@ -59,6 +60,7 @@ impl Hookbus {
             circuit: config.circuit(),
         };
         let metrics = Arc::new(Metrics::default());
+        Janitor::new(store.clone(), config.retention(), config.janitor_interval()).start();
         let registry = Registry::new(store.clone(), persistence.clone(), metrics.clone(), settings, webhooks).start();
         Ok(Self {
             config: Arc::new(config),

@@ -51,6 +51,11 @@ pub struct Config {
     pub circuit_cooldown_max_ms: u64,
     /// A circuit open this long (milliseconds) disables its webhook (`"failing"`).
     pub disable_after_ms: u64,
+    /// How long events, deliveries and attempts are kept, in days (fractions allowed).
+    /// Event ids stay idempotent for the same window.
+    pub retention_days: f64,
+    /// How often the retention janitor sweeps, in milliseconds.
+    pub janitor_interval_ms: u64,
 }
 
 impl Default for Config {
@@ -74,6 +79,8 @@ impl Default for Config {
             circuit_cooldown_ms: 30_000,
             circuit_cooldown_max_ms: 600_000,
             disable_after_ms: 72 * 3600 * 1000,
+            retention_days: 30.0,
+            janitor_interval_ms: 60_000,
         }
     }
 }
@@ -119,6 +126,8 @@ const SETTINGS: &[&str] = &[
     "circuit_cooldown_ms",
     "circuit_cooldown_max_ms",
     "disable_after_ms",
+    "retention_days",
+    "janitor_interval_ms",
 ];
 
 impl Config {
@@ -167,6 +176,9 @@ impl Config {
         if self.failure_threshold == 0 || self.circuit_cooldown_ms == 0 {
             return invalid("failure_threshold and circuit_cooldown_ms must be positive");
         }
+        if !(self.retention_days > 0.0 && self.retention_days.is_finite()) || self.janitor_interval_ms == 0 {
+            return invalid("retention_days and janitor_interval_ms must be positive");
+        }
         if self.circuit_cooldown_max_ms < self.circuit_cooldown_ms {
             return invalid("circuit_cooldown_max_ms must be at least circuit_cooldown_ms");
         }
@@ -199,6 +211,14 @@ impl Config {
             cooldown_max: Duration::from_millis(self.circuit_cooldown_max_ms),
             disable_after: Duration::from_millis(self.disable_after_ms),
         }
+    }
+
+    pub fn retention(&self) -> Duration {
+        Duration::from_secs_f64(self.retention_days * 86_400.0)
+    }
+
+    pub fn janitor_interval(&self) -> Duration {
+        Duration::from_millis(self.janitor_interval_ms)
     }
 
     pub fn shutdown_timeout(&self) -> Duration {

@@ -11,9 +11,10 @@
 //!       Persistence ◀────────── PersistWrite (attempt) ───────────┘
 //!            │ group commit
 //!            ▼
-//!          Store (SQLite / PostgreSQL)
+//!          Store (SQLite / PostgreSQL) ◀── Janitor (retention, in batches)
 //! ```
 
 pub mod endpoint;
+pub mod janitor;
 pub mod persistence;
 pub mod registry;

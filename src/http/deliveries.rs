@@ -3,8 +3,9 @@
 use actix_web::{web, HttpResponse};
 
 use super::auth::Caller;
+use super::body::JsonBody;
 use super::{path_id, ApiState, ListQuery};
-use crate::actors::registry::{GetWebhook, Redeliver};
+use crate::actors::registry::{GetWebhook, Redeliver, ReplayDeliveries};
 use crate::domain::envelope::Envelope;
 use crate::domain::{DeliveryId, DeliveryStatus, Page, ValidationError};
 use crate::error::ApiError;
@@ -58,4 +59,34 @@ pub async fn redeliver(
     let delivery_id: DeliveryId = path_id(&id, "delivery")?;
     let delivery = state.registry.send(Redeliver { workspace_id: caller.workspace_id, delivery_id }).await??;
     Ok(HttpResponse::Accepted().json(delivery))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayBody {
+    since: Option<String>,
+    status: Option<String>,
+}
+
+pub async fn replay(
+    state: web::Data<ApiState>,
+    caller: Caller,
+    id: web::Path<String>,
+    body: JsonBody<ReplayBody>,
+) -> Result<HttpResponse, ApiError> {
+    let webhook_id = path_id(&id, "webhook")?;
+    let since = body.0.since.ok_or_else(|| ValidationError::new("since", "is required (an RFC 3339 time)"))?;
+    let since = chrono::DateTime::parse_from_rfc3339(&since)
+        .map_err(|_| ValidationError::new("since", "must be an RFC 3339 time such as 2026-04-06T10:30:00Z"))?
+        .with_timezone(&chrono::Utc);
+    let status = match body.0.status.as_deref() {
+        None => DeliveryStatus::Failed,
+        Some(raw) => DeliveryStatus::parse(raw)
+            .ok_or_else(|| ValidationError::new("status", "must be failed, succeeded or cancelled"))?,
+    };
+    let requeued = state
+        .registry
+        .send(ReplayDeliveries { workspace_id: caller.workspace_id, webhook_id, since, status })
+        .await??;
+    Ok(HttpResponse::Accepted().json(serde_json::json!({"requeued": requeued})))
 }

@@ -59,6 +59,7 @@ pub fn configure(
                     .route("/webhooks/{id}/secret/rotate", web::post().to(webhooks::rotate_secret))
                     .route("/webhooks/{id}/test", web::post().to(webhooks::test))
                     .route("/webhooks/{id}/deliveries", web::get().to(deliveries::list))
+                    .route("/webhooks/{id}/replay", web::post().to(deliveries::replay))
                     .route("/events", web::post().to(events::publish))
                     .route("/deliveries/{id}", web::get().to(deliveries::get))
                     .route("/deliveries/{id}/redeliver", web::post().to(deliveries::redeliver))

@@ -246,3 +246,94 @@ impl Store {
         Ok(delivery_counts(rows)?.into_iter().map(|c| (c.webhook_id, c.count)).collect())
     }
 }
+
+impl Store {
+    /// Puts up to `limit` of a webhook's deliveries in `status`, created since `since`, back
+    /// in `pending` (due now, full retry budget, attempts kept). Returns how many; call
+    /// again until it returns 0. One statement, so SQLite takes the write lock at once.
+    pub async fn requeue_batch(
+        &self,
+        webhook_id: WebhookId,
+        status: DeliveryStatus,
+        since: DateTime<Utc>,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<usize> {
+        let (hook, since, now) = (webhook_id.to_string(), to_millis(since), to_millis(now));
+        let requeued = with_conn!(self, |conn| {
+            let inner = diesel::alias!(deliveries as inner);
+            let batch = inner
+                .filter(inner.field(deliveries::webhook_id).eq(&hook))
+                .filter(inner.field(deliveries::status).eq(status.as_str()))
+                .filter(inner.field(deliveries::created_at).ge(since))
+                .select(inner.field(deliveries::id))
+                .order(inner.field(deliveries::id))
+                .limit(limit as i64);
+            diesel::update(deliveries::table.filter(deliveries::id.eq_any(batch)))
+                .set((
+                    deliveries::status.eq(DeliveryStatus::Pending.as_str()),
+                    deliveries::next_attempt_at.eq(Some(now)),
+                    deliveries::completed_at.eq(None::<i64>),
+                    deliveries::retries_used.eq(0),
+                ))
+                .execute(conn)
+                .await?
+        });
+        Ok(requeued)
+    }
+
+    /// Removes up to `limit` finished deliveries (with their attempts) and up to `limit`
+    /// events that no delivery refers to any more, all created before `cutoff`. Pending
+    /// deliveries and their events are kept whatever their age. Returns rows removed.
+    pub async fn purge_batch(&self, cutoff: DateTime<Utc>, limit: usize) -> StoreResult<usize> {
+        use diesel::dsl::{exists, not};
+        let cutoff = to_millis(cutoff);
+        let removed = with_conn!(self, |conn| {
+            use diesel_async::AsyncConnection;
+            conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+                let inner = diesel::alias!(deliveries as inner);
+                let old_finished = || {
+                    inner
+                        .filter(inner.field(deliveries::created_at).lt(cutoff))
+                        .filter(inner.field(deliveries::status).ne(DeliveryStatus::Pending.as_str()))
+                        .select(inner.field(deliveries::id))
+                        .order(inner.field(deliveries::id))
+                        .limit(limit as i64)
+                };
+                diesel::delete(attempts::table.filter(attempts::delivery_id.eq_any(old_finished())))
+                    .execute(conn)
+                    .await?;
+                let deliveries_removed =
+                    diesel::delete(deliveries::table.filter(deliveries::id.eq_any(old_finished())))
+                        .execute(conn)
+                        .await?;
+                let old_events = diesel::alias!(events as old_events);
+                let batch = old_events
+                    .filter(old_events.field(events::created_at).lt(cutoff))
+                    .filter(not(exists(
+                        deliveries::table
+                            .filter(deliveries::workspace_id.eq(old_events.field(events::workspace_id)))
+                            .filter(deliveries::event_id.eq(old_events.field(events::id))),
+                    )))
+                    .select(old_events.field(events::id))
+                    .limit(limit as i64);
+                // The batch is chosen by id; the outer conditions repeat the rules so an event
+                // of another workspace that shares an id is removed only if it is removable too.
+                let events_removed = diesel::delete(
+                    events::table.filter(events::created_at.lt(cutoff)).filter(events::id.eq_any(batch)).filter(not(
+                        exists(
+                            deliveries::table
+                                .filter(deliveries::workspace_id.eq(events::workspace_id))
+                                .filter(deliveries::event_id.eq(events::id)),
+                        ),
+                    )),
+                )
+                .execute(conn)
+                .await?;
+                Ok(deliveries_removed + events_removed)
+            })
+            .await?
+        });
+        Ok(removed)
+    }
+}

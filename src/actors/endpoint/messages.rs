@@ -18,6 +18,12 @@ pub struct DeliveryEnqueued {
     pub delivery: PendingDelivery,
 }
 
+/// Deliveries behind the paging cursor were put back in `pending` (a replay): page the
+/// database again from the start.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct DeliveriesRequeued;
+
 /// The webhook's settings changed; they apply from the next attempt on.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]

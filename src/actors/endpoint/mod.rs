@@ -19,7 +19,8 @@ use chrono::{DateTime, Utc};
 use tokio::sync::oneshot;
 
 pub use messages::{
-    DeliveryEnqueued, DrainEndpoint, EndpointHealth, GetEndpointHealth, ResetCircuit, StopEndpoint, WebhookChanged,
+    DeliveriesRequeued, DeliveryEnqueued, DrainEndpoint, EndpointHealth, GetEndpointHealth, ResetCircuit, StopEndpoint,
+    WebhookChanged,
 };
 
 use super::persistence::{PersistWrite, Persistence};
@@ -425,6 +426,17 @@ impl Handler<DeliveryEnqueued> for EndpointActor {
             return;
         }
         self.admit(msg.delivery, ctx);
+        self.dispatch(ctx);
+    }
+}
+
+impl Handler<DeliveriesRequeued> for EndpointActor {
+    type Result = ();
+
+    fn handle(&mut self, _: DeliveriesRequeued, ctx: &mut Context<Self>) {
+        self.backlog = true;
+        self.cursor = None;
+        self.missed_while_paging |= self.paging;
         self.dispatch(ctx);
     }
 }

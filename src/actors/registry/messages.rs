@@ -163,3 +163,14 @@ pub struct WebhookHealth {
     pub webhook: Arc<Webhook>,
     pub endpoint: crate::actors::endpoint::EndpointHealth,
 }
+
+/// Puts every delivery of a webhook in `status` created since `since` back in `pending`,
+/// in batches; answers how many.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<u64, RegistryError>")]
+pub struct ReplayDeliveries {
+    pub workspace_id: WorkspaceId,
+    pub webhook_id: WebhookId,
+    pub since: DateTime<Utc>,
+    pub status: crate::domain::DeliveryStatus,
+}

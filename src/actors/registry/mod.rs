@@ -16,13 +16,13 @@ use ring::digest;
 
 pub use messages::{
     DeleteWebhook, DeliveryFailed, DisableWebhook, DrainDeliveries, GetWebhook, HealthSnapshot, ListWebhooks, Publish,
-    Published, Redeliver, RegisterWebhook, RotateSecret, RotatedSecret, TestResult, TestWebhook, UpdateWebhook,
-    WebhookHealth,
+    Published, Redeliver, RegisterWebhook, ReplayDeliveries, RotateSecret, RotatedSecret, TestResult, TestWebhook,
+    UpdateWebhook, WebhookHealth,
 };
 
 use super::endpoint::{
-    DeliveryEnqueued, DrainEndpoint, EndpointActor, EndpointDeps, GetEndpointHealth, ResetCircuit, StopEndpoint,
-    WebhookChanged,
+    DeliveriesRequeued, DeliveryEnqueued, DrainEndpoint, EndpointActor, EndpointDeps, GetEndpointHealth, ResetCircuit,
+    StopEndpoint, WebhookChanged,
 };
 use super::persistence::{PersistWrite, Persistence};
 use crate::delivery::{send_attempt, AttemptRequest};
@@ -119,6 +119,15 @@ impl Registry {
             }
         }
         self.stop_endpoint(id);
+    }
+
+    /// Deliveries can be sent again only to a webhook that exists and is enabled.
+    fn check_deliverable(&self, webhook_id: WebhookId) -> Result<(), RegistryError> {
+        match self.webhooks.get(&webhook_id) {
+            None => Err(ValidationError::new("delivery", "its webhook was deleted").into()),
+            Some(w) if !w.enabled => Err(ValidationError::new("webhook", "is disabled; enable it first").into()),
+            Some(_) => Ok(()),
+        }
     }
 
     fn find(&self, workspace_id: WorkspaceId, id: WebhookId) -> Result<Arc<Webhook>, RegistryError> {
@@ -649,13 +658,7 @@ impl Handler<Redeliver> for Registry {
             }
             .into_actor(self)
             .then(move |found, act, _| {
-                let checked = found.and_then(|pending| match act.webhooks.get(&pending.delivery.webhook_id) {
-                    None => Err(ValidationError::new("delivery", "its webhook was deleted").into()),
-                    Some(w) if !w.enabled => {
-                        Err(ValidationError::new("delivery", "its webhook is disabled; enable it first").into())
-                    }
-                    Some(_) => Ok(()),
-                });
+                let checked = found.and_then(|pending| act.check_deliverable(pending.delivery.webhook_id));
                 let store = act.store.clone();
                 async move {
                     checked?;
@@ -673,6 +676,46 @@ impl Handler<Redeliver> for Registry {
                     endpoint.do_send(DeliveryEnqueued { delivery: pending });
                 }
                 Ok(record)
+            }),
+        )
+    }
+}
+
+/// Deliveries requeued per statement by a replay.
+const REPLAY_BATCH: usize = 500;
+
+impl Handler<ReplayDeliveries> for Registry {
+    type Result = ResponseActFuture<Self, Result<u64, RegistryError>>;
+
+    fn handle(&mut self, msg: ReplayDeliveries, _: &mut Context<Self>) -> Self::Result {
+        let checked = self.find(msg.workspace_id, msg.webhook_id).and_then(|_| {
+            if msg.status == DeliveryStatus::Pending {
+                return Err(ValidationError::new("status", "must be failed, succeeded or cancelled").into());
+            }
+            self.check_deliverable(msg.webhook_id)
+        });
+        if let Err(e) = checked {
+            return Box::pin(fut::ready(Err(e)));
+        }
+        let store = self.store.clone();
+        Box::pin(
+            async move {
+                let mut requeued = 0u64;
+                loop {
+                    let now = crate::domain::now();
+                    let batch = store.requeue_batch(msg.webhook_id, msg.status, msg.since, now, REPLAY_BATCH).await?;
+                    if batch == 0 {
+                        return Ok(requeued);
+                    }
+                    requeued += batch as u64;
+                }
+            }
+            .into_actor(self)
+            .map(move |result, act, _| {
+                if let Some(endpoint) = act.endpoints.get(&msg.webhook_id) {
+                    endpoint.do_send(DeliveriesRequeued);
+                }
+                result
             }),
         )
     }
