@@ -8,10 +8,6 @@ use serde_json::{json, Value};
 use crate::backend_test;
 use crate::helpers::*;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 async fn health(app: &TestApp) -> Value {
     let reply = app.get("/api/v1/health").await;
     assert_eq!(reply.status, 200, "{}", reply.body);

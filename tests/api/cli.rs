@@ -1,46 +1,18 @@
 //! The real binary: start-up, the generated admin token, flag precedence, SIGTERM.
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use crate::helpers::{free_port, hookbus_command, send_signal, wait_exit, wait_healthy};
 
 fn hookbus() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_hookbus"));
-    command.env_remove("HOOKBUS_ADMIN_TOKEN").env_remove("HOOKBUS_BIND").env("RUST_LOG", "debug");
+    let mut command = hookbus_command();
+    command.env("RUST_LOG", "debug");
     command
 }
 
-async fn wait_healthy(port: u16, child: &mut Child) {
-    let client = awc::Client::default();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(response) = client.get(format!("http://127.0.0.1:{port}/health")).send().await {
-            if response.status().is_success() {
-                return;
-            }
-        }
-        assert!(child.try_wait().unwrap().is_none(), "the server exited early");
-        assert!(Instant::now() < deadline, "the server never answered");
-        actix_rt::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 fn sigterm(child: &Child) {
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
-}
-
-fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(Instant::now() < deadline, "the server did not exit in {within:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    send_signal(child, nix::sys::signal::Signal::SIGTERM);
 }
 
 #[actix_web::test]

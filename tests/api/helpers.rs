@@ -228,7 +228,10 @@ impl TestApp {
             if all.len() == n && all.iter().all(|d| d["status"] == status) {
                 return all;
             }
-            assert!(Instant::now() < deadline, "deliveries never all became {status}: {all:?}");
+            if Instant::now() >= deadline {
+                let statuses: Vec<_> = all.iter().map(|d| d["status"].as_str().unwrap_or("?")).collect();
+                panic!("{} deliveries never all became {status}: {statuses:?}", all.len());
+            }
             actix_rt::time::sleep(Duration::from_millis(25)).await;
         }
     }
@@ -419,3 +422,97 @@ pub fn verify_hex_signature(secret: &str, received: &Received) -> bool {
 
 pub const SHORT: Duration = Duration::from_secs(5);
 pub const LONG: Duration = Duration::from_secs(20);
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `hookbus` with a clean environment for the settings tests set themselves.
+pub fn hookbus_command() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_hookbus"));
+    command.env_remove("HOOKBUS_ADMIN_TOKEN").env_remove("HOOKBUS_BIND").env("RUST_LOG", "info");
+    command
+}
+
+/// Polls `/health` until it answers 200; fails if the process exits first.
+pub async fn wait_healthy(port: u16, child: &mut std::process::Child) {
+    let client = awc::Client::default();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(response) = client.get(format!("http://127.0.0.1:{port}/health")).send().await {
+            if response.status().is_success() {
+                return;
+            }
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the server exited early");
+        assert!(Instant::now() < deadline, "the server never answered");
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub fn send_signal(child: &std::process::Child, signal: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+}
+
+pub fn wait_exit(child: &mut std::process::Child, within: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "the process did not exit in {within:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The real `hookbus` binary, started as a child process; killed when dropped.
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    pub port: u16,
+    pub client: awc::Client,
+}
+
+impl ServerProcess {
+    /// `hookbus serve --dev` on a free port with the test admin token, answering `/health`.
+    pub async fn start(database_url: &str, data_dir: &std::path::Path) -> Self {
+        let port = free_port();
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(data_dir.join("server.log")).unwrap();
+        let mut child = hookbus_command()
+            .env("HOOKBUS_ADMIN_TOKEN", ADMIN_TOKEN)
+            .args(["serve", "--dev", "--bind", &format!("127.0.0.1:{port}"), "--database-url", database_url])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        wait_healthy(port, &mut child).await;
+        Self { child, port, client: awc::Client::builder().timeout(Duration::from_secs(30)).finish() }
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Result<Reply, awc::error::SendRequestError> {
+        let mut response = self
+            .client
+            .post(format!("http://127.0.0.1:{}{path}", self.port))
+            .insert_header(("Authorization", format!("Bearer {ADMIN_TOKEN}")))
+            .send_json(&body)
+            .await?;
+        let bytes = response.body().await.unwrap_or_default();
+        Ok(Reply { status: response.status().as_u16(), body: serde_json::from_slice(&bytes).unwrap_or(Value::Null) })
+    }
+
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        send_signal(&self.child, signal);
+    }
+
+    pub fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        wait_exit(&mut self.child, within)
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -11,5 +11,6 @@ mod embedding;
 mod errors;
 mod events;
 mod health;
+mod recovery;
 mod store;
 mod webhooks;
