@@ -134,10 +134,23 @@ fn write_sqlite(conn: &mut SqliteConnection, ops: &[WriteOp]) -> QueryResult<Vec
 async fn write_postgres(conn: &mut diesel_async::AsyncPgConnection, ops: &[WriteOp]) -> QueryResult<Vec<WriteOutcome>> {
     use diesel_async::RunQueryDsl;
     let mut outcomes = initial_outcomes(ops);
-    for (i, row) in event_rows(ops) {
-        let inserted = diesel::insert_into(events::table).values(&row).on_conflict_do_nothing().execute(conn).await?;
-        if inserted == 0 {
-            outcomes[i] = WriteOutcome::DuplicateEvent;
+    // One multi-row insert per chunk; the rows it did not return were already there.
+    let events = event_rows(ops);
+    for chunk in events.chunks(ROWS_PER_INSERT) {
+        let rows: Vec<&EventRow> = chunk.iter().map(|(_, row)| row).collect();
+        let mut inserted: std::collections::HashSet<(String, String)> = diesel::insert_into(events::table)
+            .values(rows)
+            .on_conflict_do_nothing()
+            .returning((events::workspace_id, events::id))
+            .get_results(conn)
+            .await?
+            .into_iter()
+            .collect();
+        // `remove`, so a second publish of the same id in this batch counts as a duplicate.
+        for (i, row) in chunk {
+            if !inserted.remove(&(row.workspace_id.clone(), row.id.clone())) {
+                outcomes[*i] = WriteOutcome::DuplicateEvent;
+            }
         }
     }
     for chunk in delivery_rows(ops, &outcomes).chunks(ROWS_PER_INSERT) {
