@@ -90,15 +90,29 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// The database could not be reached (as opposed to a query it refused).
+    /// The database could not be reached (as opposed to a query it refused). Drivers report
+    /// lost connections in several shapes, so the message is checked as well as the kind.
     pub fn is_unavailable(&self) -> bool {
-        use diesel::result::Error as E;
+        use diesel::result::{DatabaseErrorKind, Error as E};
+        const SIGNS: &[&str] = &[
+            "connection",
+            "communicat",
+            "closed",
+            "broken pipe",
+            "reset by peer",
+            "unexpected eof",
+            "terminating",
+            "timed out",
+            "database is locked",
+            "shutting down",
+        ];
         match self {
             Self::Pool(_) | Self::Connect(_) => true,
-            Self::Query(E::DatabaseError(diesel::result::DatabaseErrorKind::ClosedConnection, _)) => true,
-            Self::Query(E::DatabaseError(diesel::result::DatabaseErrorKind::Unknown, info)) => {
-                let m = info.message();
-                m.contains("database is locked") || m.contains("connection") || m.contains("terminating")
+            Self::Query(E::BrokenTransactionManager) => true,
+            Self::Query(E::DatabaseError(DatabaseErrorKind::ClosedConnection, _)) => true,
+            Self::Query(E::DatabaseError(DatabaseErrorKind::Unknown, info)) => {
+                let message = info.message().to_ascii_lowercase();
+                SIGNS.iter().any(|sign| message.contains(sign))
             }
             _ => false,
         }

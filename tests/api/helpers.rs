@@ -149,6 +149,8 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 }
 
 pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> TestApp {
+    // Server logs go to the test's captured output, shown when a test fails.
+    let _ = env_logger::builder().is_test(true).filter_level(log::LevelFilter::Info).try_init();
     let db = TestDb::new(backend).await;
     let mut config = test_config(&db);
     adjust(&mut config);
