@@ -58,6 +58,7 @@ impl Hookbus {
             pending_window: config.pending_window,
             rotation_overlap: std::time::Duration::from_secs(config.secret_rotation_overlap_s),
             circuit: config.circuit(),
+            max_webhooks_per_workspace: config.max_webhooks_per_workspace,
         };
         let metrics = Arc::new(Metrics::default());
         Janitor::new(store.clone(), config.retention(), config.janitor_interval()).start();
@@ -94,6 +95,11 @@ impl Hookbus {
             admin_token: self.admin_token.clone(),
             metrics: self.metrics.clone(),
             started_at: self.started_at,
+            key_limits: crate::http::KeyLimits {
+                rate: self.config.api_rate_limit,
+                burst: self.config.api_rate_burst,
+                buckets: Default::default(),
+            },
         });
         http::configure(state, BodyLimit(self.config.max_payload_bytes))
     }

@@ -56,6 +56,12 @@ pub struct Config {
     pub retention_days: f64,
     /// How often the retention janitor sweeps, in milliseconds.
     pub janitor_interval_ms: u64,
+    /// Management requests per second per workspace API key (`POST /events` is exempt).
+    pub api_rate_limit: u32,
+    /// Burst allowed above `api_rate_limit`.
+    pub api_rate_burst: u32,
+    /// Most webhooks one workspace may register.
+    pub max_webhooks_per_workspace: usize,
 }
 
 impl Default for Config {
@@ -81,6 +87,9 @@ impl Default for Config {
             disable_after_ms: 72 * 3600 * 1000,
             retention_days: 30.0,
             janitor_interval_ms: 60_000,
+            api_rate_limit: 50,
+            api_rate_burst: 100,
+            max_webhooks_per_workspace: 10_000,
         }
     }
 }
@@ -128,6 +137,9 @@ const SETTINGS: &[&str] = &[
     "disable_after_ms",
     "retention_days",
     "janitor_interval_ms",
+    "api_rate_limit",
+    "api_rate_burst",
+    "max_webhooks_per_workspace",
 ];
 
 impl Config {

@@ -33,6 +33,8 @@ pub enum ApiError {
     Internal(#[source] Arc<StoreError>),
     #[error("the service is shutting down")]
     ShuttingDown,
+    #[error("too many requests for this API key; retry after {retry_after_s} s")]
+    RateLimited { retry_after_s: u64 },
 }
 
 impl ApiError {
@@ -47,6 +49,7 @@ impl ApiError {
             Self::Validation(_) => "validation_failed",
             Self::Unavailable(_) | Self::ShuttingDown => "unavailable",
             Self::Internal(_) => "internal_error",
+            Self::RateLimited { .. } => "rate_limited",
         }
     }
 }
@@ -96,6 +99,7 @@ impl ResponseError for ApiError {
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable(_) | Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -104,8 +108,14 @@ impl ResponseError for ApiError {
             log::error!("{self}: {source:?}");
         }
         let mut response = HttpResponse::build(self.status_code());
-        if matches!(self, Self::Unauthorized) {
-            response.insert_header(("WWW-Authenticate", "Bearer"));
+        match self {
+            Self::Unauthorized => {
+                response.insert_header(("WWW-Authenticate", "Bearer"));
+            }
+            Self::RateLimited { retry_after_s } => {
+                response.insert_header(("Retry-After", retry_after_s.to_string()));
+            }
+            _ => {}
         }
         response.json(json!({"error": {"code": self.code(), "message": self.to_string()}}))
     }

@@ -3,6 +3,7 @@
 //! Values here validate when they are parsed, so code holding a [`WebhookUrl`] or an
 //! [`EventPattern`] never has to check it again.
 
+pub mod api_key;
 pub mod circuit;
 pub mod delivery;
 pub mod envelope;

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone)]
 pub struct TokenBucket {
     rate: f64,
+    burst: f64,
     tokens: f64,
     last: Instant,
 }
@@ -12,14 +13,20 @@ pub struct TokenBucket {
 impl TokenBucket {
     /// A full bucket of `rate` tokens, refilled at `rate` per second.
     pub fn new(rate_per_sec: u32, now: Instant) -> Self {
+        Self::with_burst(rate_per_sec, rate_per_sec, now)
+    }
+
+    /// A full bucket of `burst` tokens, refilled at `rate` per second.
+    pub fn with_burst(rate_per_sec: u32, burst: u32, now: Instant) -> Self {
         let rate = f64::from(rate_per_sec.max(1));
-        Self { rate, tokens: rate, last: now }
+        let burst = f64::from(burst.max(1));
+        Self { rate, burst, tokens: burst, last: now }
     }
 
     /// Takes a token, or says how long until one is there.
     pub fn try_take(&mut self, now: Instant) -> Result<(), Duration> {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.rate);
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
         self.last = now;
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
@@ -57,6 +64,20 @@ mod tests {
         assert!(bucket.try_take(later).is_ok());
         assert!(bucket.try_take(later).is_ok());
         assert!(bucket.try_take(later).is_err());
+    }
+
+    #[test]
+    fn the_burst_can_exceed_the_rate() {
+        let now = Instant::now();
+        let mut bucket = TokenBucket::with_burst(50, 100, now);
+        for _ in 0..100 {
+            assert!(bucket.try_take(now).is_ok());
+        }
+        assert!(bucket.try_take(now).is_err());
+        for _ in 0..50 {
+            assert!(bucket.try_take(now + Duration::from_secs(1)).is_ok());
+        }
+        assert!(bucket.try_take(now + Duration::from_secs(1)).is_err());
     }
 
     #[test]

@@ -16,6 +16,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use subtle::ConstantTimeEq;
 
 use super::ApiState;
+use crate::domain::api_key::{hash_key, looks_like_key};
 use crate::domain::WorkspaceId;
 use crate::error::ApiError;
 
@@ -69,15 +70,38 @@ fn sha256(bytes: &[u8]) -> Vec<u8> {
     digest::digest(&digest::SHA256, bytes).as_ref().to_vec()
 }
 
+/// Who is calling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Principal {
+    /// The admin token: any workspace (the `default` one unless `?workspace_id=` names another).
+    Admin,
+    /// A workspace API key: its own workspace only.
+    Key(uuid::Uuid),
+}
+
 /// Who is calling, and which workspace the request acts on.
 #[derive(Debug, Clone, Copy)]
 pub struct Caller {
     pub workspace_id: WorkspaceId,
+    pub principal: Principal,
 }
 
 #[derive(serde::Deserialize)]
 struct WorkspaceQuery {
     workspace_id: Option<String>,
+}
+
+fn parse_workspace(raw: Option<&str>) -> Result<Option<WorkspaceId>, ApiError> {
+    match raw {
+        None => Ok(None),
+        Some("default") => Ok(Some(WorkspaceId::DEFAULT)),
+        Some(raw) => raw.parse().map(Some).map_err(|_| ApiError::NotFound("workspace")),
+    }
+}
+
+/// `POST /events` is never throttled; every other route counts against a key's rate.
+fn is_throttled(req: &HttpRequest) -> bool {
+    !(req.method() == actix_web::http::Method::POST && req.path().ends_with("/api/v1/events"))
 }
 
 impl FromRequest for Caller {
@@ -94,23 +118,55 @@ impl FromRequest for Caller {
             .map(|t| t.trim().to_owned());
         let requested =
             web::Query::<WorkspaceQuery>::from_query(req.query_string()).ok().and_then(|q| q.into_inner().workspace_id);
+        let throttled = is_throttled(req);
         Box::pin(async move {
             let state = state.ok_or(ApiError::Unauthorized)?;
             let presented = presented.ok_or(ApiError::Unauthorized)?;
+            let requested = parse_workspace(requested.as_deref())?;
+            if looks_like_key(&presented) {
+                let owner = state.store.find_api_key(&hash_key(&presented)).await?.ok_or(ApiError::Unauthorized)?;
+                // A key sees only its own workspace: any other is simply not there.
+                if requested.is_some_and(|ws| ws != owner.workspace_id) {
+                    return Err(ApiError::NotFound("workspace"));
+                }
+                if throttled {
+                    state.throttle(owner.key_id)?;
+                }
+                return Ok(Caller { workspace_id: owner.workspace_id, principal: Principal::Key(owner.key_id) });
+            }
             if !state.admin_token.matches(&presented) {
                 return Err(ApiError::Unauthorized);
             }
-            let workspace_id = match requested.as_deref() {
-                None | Some("default") => WorkspaceId::DEFAULT,
-                Some(raw) => {
-                    let id: WorkspaceId = raw.parse().map_err(|_| ApiError::NotFound("workspace"))?;
+            let workspace_id = match requested {
+                None => WorkspaceId::DEFAULT,
+                Some(id) if id == WorkspaceId::DEFAULT => id,
+                Some(id) => {
                     if !state.store.workspace_exists(id).await? {
                         return Err(ApiError::NotFound("workspace"));
                     }
                     id
                 }
             };
-            Ok(Caller { workspace_id })
+            Ok(Caller { workspace_id, principal: Principal::Admin })
+        })
+    }
+}
+
+/// A caller holding the admin token; to a workspace key, admin routes do not exist (404).
+#[derive(Debug, Clone, Copy)]
+pub struct AdminCaller;
+
+impl FromRequest for AdminCaller {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let caller = Caller::from_request(req, payload);
+        Box::pin(async move {
+            match caller.await?.principal {
+                Principal::Admin => Ok(AdminCaller),
+                Principal::Key(_) => Err(ApiError::NotFound("route")),
+            }
         })
     }
 }

@@ -7,6 +7,7 @@ mod deliveries;
 mod events;
 mod health;
 mod webhooks;
+mod workspaces;
 
 use std::str::FromStr;
 
@@ -27,6 +28,29 @@ pub struct ApiState {
     pub admin_token: AdminToken,
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     pub started_at: std::time::Instant,
+    pub key_limits: KeyLimits,
+}
+
+/// Per-key token buckets for `api_rate_limit` (burst `api_rate_burst`).
+pub struct KeyLimits {
+    pub rate: u32,
+    pub burst: u32,
+    pub buckets: std::sync::Mutex<std::collections::HashMap<uuid::Uuid, crate::domain::rate_limit::TokenBucket>>,
+}
+
+impl ApiState {
+    /// Takes a token for a workspace key, or says when to retry.
+    fn throttle(&self, key_id: uuid::Uuid) -> Result<(), ApiError> {
+        let now = std::time::Instant::now();
+        let limits = &self.key_limits;
+        let mut buckets = limits.buckets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let bucket = buckets
+            .entry(key_id)
+            .or_insert_with(|| crate::domain::rate_limit::TokenBucket::with_burst(limits.rate, limits.burst, now));
+        bucket
+            .try_take(now)
+            .map_err(|wait| ApiError::RateLimited { retry_after_s: wait.as_secs_f64().ceil().max(1.0) as u64 })
+    }
 }
 
 /// Registers `/health` and every `/api/v1` route on `cfg`.
@@ -61,6 +85,13 @@ pub fn configure(
                     .route("/webhooks/{id}/deliveries", web::get().to(deliveries::list))
                     .route("/webhooks/{id}/replay", web::post().to(deliveries::replay))
                     .route("/events", web::post().to(events::publish))
+                    .service(
+                        web::resource("/workspaces")
+                            .route(web::post().to(workspaces::create))
+                            .route(web::get().to(workspaces::list)),
+                    )
+                    .route("/workspaces/{id}/keys", web::post().to(workspaces::create_key))
+                    .route("/workspaces/{id}/keys/{key_id}", web::delete().to(workspaces::revoke_key))
                     .route("/deliveries/{id}", web::get().to(deliveries::get))
                     .route("/deliveries/{id}/redeliver", web::post().to(deliveries::redeliver))
                     .default_service(web::to(not_found)),

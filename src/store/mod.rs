@@ -10,6 +10,7 @@ mod events;
 mod records;
 pub mod schema;
 mod webhooks;
+mod workspaces;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -26,6 +27,7 @@ use futures_util::FutureExt;
 pub use batch::{AttemptWrite, PublishWrite, WriteOp, WriteOutcome};
 pub use deliveries::{DeliveryCount, WorkspaceTotals};
 pub use records::{AttemptRecord, DeliveryRecord, DeliveryUpdate, EventRecord, PendingDelivery};
+pub use workspaces::{KeyOwner, WorkspaceRecord};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");

@@ -14,3 +14,4 @@ mod health;
 mod recovery;
 mod store;
 mod webhooks;
+mod workspaces;

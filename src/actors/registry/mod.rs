@@ -68,6 +68,7 @@ pub struct RegistrySettings {
     pub pending_window: usize,
     pub rotation_overlap: Duration,
     pub circuit: CircuitSettings,
+    pub max_webhooks_per_workspace: usize,
 }
 
 pub struct Registry {
@@ -313,6 +314,12 @@ impl Handler<RegisterWebhook> for Registry {
     type Result = AtomicResponse<Self, Result<Arc<Webhook>, RegistryError>>;
 
     fn handle(&mut self, msg: RegisterWebhook, _: &mut Context<Self>) -> Self::Result {
+        let registered = self.by_workspace.get(&msg.workspace_id).map_or(0, BTreeSet::len);
+        if registered >= self.settings.max_webhooks_per_workspace {
+            let limit = self.settings.max_webhooks_per_workspace;
+            let full = ValidationError::new("webhooks", format!("the workspace already has the maximum of {limit}"));
+            return AtomicResponse::new(Box::pin(fut::ready(Err(full.into()))));
+        }
         let webhook = match Webhook::create(msg.workspace_id, msg.input, self.settings.url_policy, crate::domain::now())
         {
             Ok(webhook) => Arc::new(webhook),

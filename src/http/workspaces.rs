@@ -1,0 +1,73 @@
+//! `/api/v1/workspaces…` — admin token only.
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::auth::AdminCaller;
+use super::body::JsonBody;
+use super::{path_id, ApiState, ListQuery};
+use crate::domain::api_key::NewApiKey;
+use crate::domain::{Page, ValidationError, WorkspaceId};
+use crate::error::ApiError;
+use crate::store::WorkspaceRecord;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWorkspace {
+    name: Option<String>,
+}
+
+pub async fn create(
+    state: web::Data<ApiState>,
+    _: AdminCaller,
+    body: JsonBody<CreateWorkspace>,
+) -> Result<HttpResponse, ApiError> {
+    let name = body.0.name.ok_or_else(|| ValidationError::new("name", "is required"))?;
+    if name.trim().is_empty() || name.chars().count() > 255 {
+        return Err(ValidationError::new("name", "must be 1 to 255 characters").into());
+    }
+    let workspace = WorkspaceRecord { id: WorkspaceId::generate(), name, created_at: crate::domain::now() };
+    let key = NewApiKey::generate();
+    state.store.create_workspace(&workspace, uuid::Uuid::now_v7(), &key.hash).await?;
+    let mut object = serde_json::to_value(&workspace).expect("a workspace serializes");
+    object["api_key"] = json!(key.plaintext);
+    Ok(HttpResponse::Created().json(object))
+}
+
+pub async fn list(
+    state: web::Data<ApiState>,
+    _: AdminCaller,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (data, next_cursor) = state.store.list_workspaces(query.cursor()?, query.limit()?).await?;
+    Ok(HttpResponse::Ok().json(Page { data, next_cursor }))
+}
+
+pub async fn create_key(
+    state: web::Data<ApiState>,
+    _: AdminCaller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let workspace_id: WorkspaceId = path_id(&id, "workspace")?;
+    if !state.store.workspace_exists(workspace_id).await? {
+        return Err(ApiError::NotFound("workspace"));
+    }
+    let key = NewApiKey::generate();
+    let key_id = uuid::Uuid::now_v7();
+    state.store.insert_api_key(workspace_id, key_id, &key.hash).await?;
+    Ok(HttpResponse::Created().json(json!({"id": key_id, "api_key": key.plaintext})))
+}
+
+pub async fn revoke_key(
+    state: web::Data<ApiState>,
+    _: AdminCaller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let workspace_id: WorkspaceId = path_id(&path.0, "workspace")?;
+    let key_id: uuid::Uuid = path_id(&path.1, "key")?;
+    if !state.store.revoke_api_key(workspace_id, key_id).await? {
+        return Err(ApiError::NotFound("key"));
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
