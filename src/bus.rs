@@ -111,8 +111,12 @@ impl Hookbus {
         if self.registry.send(DrainDeliveries { timeout }).await.is_err() {
             log::warn!("shutdown: the registry had already stopped");
         }
-        if self.persistence.send(FlushWrites).await.is_err() {
-            log::warn!("shutdown: the writer had already stopped");
+        // Bounded: with the database gone, records that cannot be written are given up on
+        // (their deliveries stay pending and are attempted again on the next start).
+        match actix_rt::time::timeout(timeout, self.persistence.send(FlushWrites)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => log::warn!("shutdown: the writer had already stopped"),
+            Err(_) => log::warn!("shutdown: some records could not be written within {timeout:?}"),
         }
     }
 }

@@ -26,12 +26,13 @@ pub async fn health(state: web::Data<ApiState>) -> HttpResponse {
 
 /// The health dashboard of the caller's workspace, from live actor state and the database.
 pub async fn dashboard(state: web::Data<ApiState>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    let snapshot = state.registry.send(HealthSnapshot { workspace_id: caller.workspace_id }).await?;
     let ping = state.store.ping().await;
     let totals = match &ping {
         Ok(_) => Some(state.store.workspace_totals(caller.workspace_id).await?),
         Err(_) => None,
     };
+    // Asked after the totals, so live state is never older than the counts beside it.
+    let snapshot = state.registry.send(HealthSnapshot { workspace_id: caller.workspace_id }).await?;
     let mut pending_by_webhook = HashMap::new();
     let mut by_status: HashMap<DeliveryStatus, u64> = HashMap::new();
     for count in totals.iter().flat_map(|t| &t.deliveries) {

@@ -89,6 +89,8 @@ pub enum StoreError {
     Migration(String),
     #[error("a stored row is not valid: {0}")]
     Corrupt(String),
+    #[error("could not start the database driver: {0}")]
+    Driver(String),
 }
 
 impl StoreError {
@@ -111,7 +113,10 @@ impl StoreError {
         match self {
             Self::Pool(_) | Self::Connect(_) => true,
             Self::Query(E::BrokenTransactionManager) => true,
-            Self::Query(E::DatabaseError(DatabaseErrorKind::ClosedConnection, _)) => true,
+            Self::Query(E::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                _,
+            )) => true,
             Self::Query(E::DatabaseError(DatabaseErrorKind::Unknown, info)) => {
                 let message = info.message().to_ascii_lowercase();
                 SIGNS.iter().any(|sign| message.contains(sign))
@@ -161,8 +166,19 @@ impl Store {
         run_migrations(url.clone()).await?;
         let pool = match url {
             DatabaseUrl::Postgres(raw) => {
-                let mut config = ManagerConfig::default();
+                let mut config = ManagerConfig::<AsyncPgConnection>::default();
                 config.recycling_method = RecyclingMethod::Fast;
+                let drivers = driver_runtime()?;
+                config.custom_setup = Box::new(move |url| {
+                    let (url, drivers) = (url.to_owned(), drivers.clone());
+                    async move {
+                        drivers
+                            .spawn(async move { AsyncPgConnection::establish(&url).await })
+                            .await
+                            .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?
+                    }
+                    .boxed()
+                });
                 let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(raw, config);
                 Pool::Postgres(build_pool(manager, max_connections))
             }
@@ -213,6 +229,32 @@ impl Store {
         with_conn!(self, |conn| conn.batch_execute("SELECT 1").await?);
         Ok(started.elapsed())
     }
+}
+
+/// A runtime of its own for PostgreSQL connection drivers. A connection's I/O task runs on
+/// the runtime that opened it; opened from an HTTP worker, it would die with that worker at
+/// shutdown, while the writer still needs it. This one lives as long as the process.
+fn driver_runtime() -> StoreResult<tokio::runtime::Handle> {
+    let (handle_tx, handle_rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("hookbus-pg-drivers".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            match runtime {
+                Ok(runtime) => {
+                    let _ = handle_tx.send(Ok(runtime.handle().clone()));
+                    runtime.block_on(std::future::pending::<()>());
+                }
+                Err(e) => {
+                    let _ = handle_tx.send(Err(e));
+                }
+            }
+        })
+        .map_err(|e| StoreError::Driver(e.to_string()))?;
+    handle_rx
+        .recv()
+        .map_err(|_| StoreError::Driver("its thread did not start".into()))?
+        .map_err(|e| StoreError::Driver(e.to_string()))
 }
 
 fn build_pool<C>(manager: AsyncDieselConnectionManager<C>, size: usize) -> DeadPool<C>

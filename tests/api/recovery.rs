@@ -226,7 +226,9 @@ backend_test!(idempotent_ids_survive_a_restart, |backend| async move {
         .unwrap();
     assert_eq!(conflict.status, 409);
     actix_rt::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(receiver.count(), 1);
+    let log = std::fs::read_to_string(db.data_dir().join("server.log")).unwrap_or_default();
+    assert!(!log.contains("writes failed"), "server log:\n{log}");
+    assert_eq!(receiver.count(), 1, "server log:\n{log}");
 });
 
 #[actix_web::test]

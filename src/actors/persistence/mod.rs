@@ -26,12 +26,14 @@ pub struct Persistence {
     max_batch: usize,
     queue: Vec<(WriteOp, Option<Reply>)>,
     flushing: bool,
+    /// Failed writes waiting to be tried again; a flush is not complete until they land.
+    retrying: usize,
     drained: Vec<oneshot::Sender<()>>,
 }
 
 impl Persistence {
     pub fn new(store: Store, max_batch: usize) -> Self {
-        Self { store, max_batch, queue: Vec::new(), flushing: false, drained: Vec::new() }
+        Self { store, max_batch, queue: Vec::new(), flushing: false, retrying: 0, drained: Vec::new() }
     }
 
     fn flush(&mut self, ctx: &mut Context<Self>) {
@@ -39,9 +41,11 @@ impl Persistence {
             return;
         }
         if self.queue.is_empty() {
-            self.drained.drain(..).for_each(|tx| {
-                let _ = tx.send(());
-            });
+            if self.retrying == 0 {
+                self.drained.drain(..).for_each(|tx| {
+                    let _ = tx.send(());
+                });
+            }
             return;
         }
         self.flushing = true;
@@ -71,7 +75,7 @@ impl Persistence {
                 }
             }
             Err(error) => {
-                log::error!("a batch of {} writes failed: {error}", batch.len());
+                log::error!("a batch of {} writes failed: {error}: {error:?}", batch.len());
                 let error = Arc::new(error);
                 let mut retry = Vec::new();
                 for (op, reply) in batch {
@@ -87,7 +91,9 @@ impl Persistence {
                     }
                 }
                 if !retry.is_empty() {
+                    self.retrying += retry.len();
                     ctx.run_later(RETRY_DELAY, move |act, ctx| {
+                        act.retrying -= retry.len();
                         act.queue.splice(0..0, retry);
                         act.flush(ctx);
                     });
