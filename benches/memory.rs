@@ -46,7 +46,13 @@ fn dead_url() -> String {
 
 fn webhook(url: &str) -> Webhook {
     let input = WebhookInput { url: Some(url.into()), events: Some(vec!["*".into()]), ..Default::default() };
-    Webhook::create(WorkspaceId::DEFAULT, input, UrlPolicy { allow_http: true }, hookbus::domain::now()).unwrap()
+    Webhook::create(
+        WorkspaceId::DEFAULT,
+        input,
+        UrlPolicy { allow_http: true, allow_private: true },
+        hookbus::domain::now(),
+    )
+    .unwrap()
 }
 
 /// A fresh database: a SQLite file in `dir`, or a new PostgreSQL database.

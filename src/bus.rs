@@ -9,7 +9,6 @@ use crate::actors::janitor::Janitor;
 use crate::actors::persistence::{FlushWrites, Persistence};
 use crate::actors::registry::{DrainDeliveries, Registry, RegistrySettings};
 use crate::config::{Config, ConfigError};
-use crate::domain::url::UrlPolicy;
 use crate::http::auth::AdminToken;
 use crate::http::body::BodyLimit;
 use crate::http::{self, ApiState};
@@ -53,7 +52,7 @@ impl Hookbus {
             AdminToken::resolve(config.admin_token.as_deref(), &config.data_dir).map_err(StartError::AdminToken)?;
         let persistence = Persistence::new(store.clone(), config.max_batch_writes).start();
         let settings = RegistrySettings {
-            url_policy: UrlPolicy { allow_http: config.allows_http() },
+            url_policy: config.url_policy(),
             backoff_max: config.backoff_max(),
             pending_window: config.pending_window,
             rotation_overlap: std::time::Duration::from_secs(config.secret_rotation_overlap_s),

@@ -207,9 +207,10 @@ impl Config {
         }
     }
 
-    /// Whether `http://` targets are accepted.
-    pub fn allows_http(&self) -> bool {
-        self.dev
+    /// Which targets are accepted: `--dev` allows `http://` and internal addresses,
+    /// `allow_private_targets` only the latter.
+    pub fn url_policy(&self) -> crate::domain::url::UrlPolicy {
+        crate::domain::url::UrlPolicy { allow_http: self.dev, allow_private: self.dev || self.allow_private_targets }
     }
 
     pub fn backoff_max(&self) -> Duration {

@@ -1,38 +1,105 @@
 //! Outbound HTTP: the shared `awc` client and one signed attempt of a delivery.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
+use actix_tls::connect::{Resolve, Resolver};
 use actix_web::http::header::{HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
 use actix_web::web::Bytes;
 use chrono::Utc;
+use futures_util::future::LocalBoxFuture;
 use futures_util::StreamExt;
 
 use crate::domain::retry::parse_retry_after;
 use crate::domain::signature::{hex_signature, standard_signature_header};
-use crate::domain::{AttemptOutcome, DeliveryId, EventType, WebhookSecret};
+use crate::domain::target::{is_blocked, is_local_name};
+use crate::domain::{AttemptOutcome, DeliveryId, EventType, WebhookSecret, WebhookUrl};
 
 /// How much of a response body is kept.
 pub const RESPONSE_BODY_LIMIT: usize = 1024;
 
 const USER_AGENT_VALUE: &str = concat!("hookbus/", env!("CARGO_PKG_VERSION"));
 
-/// The client every endpoint shares (per arbiter): pooled keep-alive connections,
-/// redirects never followed (SPEC §4: a 3xx is a failure).
-pub fn build_client() -> awc::Client {
-    let connector =
-        awc::Connector::new().timeout(Duration::from_secs(30)).limit(4096).conn_keep_alive(Duration::from_secs(30));
-    awc::Client::builder()
-        .connector(connector)
-        .disable_redirects()
-        // Our own deadline (per webhook) wraps each attempt, so the client's is off.
-        .disable_timeout()
-        .finish()
+/// What an attempt to a refused address records as its error.
+pub const BLOCKED: &str = "blocked target address";
+
+/// Resolves host names and keeps only public addresses, so a name that resolves (or
+/// re-resolves, as in DNS rebinding) to an internal address is never connected to.
+struct GuardedResolver;
+
+impl Resolve for GuardedResolver {
+    fn lookup<'a>(
+        &'a self,
+        host: &'a str,
+        port: u16,
+    ) -> LocalBoxFuture<'a, Result<Vec<SocketAddr>, Box<dyn std::error::Error>>> {
+        Box::pin(async move {
+            if is_local_name(host) {
+                return Err(BLOCKED.into());
+            }
+            let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host, port)).await?.collect();
+            let public: Vec<SocketAddr> = resolved.iter().copied().filter(|a| !is_blocked(a.ip())).collect();
+            if public.is_empty() && !resolved.is_empty() {
+                return Err(BLOCKED.into());
+            }
+            Ok(public)
+        })
+    }
+}
+
+/// Everything outbound: the `awc` client (pooled keep-alive connections, redirects never
+/// followed: a 3xx is a failure) and whether the target guard is on.
+#[derive(Clone)]
+pub struct Outbound {
+    client: awc::Client,
+    guard: bool,
+}
+
+impl Outbound {
+    pub fn new(guard: bool) -> Self {
+        let resolver = if guard { Resolver::custom(GuardedResolver) } else { Resolver::default() };
+        let connector = awc::Connector::new()
+            .connector(actix_tls::connect::Connector::new(resolver).service())
+            .timeout(Duration::from_secs(30))
+            .limit(4096)
+            .conn_keep_alive(Duration::from_secs(30));
+        let client = awc::Client::builder()
+            .connector(connector)
+            .disable_redirects()
+            // Our own deadline (per webhook) wraps each attempt, so the client's is off.
+            .disable_timeout()
+            .finish();
+        Self { client, guard }
+    }
+
+    /// Sends one attempt, unless the guard refuses its address.
+    pub async fn send(&self, request: AttemptRequest<'_>) -> AttemptOutcome {
+        // An IP literal is never resolved, so the resolver cannot check it: do it here.
+        if self.guard && request.url.is_internal() {
+            return AttemptOutcome {
+                status_code: None,
+                error_message: Some(BLOCKED.to_owned()),
+                response_body: None,
+                retry_after: None,
+                duration: Duration::ZERO,
+            };
+        }
+        send_attempt(&self.client, request).await
+    }
+}
+
+/// True if `url`'s host resolves to an internal address (checked at registration; an
+/// unresolvable host passes here and is checked again at every connect).
+pub async fn resolves_to_internal(url: &WebhookUrl) -> bool {
+    let (host, port) = url.host_and_port();
+    let resolved = tokio::net::lookup_host((host.as_str(), port)).await;
+    resolved.is_ok_and(|mut addresses| addresses.any(|a| is_blocked(a.ip())))
 }
 
 /// Everything one attempt needs.
 pub struct AttemptRequest<'a> {
-    pub url: &'a str,
+    pub url: &'a WebhookUrl,
     pub delivery_id: DeliveryId,
     pub event: &'a EventType,
     pub attempt: u32,
@@ -45,12 +112,12 @@ pub struct AttemptRequest<'a> {
 
 /// Sends one signed POST and classifies what came back. Never panics, never errors:
 /// every way an attempt can end is an [`AttemptOutcome`].
-pub async fn send_attempt(client: &awc::Client, request: AttemptRequest<'_>) -> AttemptOutcome {
+async fn send_attempt(client: &awc::Client, request: AttemptRequest<'_>) -> AttemptOutcome {
     let started = Instant::now();
     let timestamp = Utc::now().timestamp();
     let msg_id = request.delivery_id.to_string();
     let mut builder = client
-        .post(request.url)
+        .post(request.url.as_str())
         .insert_header((CONTENT_TYPE, "application/json"))
         .insert_header((USER_AGENT, USER_AGENT_VALUE))
         .insert_header(("webhook-id", msg_id.as_str()))
@@ -101,7 +168,7 @@ pub async fn send_attempt(client: &awc::Client, request: AttemptRequest<'_>) -> 
         },
         Ok(Err(error)) => AttemptOutcome {
             status_code: None,
-            error_message: Some(error),
+            error_message: Some(if error.contains(BLOCKED) { BLOCKED.to_owned() } else { error }),
             response_body: None,
             retry_after: None,
             duration,

@@ -14,6 +14,7 @@ pub mod rate_limit;
 pub mod retry;
 pub mod secret;
 pub mod signature;
+pub mod target;
 pub mod url;
 pub mod webhook;
 

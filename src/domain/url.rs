@@ -8,10 +8,12 @@ use super::ValidationError;
 
 const MAX_URL_LEN: usize = 2048;
 
-/// Which targets a deployment accepts. `allow_http` is on with `--dev`.
+/// Which targets a deployment accepts. Both are on with `--dev`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct UrlPolicy {
     pub allow_http: bool,
+    /// Private, loopback and other internal addresses (SPEC §6 target guard off).
+    pub allow_private: bool,
 }
 
 /// An absolute `https://` (or, in dev, `http://`) URL with a host and no userinfo.
@@ -39,6 +41,12 @@ impl WebhookUrl {
         if !url.username().is_empty() || url.password().is_some() {
             return Err(ValidationError::new(field, "must not contain user information"));
         }
+        if !policy.allow_private && Self(url.clone()).is_internal() {
+            return Err(ValidationError::new(
+                field,
+                "must point to a public address (private, loopback and other internal addresses are refused)",
+            ));
+        }
         Ok(Self(url))
     }
 
@@ -49,6 +57,27 @@ impl WebhookUrl {
 
     pub fn as_str(&self) -> &str {
         self.0.as_str()
+    }
+
+    /// The host as written (IPv6 without brackets) and the port, for resolving.
+    pub fn host_and_port(&self) -> (String, u16) {
+        let host = match self.0.host() {
+            Some(url::Host::Ipv6(ip)) => ip.to_string(),
+            Some(host) => host.to_string(),
+            None => String::new(),
+        };
+        (host, self.0.port_or_known_default().unwrap_or(443))
+    }
+
+    /// The host is an internal IP literal (in any of its spellings, which the URL parser
+    /// normalises: `2130706433`, `127.1`, `[::ffff:127.0.0.1]`) or a `localhost` name.
+    pub fn is_internal(&self) -> bool {
+        match self.0.host() {
+            Some(url::Host::Ipv4(ip)) => super::target::is_blocked(ip.into()),
+            Some(url::Host::Ipv6(ip)) => super::target::is_blocked(ip.into()),
+            Some(url::Host::Domain(name)) => super::target::is_local_name(name),
+            None => true,
+        }
     }
 }
 
@@ -68,8 +97,8 @@ impl Serialize for WebhookUrl {
 mod tests {
     use super::*;
 
-    const STRICT: UrlPolicy = UrlPolicy { allow_http: false };
-    const DEV: UrlPolicy = UrlPolicy { allow_http: true };
+    const STRICT: UrlPolicy = UrlPolicy { allow_http: false, allow_private: false };
+    const DEV: UrlPolicy = UrlPolicy { allow_http: true, allow_private: true };
 
     #[test]
     fn https_urls_are_accepted() {
@@ -81,6 +110,29 @@ mod tests {
     fn http_is_refused_unless_dev() {
         assert!(WebhookUrl::parse("url", "http://example.com/", STRICT).is_err());
         assert!(WebhookUrl::parse("url", "http://127.0.0.1:9000/", DEV).is_ok());
+    }
+
+    #[test]
+    fn internal_targets_are_refused_in_every_spelling() {
+        for url in [
+            "https://127.0.0.1/",
+            "https://2130706433/",
+            "https://127.1/",
+            "https://0x7f.1/",
+            "https://[::1]/",
+            "https://[::ffff:127.0.0.1]/",
+            "https://[64:ff9b::a9fe:a9fe]/",
+            "https://[2002:c0a8:0101::1]/",
+            "https://10.0.0.8/",
+            "https://169.254.169.254/latest/meta-data",
+            "https://localhost/",
+            "https://api.localhost:8443/",
+            "https://0.0.0.0/",
+        ] {
+            assert!(WebhookUrl::parse("url", url, STRICT).is_err(), "{url}");
+            assert!(WebhookUrl::parse("url", url, DEV).is_ok(), "{url} with the guard off");
+        }
+        assert!(WebhookUrl::parse("url", "https://8.8.8.8/", STRICT).is_ok());
     }
 
     #[test]

@@ -363,7 +363,7 @@ fn parse_headers(headers: BTreeMap<String, String>) -> Result<BTreeMap<String, S
 mod tests {
     use super::*;
 
-    const DEV: UrlPolicy = UrlPolicy { allow_http: true };
+    const DEV: UrlPolicy = UrlPolicy { allow_http: true, allow_private: true };
 
     fn input() -> WebhookInput {
         WebhookInput {

@@ -12,6 +12,7 @@ mod errors;
 mod events;
 mod health;
 mod recovery;
+mod security;
 mod store;
 mod webhooks;
 mod workspaces;

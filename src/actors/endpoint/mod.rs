@@ -25,7 +25,7 @@ pub use messages::{
 
 use super::persistence::{PersistWrite, Persistence};
 use super::registry::{DeliveryFailed, DisableWebhook};
-use crate::delivery::{send_attempt, AttemptRequest};
+use crate::delivery::{AttemptRequest, Outbound};
 use crate::domain::circuit::{CircuitBreaker, CircuitSettings, Permit};
 use crate::domain::delivery::{next_step, NextStep};
 use crate::domain::envelope::Envelope;
@@ -46,7 +46,7 @@ pub struct EndpointDeps {
     pub persistence: Addr<Persistence>,
     pub disable: Recipient<DisableWebhook>,
     pub failed: Recipient<DeliveryFailed>,
-    pub client: awc::Client,
+    pub outbound: Outbound,
     pub metrics: Arc<Metrics>,
     pub backoff_max: Duration,
     pub circuit: CircuitSettings,
@@ -203,14 +203,14 @@ impl EndpointActor {
         self.in_flight.insert(id);
         let attempt = held.pending.delivery.attempt_count + 1;
         let webhook = self.webhook.clone();
-        let client = self.deps.client.clone();
+        let outbound = self.deps.outbound.clone();
         let body = held.body.clone();
         let event = held.pending.delivery.event.clone();
         let started_at = crate::domain::now();
         log::debug!("webhook {} delivery {id}: attempt {attempt}{}", webhook.id, if probe { " (probe)" } else { "" });
         let send = async move {
             let request = AttemptRequest {
-                url: webhook.url.as_str(),
+                url: &webhook.url,
                 delivery_id: id,
                 event: &event,
                 attempt,
@@ -219,7 +219,7 @@ impl EndpointActor {
                 headers: &webhook.headers,
                 timeout: webhook.settings.timeout(),
             };
-            send_attempt(&client, request).await
+            outbound.send(request).await
         };
         ctx.spawn(send.into_actor(self).map(move |outcome, act, ctx| {
             act.attempt_finished(id, attempt, probe, started_at, outcome, ctx);

@@ -25,7 +25,7 @@ use super::endpoint::{
     StopEndpoint, WebhookChanged,
 };
 use super::persistence::{PersistWrite, Persistence};
-use crate::delivery::{send_attempt, AttemptRequest};
+use crate::delivery::{AttemptRequest, Outbound};
 use crate::domain::circuit::CircuitSettings;
 use crate::domain::url::UrlPolicy;
 use crate::domain::webhook::{DisabledReason, Webhook};
@@ -74,7 +74,7 @@ pub struct RegistrySettings {
 pub struct Registry {
     store: Store,
     persistence: Addr<Persistence>,
-    client: awc::Client,
+    outbound: Outbound,
     metrics: Arc<Metrics>,
     settings: RegistrySettings,
     webhooks: HashMap<WebhookId, Arc<Webhook>>,
@@ -92,11 +92,12 @@ impl Registry {
         settings: RegistrySettings,
         webhooks: Vec<Webhook>,
     ) -> Self {
+        let settings_guard_off = settings.url_policy.allow_private;
         let mut registry = Self {
             store,
             persistence,
             metrics,
-            client: crate::delivery::build_client(),
+            outbound: Outbound::new(!settings_guard_off),
             settings,
             webhooks: HashMap::new(),
             by_workspace: HashMap::new(),
@@ -149,7 +150,7 @@ impl Registry {
                     persistence: self.persistence.clone(),
                     disable: ctx.address().recipient(),
                     failed: ctx.address().recipient(),
-                    client: self.client.clone(),
+                    outbound: self.outbound.clone(),
                     metrics: self.metrics.clone(),
                     circuit: self.settings.circuit,
                     backoff_max: self.settings.backoff_max,
@@ -179,8 +180,10 @@ impl Registry {
         let after = Arc::new(after);
         let written = after.clone();
         let disabled_now = before.enabled && !after.enabled;
+        let guard = !self.settings.url_policy.allow_private && before.url != after.url;
         Box::pin(
             async move {
+                refuse_internal_dns(guard, &written).await?;
                 store.update_webhook(&written).await?;
                 if !disabled_now {
                     return Ok(0);
@@ -327,14 +330,18 @@ impl Handler<RegisterWebhook> for Registry {
         };
         let store = self.store.clone();
         let written = webhook.clone();
-        AtomicResponse::new(Box::pin(async move { store.insert_webhook(&written).await }.into_actor(self).map(
-            move |result, act, ctx| {
-                result?;
-                act.remember(webhook.clone());
-                act.sync_endpoint(&webhook, ctx);
-                Ok(webhook)
-            },
-        )))
+        let guard = !self.settings.url_policy.allow_private;
+        let register = async move {
+            refuse_internal_dns(guard, &written).await?;
+            store.insert_webhook(&written).await?;
+            Ok::<_, RegistryError>(())
+        };
+        AtomicResponse::new(Box::pin(register.into_actor(self).map(move |result, act, ctx| {
+            result?;
+            act.remember(webhook.clone());
+            act.sync_endpoint(&webhook, ctx);
+            Ok(webhook)
+        })))
     }
 }
 
@@ -464,6 +471,16 @@ impl Handler<RotateSecret> for Registry {
     }
 }
 
+/// The registration half of the target guard: a host name that resolves to an internal
+/// address is refused (the connect-time half re-checks every connection).
+async fn refuse_internal_dns(guard: bool, webhook: &Webhook) -> Result<(), RegistryError> {
+    if guard && crate::delivery::resolves_to_internal(&webhook.url).await {
+        let message = "resolves to a private, loopback or otherwise internal address";
+        return Err(ValidationError::new("url", message).into());
+    }
+    Ok(())
+}
+
 /// SHA-256 of the event type and data, to tell a replay of a publish from a conflicting one.
 fn body_hash(event: &EventType, data_json: &str) -> String {
     let mut ctx = digest::Context::new(&digest::SHA256);
@@ -568,7 +585,7 @@ impl Handler<TestWebhook> for Registry {
         let delivery = DeliveryRecord::new_pending(&record, webhook.id);
         let webhook_id = webhook.id;
         let persistence = self.persistence.clone();
-        let client = self.client.clone();
+        let outbound = self.outbound.clone();
         Box::pin(
             async move {
                 let delivery_id = delivery.id;
@@ -585,7 +602,7 @@ impl Handler<TestWebhook> for Registry {
                 persist(&persistence, publish).await?;
                 let started_at = crate::domain::now();
                 let request = AttemptRequest {
-                    url: webhook.url.as_str(),
+                    url: &webhook.url,
                     delivery_id,
                     event: &record.event,
                     attempt: 1,
@@ -594,7 +611,7 @@ impl Handler<TestWebhook> for Registry {
                     headers: &webhook.headers,
                     timeout: webhook.settings.timeout(),
                 };
-                let outcome = send_attempt(&client, request).await;
+                let outcome = outbound.send(request).await;
                 let succeeded = outcome.succeeded();
                 let status = if succeeded { DeliveryStatus::Succeeded } else { DeliveryStatus::Failed };
                 let duration_ms = outcome.duration.as_millis() as u64;

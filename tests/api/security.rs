@@ -1,0 +1,142 @@
+//! The target guard (SPEC §6): internal addresses are refused at registration and again
+//! at every connect; `--dev` / `allow_private_targets` lifts it.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use hookbus::domain::url::UrlPolicy;
+use hookbus::domain::webhook::{Webhook, WebhookInput};
+use hookbus::domain::{WebhookUrl, WorkspaceId};
+use hookbus::store::{DatabaseUrl, Store};
+
+use crate::backend_test;
+use crate::helpers::*;
+
+const REFUSED: &[&str] = &[
+    "https://127.0.0.1/hook",
+    "https://2130706433/hook",
+    "https://127.1/hook",
+    "https://[::1]/hook",
+    "https://[::ffff:127.0.0.1]/hook",
+    "https://[64:ff9b::a00:1]/hook",
+    "https://[2002:c0a8:0101::1]/hook",
+    "https://10.1.2.3/hook",
+    "https://172.16.5.4/hook",
+    "https://192.168.0.10/hook",
+    "https://169.254.169.254/latest/meta-data",
+    "https://100.64.0.1/hook",
+    "https://[fd00::1]/hook",
+    "https://[fe80::1]/hook",
+    "https://224.0.0.1/hook",
+    "https://0.0.0.0/hook",
+    "https://localhost/hook",
+];
+
+backend_test!(internal_targets_and_plain_http_are_refused_without_dev, |backend| async move {
+    let app = spawn_app_with(backend, |c| c.dev = false).await;
+    for url in REFUSED {
+        let reply = app.post("/api/v1/webhooks", json!({"url": url, "events": ["*"]})).await;
+        assert_eq!(reply.status, 422, "{url}: {}", reply.body);
+        assert!(reply.body["error"]["message"].as_str().unwrap().starts_with("url"), "{url}");
+    }
+    let http = app.post("/api/v1/webhooks", json!({"url": "http://example.com/hook", "events": ["*"]})).await;
+    assert_eq!(http.status, 422);
+    assert!(http.body["error"]["message"].as_str().unwrap().contains("https"));
+
+    // A name that resolves to loopback through the resolver (not a literal, not "localhost").
+    let hostname = nix::unistd::gethostname().unwrap().into_string().unwrap();
+    let resolves_local = std::net::ToSocketAddrs::to_socket_addrs(&(hostname.as_str(), 443))
+        .map(|mut a| a.any(|a| a.ip().is_loopback()))
+        .unwrap_or(false);
+    assert!(
+        resolves_local,
+        "this test needs the machine's name ({hostname}) to resolve to loopback, as /etc/hosts has it"
+    );
+    let by_name =
+        app.post("/api/v1/webhooks", json!({"url": format!("https://{hostname}/hook"), "events": ["*"]})).await;
+    assert_eq!(by_name.status, 422, "{}", by_name.body);
+    assert!(by_name.body["error"]["message"].as_str().unwrap().contains("resolves to"));
+    // Changing the URL of an existing webhook is checked the same way.
+    let public = app.post("/api/v1/webhooks", json!({"url": "https://93.184.215.14/hook", "events": ["*"]})).await;
+    assert_eq!(public.status, 201, "{}", public.body);
+    let id = public.body["id"].as_str().unwrap();
+    let patched = app
+        .request("PATCH", &format!("/api/v1/webhooks/{id}"), Some(json!({"url": "https://[::ffff:10.0.0.1]/"})))
+        .await;
+    assert_eq!(patched.status, 422);
+    assert_eq!(app.get("/api/v1/webhooks").await.body["data"].as_array().unwrap().len(), 1);
+});
+
+backend_test!(allow_private_targets_lifts_the_guard_but_not_the_https_rule, |backend| async move {
+    let app = spawn_app_with(backend, |c| {
+        c.dev = false;
+        c.allow_private_targets = true;
+    })
+    .await;
+    for url in REFUSED {
+        let reply = app.post("/api/v1/webhooks", json!({"url": url, "events": ["*"]})).await;
+        assert_eq!(reply.status, 201, "{url}: {}", reply.body);
+    }
+    let http = app.post("/api/v1/webhooks", json!({"url": "http://127.0.0.1:9/hook", "events": ["*"]})).await;
+    assert_eq!(http.status, 422);
+});
+
+backend_test!(the_guard_refuses_internal_addresses_again_at_connect_time, |backend| async move {
+    // Webhooks that reached the database while the guard was off (or whose name later
+    // resolves inward) must still never be contacted.
+    let db = TestDb::new(backend).await;
+    let receiver = TestReceiver::start().await;
+    let store = Store::open(&DatabaseUrl::parse(&db.url), 1).await.unwrap();
+    let lax = UrlPolicy { allow_http: true, allow_private: true };
+    let mut ids = Vec::new();
+    for url in [receiver.url(), format!("http://localhost:{}/hook", receiver.port)] {
+        let input =
+            WebhookInput { url: Some(url), events: Some(vec!["*".into()]), max_retries: Some(0), ..Default::default() };
+        let webhook = Webhook::create(WorkspaceId::DEFAULT, input, lax, hookbus::domain::now()).unwrap();
+        store.insert_webhook(&webhook).await.unwrap();
+        ids.push(webhook.id.to_string());
+    }
+    drop(store);
+    let mut config = test_config(&db);
+    config.dev = false;
+    let app = hookbus::Application::build(config).await.unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    actix_rt::spawn(app.run());
+    let client = awc::Client::default();
+    let publish = client
+        .post(format!("{base}/api/v1/events"))
+        .insert_header(("Authorization", format!("Bearer {ADMIN_TOKEN}")))
+        .send_json(&json!({"event": "a.b", "data": {}}))
+        .await
+        .unwrap();
+    assert_eq!(publish.status().as_u16(), 202);
+    for id in &ids {
+        let deadline = std::time::Instant::now() + SHORT;
+        loop {
+            let mut response = client
+                .get(format!("{base}/api/v1/webhooks/{id}/deliveries"))
+                .insert_header(("Authorization", format!("Bearer {ADMIN_TOKEN}")))
+                .send()
+                .await
+                .unwrap();
+            let body: serde_json::Value = response.json().await.unwrap();
+            if body["data"][0]["status"] == "failed" {
+                assert_eq!(body["data"][0]["error_message"], "blocked target address");
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{body}");
+            actix_rt::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    assert_eq!(receiver.count(), 0, "no request reached the internal address");
+});
+
+#[actix_web::test]
+async fn resolution_at_registration_sees_through_names() {
+    let lax = UrlPolicy { allow_http: true, allow_private: true };
+    let local = WebhookUrl::parse("url", "https://localhost:8443/", lax).unwrap();
+    assert!(hookbus::delivery::resolves_to_internal(&local).await);
+    let literal = WebhookUrl::parse("url", "https://8.8.8.8/", lax).unwrap();
+    assert!(!hookbus::delivery::resolves_to_internal(&literal).await);
+}
