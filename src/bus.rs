@@ -13,6 +13,7 @@ use crate::http::auth::AdminToken;
 use crate::http::body::BodyLimit;
 use crate::http::{self, ApiState};
 use crate::metrics::Metrics;
+use crate::store::cipher::MasterKey;
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +24,8 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("could not read or create the admin token")]
     AdminToken(#[source] std::io::Error),
+    #[error("invalid master key: {0}")]
+    MasterKey(String),
     #[error("could not bind the HTTP listener")]
     Bind(#[source] std::io::Error),
 }
@@ -46,7 +49,10 @@ impl Hookbus {
         if config.dev {
             log::warn!("dev mode: http:// and private/loopback targets are allowed; never use --dev in production");
         }
-        let store = Store::open(&config.database(), config.db_max_connections).await?;
+        let mut store = Store::open(&config.database(), config.db_max_connections).await?;
+        let master_key =
+            MasterKey::resolve(config.master_key.as_deref(), &config.data_dir).map_err(StartError::MasterKey)?;
+        store.use_master_key(&master_key).await?;
         let webhooks = store.load_webhooks().await?;
         let admin_token =
             AdminToken::resolve(config.admin_token.as_deref(), &config.data_dir).map_err(StartError::AdminToken)?;

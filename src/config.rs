@@ -12,7 +12,7 @@ use crate::store::DatabaseUrl;
 
 /// Every setting of a hookbus instance. Field names double as TOML keys and, upper-cased
 /// with a `HOOKBUS_` prefix, as environment variables.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Address the HTTP API listens on.
@@ -27,6 +27,9 @@ pub struct Config {
     pub allow_private_targets: bool,
     /// The admin bearer token; generated into `<data_dir>/admin.token` when unset.
     pub admin_token: Option<String>,
+    /// Base64 of the 32-byte key that encrypts webhook secrets at rest; generated into
+    /// `<data_dir>/master.key` when unset.
+    pub master_key: Option<String>,
     /// Largest accepted request body, in bytes.
     pub max_payload_bytes: usize,
     /// Upper bound of any retry wait, in milliseconds.
@@ -64,6 +67,16 @@ pub struct Config {
     pub max_webhooks_per_workspace: usize,
 }
 
+impl std::fmt::Debug for Config {
+    /// Every setting but the secrets, so a config can be logged safely.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut shown = self.clone();
+        shown.admin_token = shown.admin_token.map(|_| "<redacted>".into());
+        shown.master_key = shown.master_key.map(|_| "<redacted>".into());
+        write!(f, "{}", serde_json::to_string(&shown).map_err(|_| std::fmt::Error)?)
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -73,6 +86,7 @@ impl Default for Config {
             dev: false,
             allow_private_targets: false,
             admin_token: None,
+            master_key: None,
             max_payload_bytes: 256 * 1024,
             backoff_max_ms: 3_600_000,
             pending_window: 1_000,
@@ -123,6 +137,7 @@ const SETTINGS: &[&str] = &[
     "dev",
     "allow_private_targets",
     "admin_token",
+    "master_key",
     "max_payload_bytes",
     "backoff_max_ms",
     "pending_window",
@@ -274,6 +289,18 @@ mod tests {
             assert!(Config::load(Some(Path::new("missing.toml")), ConfigOverrides::default()).is_err());
             Ok(())
         });
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_secrets() {
+        let config = Config {
+            admin_token: Some("admin-token-secret-123".into()),
+            master_key: Some("bWFzdGVyLWtleQ==".into()),
+            ..Config::default()
+        };
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("admin-token-secret-123") && !shown.contains("bWFzdGVyLWtleQ=="));
+        assert!(shown.contains("127.0.0.1:8080"));
     }
 
     #[test]

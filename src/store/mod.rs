@@ -5,6 +5,7 @@
 //! diesel's multi-row `INSERT` for SQLite needs the synchronous connection.
 
 mod batch;
+pub mod cipher;
 mod deliveries;
 mod events;
 mod records;
@@ -91,6 +92,11 @@ pub enum StoreError {
     Corrupt(String),
     #[error("could not start the database driver: {0}")]
     Driver(String),
+    #[error(
+        "the master key does not match the one this database was written with \
+         (check HOOKBUS_MASTER_KEY or <data_dir>/master.key)"
+    )]
+    WrongMasterKey,
 }
 
 impl StoreError {
@@ -138,6 +144,8 @@ enum Pool {
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
+    /// Encrypts webhook secrets at rest once a master key is set.
+    cipher: Option<std::sync::Arc<cipher::SecretCipher>>,
 }
 
 /// Runs `$body` with `$conn` bound to a pooled connection of whichever backend is in use.
@@ -213,7 +221,45 @@ impl Store {
                 Pool::Sqlite(pool)
             }
         };
-        Ok(Self { pool })
+        Ok(Self { pool, cipher: None })
+    }
+
+    /// Encrypts webhook secrets under `key` from now on, after checking that it is the key
+    /// the database was written with (the first key used is remembered).
+    pub async fn use_master_key(&mut self, key: &cipher::MasterKey) -> StoreResult<()> {
+        use diesel::prelude::*;
+        use diesel_async::RunQueryDsl;
+        use schema::settings;
+        const NAME: &str = "master_key_check";
+        let check = key.check_value();
+        let stored: Option<String> = with_conn!(self, |conn| {
+            diesel::insert_into(settings::table)
+                .values((settings::name.eq(NAME), settings::value.eq(&check)))
+                .on_conflict_do_nothing()
+                .execute(conn)
+                .await?;
+            settings::table.find(NAME).select(settings::value).first(conn).await.optional()?
+        });
+        if stored.as_deref() != Some(check.as_str()) {
+            return Err(StoreError::WrongMasterKey);
+        }
+        self.cipher = Some(std::sync::Arc::new(cipher::SecretCipher::new(key)));
+        Ok(())
+    }
+
+    /// The stored form of a secret: encrypted when a master key is set.
+    pub(crate) fn seal(&self, secret: &str) -> String {
+        match &self.cipher {
+            Some(cipher) => cipher.encrypt(secret),
+            None => secret.to_owned(),
+        }
+    }
+
+    pub(crate) fn unseal(&self, stored: &str) -> StoreResult<String> {
+        match &self.cipher {
+            Some(cipher) => cipher.decrypt(stored),
+            None => Ok(stored.to_owned()),
+        }
     }
 
     pub fn backend(&self) -> Backend {

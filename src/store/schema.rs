@@ -86,4 +86,11 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    settings (name) {
+        name -> Text,
+        value -> Text,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(workspaces, webhooks, events, deliveries, attempts, api_keys);

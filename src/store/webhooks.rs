@@ -34,8 +34,8 @@ struct WebhookRow {
     updated_at: i64,
 }
 
-impl From<&Webhook> for WebhookRow {
-    fn from(w: &Webhook) -> Self {
+impl WebhookRow {
+    fn new(w: &Webhook, store: &Store) -> Self {
         let patterns: Vec<String> = w.events.iter().map(ToString::to_string).collect();
         Self {
             id: w.id.to_string(),
@@ -43,8 +43,8 @@ impl From<&Webhook> for WebhookRow {
             name: w.name.clone(),
             url: w.url.to_string(),
             events: serde_json::to_string(&patterns).expect("strings serialize"),
-            secret: w.secret.expose().to_owned(),
-            previous_secret: w.previous_secret.as_ref().map(|p| p.secret.expose().to_owned()),
+            secret: store.seal(w.secret.expose()),
+            previous_secret: w.previous_secret.as_ref().map(|p| store.seal(p.secret.expose())),
             previous_secret_until: w.previous_secret.as_ref().map(|p| to_millis(p.valid_until)),
             enabled: w.enabled,
             disabled_reason: w.disabled_reason.map(|r| r.as_str().to_owned()),
@@ -60,9 +60,9 @@ impl From<&Webhook> for WebhookRow {
     }
 }
 
-impl TryFrom<WebhookRow> for Webhook {
-    type Error = StoreError;
-    fn try_from(r: WebhookRow) -> Result<Self, StoreError> {
+impl WebhookRow {
+    fn into_webhook(self, store: &Store) -> Result<Webhook, StoreError> {
+        let r = self;
         let corrupt = |what: &str| StoreError::Corrupt(format!("webhook {}: {what}", r.id));
         let patterns: Vec<String> = serde_json::from_str(&r.events).map_err(|_| corrupt("events"))?;
         let events = patterns
@@ -83,7 +83,7 @@ impl TryFrom<WebhookRow> for Webhook {
             url: WebhookUrl::from_stored(&r.url).map_err(|_| corrupt("url"))?,
             name: r.name,
             events,
-            secret: WebhookSecret::from_stored(r.secret),
+            secret: WebhookSecret::from_stored(store.unseal(&r.secret)?),
             previous_secret,
             enabled: r.enabled,
             disabled_reason: r.disabled_reason.as_deref().and_then(DisabledReason::parse),
@@ -107,17 +107,17 @@ impl Store {
         let rows: Vec<WebhookRow> = with_conn!(self, |conn| {
             webhooks::table.select(WebhookRow::as_select()).order(webhooks::id).load(conn).await?
         });
-        rows.into_iter().map(Webhook::try_from).collect()
+        rows.into_iter().map(|row| row.into_webhook(self)).collect()
     }
 
     pub async fn insert_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
-        let row = WebhookRow::from(webhook);
+        let row = WebhookRow::new(webhook, self);
         with_conn!(self, |conn| diesel::insert_into(webhooks::table).values(&row).execute(conn).await?);
         Ok(())
     }
 
     pub async fn update_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
-        let row = WebhookRow::from(webhook);
+        let row = WebhookRow::new(webhook, self);
         with_conn!(self, |conn| diesel::update(webhooks::table.find(&row.id)).set(&row).execute(conn).await?);
         Ok(())
     }

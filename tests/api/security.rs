@@ -140,3 +140,62 @@ async fn resolution_at_registration_sees_through_names() {
     let literal = WebhookUrl::parse("url", "https://8.8.8.8/", lax).unwrap();
     assert!(!hookbus::delivery::resolves_to_internal(&literal).await);
 }
+
+backend_test!(webhook_secrets_are_encrypted_at_rest, |backend| async move {
+    let app = spawn_app(backend).await;
+    let created = app
+        .create_webhook(
+            json!({"url": "http://127.0.0.1:9/", "events": ["*"], "secret": "plain-text-secret-value-1234"}),
+        )
+        .await;
+    let id = created["id"].as_str().unwrap();
+    let rotated = app.post(&format!("/api/v1/webhooks/{id}/secret/rotate"), json!({})).await;
+    let new_secret = rotated.body["secret"].as_str().unwrap().to_owned();
+    // The API still shows the secret to its owner…
+    assert_eq!(app.get(&format!("/api/v1/webhooks/{id}/secret")).await.body["secret"], new_secret.as_str());
+    // …but the rows hold ciphertext: read them without the key.
+    let raw = Store::open(&DatabaseUrl::parse(&app.db.url), 1).await.unwrap().load_webhooks().await.unwrap();
+    let stored_current = raw[0].secret.expose();
+    let stored_previous = raw[0].previous_secret.as_ref().unwrap().secret.expose();
+    for stored in [stored_current, stored_previous] {
+        assert!(stored.starts_with("enc:v1:"), "{stored}");
+        assert!(!stored.contains("plain-text-secret") && !stored.contains(&new_secret[6..]));
+    }
+    if backend == Backend::Sqlite {
+        let path = app.db.url.trim_start_matches("sqlite://").to_owned();
+        for file in [path.clone(), format!("{path}-wal")] {
+            let bytes = std::fs::read(&file).unwrap_or_default();
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(!text.contains("plain-text-secret-value-1234"), "{file} holds the secret in clear");
+            assert!(!text.contains(&new_secret), "{file} holds the secret in clear");
+        }
+    }
+});
+
+backend_test!(a_wrong_master_key_is_a_clear_start_up_error, |backend| async move {
+    let db = TestDb::new(backend).await;
+    let mut config = test_config(&db);
+    config.master_key = Some(base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [1u8; 32]));
+    let first = hookbus::Hookbus::start(config.clone()).await.expect("the first key is accepted and remembered");
+    first.shutdown().await;
+    config.master_key = Some(base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [2u8; 32]));
+    let Err(error) = hookbus::Hookbus::start(config.clone()).await else { panic!("a wrong key must not start") };
+    let mut chain = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        chain.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    assert!(chain.contains("master key does not match"), "{chain}");
+    config.master_key = Some("too-short".into());
+    assert!(hookbus::Hookbus::start(config).await.is_err());
+    // Without a configured key, one is generated into the data dir with mode 0600.
+    let generated = tempfile::tempdir().unwrap();
+    let other = TestDb::new(backend).await;
+    let mut config = test_config(&other);
+    config.data_dir = generated.path().to_path_buf();
+    hookbus::Hookbus::start(config).await.unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(generated.path().join("master.key")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+});
