@@ -199,3 +199,83 @@ backend_test!(a_wrong_master_key_is_a_clear_start_up_error, |backend| async move
     let mode = std::fs::metadata(generated.path().join("master.key")).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
 });
+
+backend_test!(after_the_rotation_overlap_only_the_new_secret_signs, |backend| async move {
+    let app = spawn_app_with(backend, |c| c.secret_rotation_overlap_s = 1).await;
+    let receiver = TestReceiver::start().await;
+    let created = app.create_webhook(json!({"url": receiver.url(), "events": ["*"]})).await;
+    let (id, old) = (created["id"].as_str().unwrap(), created["secret"].as_str().unwrap().to_owned());
+    let rotated = app.post(&format!("/api/v1/webhooks/{id}/secret/rotate"), json!({})).await;
+    let new = rotated.body["secret"].as_str().unwrap().to_owned();
+    app.publish("a.b", json!({})).await;
+    let during = receiver.recv(SHORT).await.unwrap();
+    assert_eq!((verify_standard_webhooks(&new, &during), verify_standard_webhooks(&old, &during)), (1, 1));
+    actix_rt::time::sleep(Duration::from_millis(1100)).await;
+    app.publish("a.b", json!({})).await;
+    let after = receiver.recv(SHORT).await.unwrap();
+    assert_eq!(after.header("webhook-signature").split(' ').count(), 1);
+    assert_eq!((verify_standard_webhooks(&new, &after), verify_standard_webhooks(&old, &after)), (1, 0));
+    assert!(verify_hex_signature(&new, &after));
+});
+
+#[actix_web::test]
+async fn no_token_key_secret_or_payload_reaches_the_log() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let receiver = TestReceiver::start().await;
+    receiver.script(vec![Answer::status(500)]);
+    let log_path = db.data_dir().join("server.log");
+    let port = free_port();
+    let mut child = hookbus_command()
+        .env("HOOKBUS_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("RUST_LOG", "trace")
+        .args(["serve", "--dev", "--bind", &format!("127.0.0.1:{port}"), "--database-url", &db.url])
+        .arg("--data-dir")
+        .arg(db.data_dir())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    wait_healthy(port, &mut child).await;
+    let base = format!("http://127.0.0.1:{port}");
+    let client = awc::Client::default();
+    let call = |method: &str, path: &str, token: &str, body: serde_json::Value| {
+        client
+            .request(actix_web::http::Method::from_bytes(method.as_bytes()).unwrap(), format!("{base}{path}"))
+            .insert_header(("Authorization", format!("Bearer {token}")))
+            .send_json(&body)
+    };
+    let mut ws = call("POST", "/api/v1/workspaces", ADMIN_TOKEN, json!({"name": "logged"})).await.unwrap();
+    let ws: serde_json::Value = ws.json().await.unwrap();
+    let key = ws["api_key"].as_str().unwrap().to_owned();
+    let hook =
+        json!({"url": receiver.url(), "events": ["*"], "secret": "log-test-secret-value-42", "backoff_base_ms": 10});
+    let mut created = call("POST", "/api/v1/webhooks", &key, hook).await.unwrap();
+    let created: serde_json::Value = created.json().await.unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let mut rotated = call("POST", &format!("/api/v1/webhooks/{id}/secret/rotate"), &key, json!({})).await.unwrap();
+    let rotated: serde_json::Value = rotated.json().await.unwrap();
+    let event = json!({"event": "user.signed_up", "data": {"password": "hunter2-payload-marker"}});
+    assert_eq!(call("POST", "/api/v1/events", &key, event).await.unwrap().status().as_u16(), 202);
+    receiver.recv_n(2, SHORT).await; // a failed attempt (logged at WARN), then a success
+    call("POST", &format!("/api/v1/webhooks/{id}/test"), &key, json!({})).await.unwrap();
+    call("GET", "/api/v1/webhooks", "wrong-token-attempt-xyz", json!({})).await.unwrap();
+    send_signal(&child, nix::sys::signal::Signal::SIGTERM);
+    assert!(wait_exit(&mut child, LONG).success());
+
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(log.contains("TRACE") || log.contains("DEBUG"), "the log was captured at full verbosity");
+    assert!(log.contains("failed"), "the failed attempt was logged");
+    let master_key = std::fs::read_to_string(db.data_dir().join("master.key")).unwrap();
+    for secret in [
+        ADMIN_TOKEN,
+        key.as_str(),
+        &key[4..],
+        "log-test-secret-value-42",
+        rotated["secret"].as_str().unwrap(),
+        "hunter2-payload-marker",
+        master_key.trim(),
+        "wrong-token-attempt-xyz",
+    ] {
+        assert!(!log.contains(secret), "the log contains {secret}");
+    }
+}
