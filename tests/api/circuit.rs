@@ -15,21 +15,12 @@ async fn health(app: &TestApp) -> Value {
 }
 
 async fn webhook_health(app: &TestApp, id: &str) -> Value {
-    let all = health(app).await;
-    all["webhooks"].as_array().unwrap().iter().find(|w| w["id"] == id).unwrap().clone()
+    webhook_in(&health(app).await, id).clone()
 }
 
 /// Polls the dashboard until `check` holds for the webhook.
 async fn wait_for_health(app: &TestApp, id: &str, check: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + LONG;
-    loop {
-        let now = webhook_health(app, id).await;
-        if check(&now) {
-            return now;
-        }
-        assert!(Instant::now() < deadline, "never reached: {now}");
-        actix_rt::time::sleep(Duration::from_millis(25)).await;
-    }
+    webhook_in(&app.dashboard_when(|board| check(webhook_in(board, id))).await, id).clone()
 }
 
 async fn publish_many(app: &TestApp, event: &str, n: usize) {

@@ -7,22 +7,8 @@ use serde_json::{json, Value};
 use crate::backend_test;
 use crate::helpers::*;
 
-/// Polls the dashboard until `ready` holds.
-async fn dashboard_when(app: &TestApp, ready: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + LONG;
-    loop {
-        let reply = app.get("/api/v1/health").await;
-        assert_eq!(reply.status, 200, "{}", reply.body);
-        if ready(&reply.body) {
-            return reply.body;
-        }
-        assert!(Instant::now() < deadline, "dashboard never got there: {}", reply.body);
-        actix_rt::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
 fn webhook<'a>(dashboard: &'a Value, id: &Value) -> &'a Value {
-    dashboard["webhooks"].as_array().unwrap().iter().find(|w| w["id"] == *id).unwrap()
+    webhook_in(dashboard, id.as_str().unwrap())
 }
 
 backend_test!(the_dashboard_reports_every_field_from_live_state, |backend| async move {
@@ -51,10 +37,13 @@ backend_test!(the_dashboard_reports_every_field_from_live_state, |backend| async
     }
     // 3 events; the good webhook gets 3 successes, the bad one opens after 2 failures and
     // holds its 3 deliveries pending.
-    let board = dashboard_when(&app, |b| {
-        b["totals"]["succeeded"] == 3 && b["totals"]["attempts"] == 5 && webhook(b, &failing["id"])["circuit"] == "open"
-    })
-    .await;
+    let board = app
+        .dashboard_when(|b| {
+            b["totals"]["succeeded"] == 3
+                && b["totals"]["attempts"] == 5
+                && webhook(b, &failing["id"])["circuit"] == "open"
+        })
+        .await;
     assert_eq!(board["status"], "degraded");
     assert!(board["uptime_s"].is_u64());
     let backend_name = match backend {
@@ -113,7 +102,7 @@ backend_test!(the_dashboard_reports_every_field_from_live_state, |backend| async
         app.request("DELETE", &format!("/api/v1/webhooks/{}", failing["id"].as_str().unwrap()), None).await.status,
         204
     );
-    let board = dashboard_when(&app, |b| b["webhooks"].as_array().unwrap().len() == 2).await;
+    let board = app.dashboard_when(|b| b["webhooks"].as_array().unwrap().len() == 2).await;
     assert_eq!(board["status"], "ok");
 });
 

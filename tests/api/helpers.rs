@@ -168,17 +168,22 @@ pub struct Reply {
 
 impl TestApp {
     pub async fn request(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+        self.request_as(ADMIN_TOKEN, method, path, body).await
+    }
+
+    /// A request with another bearer token (a workspace key).
+    pub async fn request_as(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> Reply {
         let method = actix_web::http::Method::from_bytes(method.as_bytes()).unwrap();
         let request = self
             .client
             .request(method, format!("{}{path}", self.base))
-            .insert_header(("Authorization", format!("Bearer {ADMIN_TOKEN}")));
+            .insert_header(("Authorization", format!("Bearer {token}")));
         let mut response = match body {
             Some(body) => request.send_json(&body).await.unwrap(),
             None => request.send().await.unwrap(),
         };
         let bytes = response.body().limit(10 << 20).await.unwrap();
-        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         Reply { status: response.status().as_u16(), body }
     }
 
@@ -222,6 +227,20 @@ impl TestApp {
         }
     }
 
+    /// Polls `GET /api/v1/health` until `ready` holds; returns that dashboard.
+    pub async fn dashboard_when(&self, ready: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + LONG;
+        loop {
+            let reply = self.get("/api/v1/health").await;
+            assert_eq!(reply.status, 200, "{}", reply.body);
+            if ready(&reply.body) {
+                return reply.body;
+            }
+            assert!(Instant::now() < deadline, "the dashboard never got there: {}", reply.body);
+            actix_rt::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
     /// Polls until the webhook has `n` deliveries all in `status`.
     pub async fn wait_for_all(&self, webhook_id: &str, n: usize, status: &str, within: Duration) -> Vec<Value> {
         let deadline = Instant::now() + within;
@@ -237,6 +256,11 @@ impl TestApp {
             actix_rt::time::sleep(Duration::from_millis(25)).await;
         }
     }
+}
+
+/// One webhook's entry in a health dashboard.
+pub fn webhook_in<'a>(dashboard: &'a Value, id: &str) -> &'a Value {
+    dashboard["webhooks"].as_array().unwrap().iter().find(|w| w["id"] == id).expect("the webhook is on the dashboard")
 }
 
 /// What a receiver answers.

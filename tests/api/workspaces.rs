@@ -6,17 +6,7 @@ use crate::backend_test;
 use crate::helpers::*;
 
 async fn as_key(app: &TestApp, key: &str, method: &str, path: &str, body: Option<Value>) -> Reply {
-    let method = actix_web::http::Method::from_bytes(method.as_bytes()).unwrap();
-    let request = app
-        .client
-        .request(method, format!("{}{path}", app.base))
-        .insert_header(("Authorization", format!("Bearer {key}")));
-    let mut response = match body {
-        Some(body) => request.send_json(&body).await.unwrap(),
-        None => request.send().await.unwrap(),
-    };
-    let bytes = response.body().await.unwrap();
-    Reply { status: response.status().as_u16(), body: serde_json::from_slice(&bytes).unwrap_or(Value::Null) }
+    app.request_as(key, method, path, body).await
 }
 
 async fn workspace(app: &TestApp, name: &str) -> (String, String) {
