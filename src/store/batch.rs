@@ -5,7 +5,7 @@ use diesel::{ExpressionMethods, QueryDsl, QueryResult, SqliteConnection};
 use super::records::{AttemptRow, DeliveryChanges, DeliveryRow, EventRow};
 use super::schema::{attempts, deliveries, events};
 use super::{AttemptRecord, DeliveryRecord, DeliveryUpdate, EventRecord, Pool, Store, StoreResult};
-use crate::domain::DeliveryStatus;
+use crate::domain::{AttemptOutcome, DeliveryStatus};
 
 /// PostgreSQL takes at most 65,535 bind parameters per statement.
 const ROWS_PER_INSERT: usize = 2_000;
@@ -22,6 +22,43 @@ pub struct PublishWrite {
 pub struct AttemptWrite {
     pub attempt: AttemptRecord,
     pub delivery: DeliveryUpdate,
+}
+
+impl AttemptWrite {
+    /// The record of one attempt of `delivery`, which already holds the state the attempt
+    /// left it in (attempt count, retries used, status, next attempt).
+    pub fn new(
+        delivery: &DeliveryRecord,
+        started_at: chrono::DateTime<chrono::Utc>,
+        outcome: &AttemptOutcome,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Self {
+        let duration_ms = outcome.duration.as_millis() as u64;
+        Self {
+            attempt: AttemptRecord {
+                delivery_id: delivery.id,
+                workspace_id: delivery.workspace_id,
+                attempt: delivery.attempt_count,
+                started_at,
+                duration_ms,
+                status_code: outcome.status_code,
+                error_message: outcome.error_message.clone(),
+                response_body: outcome.response_body.clone(),
+            },
+            delivery: DeliveryUpdate {
+                id: delivery.id,
+                status: delivery.status,
+                attempt_count: delivery.attempt_count,
+                retries_used: delivery.retries_used,
+                next_attempt_at: delivery.next_attempt_at,
+                status_code: outcome.status_code,
+                error_message: outcome.error_message.clone(),
+                response_body: outcome.response_body.clone(),
+                duration_ms: Some(duration_ms),
+                completed_at: (delivery.status != DeliveryStatus::Pending).then_some(now),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

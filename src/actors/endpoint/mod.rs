@@ -34,7 +34,7 @@ use crate::domain::rate_limit::TokenBucket;
 use crate::domain::webhook::{DisabledReason, Webhook};
 use crate::domain::{AttemptOutcome, DeliveryId, DeliveryStatus};
 use crate::metrics::{FinalStatus, Metrics};
-use crate::store::{AttemptRecord, AttemptWrite, DeliveryUpdate, PendingDelivery, Store, WriteOp};
+use crate::store::{AttemptWrite, PendingDelivery, Store, WriteOp};
 
 /// How long to wait before paging again after the database failed to answer.
 const PAGE_RETRY_DELAY: Duration = Duration::from_secs(1);
@@ -279,30 +279,7 @@ impl EndpointActor {
         delivery.status = status;
         delivery.status_code = outcome.status_code;
         delivery.error_message = outcome.error_message.clone();
-        let write = AttemptWrite {
-            attempt: AttemptRecord {
-                delivery_id: id,
-                workspace_id: delivery.workspace_id,
-                attempt,
-                started_at,
-                duration_ms: outcome.duration.as_millis() as u64,
-                status_code: outcome.status_code,
-                error_message: outcome.error_message.clone(),
-                response_body: outcome.response_body.clone(),
-            },
-            delivery: DeliveryUpdate {
-                id,
-                status,
-                attempt_count: attempt,
-                retries_used,
-                next_attempt_at,
-                status_code: outcome.status_code,
-                error_message: outcome.error_message,
-                response_body: outcome.response_body,
-                duration_ms: Some(outcome.duration.as_millis() as u64),
-                completed_at: (status != DeliveryStatus::Pending).then_some(wall),
-            },
-        };
+        let write = AttemptWrite::new(delivery, started_at, &outcome, wall);
         // Fire and forget: the writer retries until the record is committed, and until
         // then the delivery is still pending in the database (at-least-once).
         self.deps.persistence.do_send(PersistWrite { op: WriteOp::Attempt(write) });

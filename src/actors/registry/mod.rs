@@ -31,10 +31,7 @@ use crate::domain::url::UrlPolicy;
 use crate::domain::webhook::{DisabledReason, Webhook};
 use crate::domain::{DeliveryStatus, EventId, EventType, Page, ValidationError, WebhookId, WebhookSecret, WorkspaceId};
 use crate::metrics::{FinalStatus, Metrics};
-use crate::store::{
-    AttemptRecord, AttemptWrite, DeliveryRecord, DeliveryUpdate, EventRecord, PublishWrite, Store, StoreError, WriteOp,
-    WriteOutcome,
-};
+use crate::store::{AttemptWrite, DeliveryRecord, EventRecord, PublishWrite, Store, StoreError, WriteOp, WriteOutcome};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -598,6 +595,7 @@ impl Handler<TestWebhook> for Registry {
                     data_json: &record.data_json,
                 }
                 .to_body();
+                let delivery_record = delivery.clone();
                 let publish = WriteOp::Publish(PublishWrite { event: record.clone(), deliveries: vec![delivery] });
                 persist(&persistence, publish).await?;
                 let started_at = crate::domain::now();
@@ -613,32 +611,11 @@ impl Handler<TestWebhook> for Registry {
                 };
                 let outcome = outbound.send(request).await;
                 let succeeded = outcome.succeeded();
-                let status = if succeeded { DeliveryStatus::Succeeded } else { DeliveryStatus::Failed };
                 let duration_ms = outcome.duration.as_millis() as u64;
-                let record = WriteOp::Attempt(AttemptWrite {
-                    attempt: AttemptRecord {
-                        delivery_id,
-                        workspace_id: webhook.workspace_id,
-                        attempt: 1,
-                        started_at,
-                        duration_ms,
-                        status_code: outcome.status_code,
-                        error_message: outcome.error_message.clone(),
-                        response_body: outcome.response_body.clone(),
-                    },
-                    delivery: DeliveryUpdate {
-                        id: delivery_id,
-                        status,
-                        attempt_count: 1,
-                        retries_used: 0,
-                        next_attempt_at: None,
-                        status_code: outcome.status_code,
-                        error_message: outcome.error_message.clone(),
-                        response_body: outcome.response_body,
-                        duration_ms: Some(duration_ms),
-                        completed_at: Some(crate::domain::now()),
-                    },
-                });
+                let mut tested = delivery_record;
+                tested.attempt_count = 1;
+                tested.status = if succeeded { DeliveryStatus::Succeeded } else { DeliveryStatus::Failed };
+                let record = WriteOp::Attempt(AttemptWrite::new(&tested, started_at, &outcome, crate::domain::now()));
                 persist(&persistence, record).await?;
                 Ok(TestResult {
                     delivery_id,
