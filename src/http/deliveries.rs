@@ -10,6 +10,8 @@ use crate::domain::envelope::Envelope;
 use crate::domain::{DeliveryId, DeliveryStatus, Page, ValidationError};
 use crate::error::ApiError;
 
+#[utoipa::path(
+    operation_id = "deliveries_list",get, path = "/api/v1/webhooks/{id}/deliveries", tag = "deliveries", params(("id" = String, Path, description = "webhook id"), ("status" = Option<String>, Query), ("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query), ("workspace_id" = Option<String>, Query)), responses((status = 200, body = super::openapi::DeliveryPage), (status = 400, body = super::openapi::ErrorBody), (status = 401, body = super::openapi::ErrorBody), (status = 404, body = super::openapi::ErrorBody), (status = 413, body = super::openapi::ErrorBody), (status = 415, body = super::openapi::ErrorBody), (status = 422, body = super::openapi::ErrorBody), (status = 429, body = super::openapi::ErrorBody), (status = 503, body = super::openapi::ErrorBody)))]
 pub async fn list(
     state: web::Data<ApiState>,
     caller: Caller,
@@ -31,6 +33,8 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(Page { data, next_cursor }))
 }
 
+#[utoipa::path(
+    operation_id = "deliveries_get",get, path = "/api/v1/deliveries/{id}", tag = "deliveries", params(("id" = String, Path, description = "delivery id")), responses((status = 200, body = super::openapi::DeliveryObject), (status = 400, body = super::openapi::ErrorBody), (status = 401, body = super::openapi::ErrorBody), (status = 404, body = super::openapi::ErrorBody), (status = 413, body = super::openapi::ErrorBody), (status = 415, body = super::openapi::ErrorBody), (status = 422, body = super::openapi::ErrorBody), (status = 429, body = super::openapi::ErrorBody), (status = 503, body = super::openapi::ErrorBody)))]
 pub async fn get(state: web::Data<ApiState>, caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let delivery_id: DeliveryId = path_id(&id, "delivery")?;
     let (pending, attempts) =
@@ -51,6 +55,8 @@ pub async fn get(state: web::Data<ApiState>, caller: Caller, id: web::Path<Strin
     Ok(HttpResponse::Ok().json(object))
 }
 
+#[utoipa::path(
+    operation_id = "deliveries_redeliver",post, path = "/api/v1/deliveries/{id}/redeliver", tag = "deliveries", params(("id" = String, Path, description = "delivery id")), responses((status = 202, body = super::openapi::DeliveryObject), (status = 400, body = super::openapi::ErrorBody), (status = 401, body = super::openapi::ErrorBody), (status = 404, body = super::openapi::ErrorBody), (status = 413, body = super::openapi::ErrorBody), (status = 415, body = super::openapi::ErrorBody), (status = 422, body = super::openapi::ErrorBody), (status = 429, body = super::openapi::ErrorBody), (status = 503, body = super::openapi::ErrorBody)))]
 pub async fn redeliver(
     state: web::Data<ApiState>,
     caller: Caller,
@@ -68,6 +74,8 @@ pub struct ReplayBody {
     status: Option<String>,
 }
 
+#[utoipa::path(
+    operation_id = "deliveries_replay",post, path = "/api/v1/webhooks/{id}/replay", tag = "deliveries", params(("id" = String, Path, description = "webhook id")), request_body = super::openapi::ReplayInput, responses((status = 202, body = super::openapi::ReplayedObject), (status = 400, body = super::openapi::ErrorBody), (status = 401, body = super::openapi::ErrorBody), (status = 404, body = super::openapi::ErrorBody), (status = 413, body = super::openapi::ErrorBody), (status = 415, body = super::openapi::ErrorBody), (status = 422, body = super::openapi::ErrorBody), (status = 429, body = super::openapi::ErrorBody), (status = 503, body = super::openapi::ErrorBody)))]
 pub async fn replay(
     state: web::Data<ApiState>,
     caller: Caller,

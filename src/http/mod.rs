@@ -6,6 +6,7 @@ pub mod body;
 mod deliveries;
 mod events;
 mod health;
+pub mod openapi;
 mod webhooks;
 mod workspaces;
 
@@ -67,6 +68,7 @@ pub fn configure(
             .route("/metrics", web::get().to(health::metrics))
             .service(
                 web::scope("/api/v1")
+                    .route("/openapi.json", web::get().to(openapi::document))
                     .route("/health", web::get().to(health::dashboard))
                     .service(
                         web::resource("/webhooks")

@@ -18,6 +18,8 @@ fn webhook_id(raw: &str) -> Result<WebhookId, ApiError> {
     path_id(raw, "webhook")
 }
 
+#[utoipa::path(
+    operation_id = "webhooks_create",post, path = "/api/v1/webhooks", tag = "webhooks", request_body = super::openapi::WebhookInputDoc, responses((status = 201, body = super::openapi::WebhookObject), (status = 400, body = super::openapi::ErrorBody), (status = 401, body = super::openapi::ErrorBody), (status = 404, body = super::openapi::ErrorBody), (status = 413, body = super::openapi::ErrorBody), (status = 415, body = super::openapi::ErrorBody), (status = 422, body = super::openapi::ErrorBody), (status = 429, body = super::openapi::ErrorBody), (status = 503, body = super::openapi::ErrorBody)))]
 pub async fn create(
     state: web::Data<ApiState>,
     caller: Caller,
@@ -29,6 +31,8 @@ pub async fn create(
     Ok(HttpResponse::Created().json(object))
 }
 
+#[utoipa::path(
+    operation_id = "webhooks_list",get, path = "/api/v1/webhooks", tag = "webhooks", params(("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query), ("workspace_id" = Option<String>, Query)), responses((status = 200, body = super::openapi::WebhookPage), (status = 400, body = super::openapi::ErrorBody), (status = 401, body = super::openapi::ErrorBody), (status = 404, body = super::openapi::ErrorBody), (status = 413, body = super::openapi::ErrorBody), (status = 415, body = super::openapi::ErrorBody), (status = 422, body = super::openapi::ErrorBody), (status = 429, body = super::openapi::ErrorBody), (status = 503, body = super::openapi::ErrorBody)))]
 pub async fn list(
     state: web::Data<ApiState>,
     caller: Caller,
@@ -41,12 +45,16 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(page))
 }
 
+#[utoipa::path(
+    operation_id = "webhooks_get",get, path = "/api/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path, description = "webhook id")), responses((status = 200, body = super::openapi::WebhookObject), (status = 400, body = super::openapi::ErrorBody), (status = 401, body = super::openapi::ErrorBody), (status = 404, body = super::openapi::ErrorBody), (status = 413, body = super::openapi::ErrorBody), (status = 415, body = super::openapi::ErrorBody), (status = 422, body = super::openapi::ErrorBody), (status = 429, body = super::openapi::ErrorBody), (status = 503, body = super::openapi::ErrorBody)))]
 pub async fn get(state: web::Data<ApiState>, caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let webhook_id = webhook_id(&id)?;
     let webhook = state.registry.send(GetWebhook { workspace_id: caller.workspace_id, webhook_id }).await??;
     Ok(HttpResponse::Ok().json(&*webhook))
 }
 
+#[utoipa::path(
+    operation_id = "webhooks_update",patch, path = "/api/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path, description = "webhook id")), request_body = super::openapi::WebhookPatchDoc, responses((status = 200, body = super::openapi::WebhookObject), (status = 400, body = super::openapi::ErrorBody), (status = 401, body = super::openapi::ErrorBody), (status = 404, body = super::openapi::ErrorBody), (status = 413, body = super::openapi::ErrorBody), (status = 415, body = super::openapi::ErrorBody), (status = 422, body = super::openapi::ErrorBody), (status = 429, body = super::openapi::ErrorBody), (status = 503, body = super::openapi::ErrorBody)))]
 pub async fn update(
     state: web::Data<ApiState>,
     caller: Caller,
@@ -59,6 +67,8 @@ pub async fn update(
     Ok(HttpResponse::Ok().json(&*webhook))
 }
 
+#[utoipa::path(
+    operation_id = "webhooks_delete",delete, path = "/api/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path, description = "webhook id")), responses((status = 204), (status = 400, body = super::openapi::ErrorBody), (status = 401, body = super::openapi::ErrorBody), (status = 404, body = super::openapi::ErrorBody), (status = 413, body = super::openapi::ErrorBody), (status = 415, body = super::openapi::ErrorBody), (status = 422, body = super::openapi::ErrorBody), (status = 429, body = super::openapi::ErrorBody), (status = 503, body = super::openapi::ErrorBody)))]
 pub async fn delete(
     state: web::Data<ApiState>,
     caller: Caller,
@@ -69,6 +79,8 @@ pub async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(
+    operation_id = "webhooks_secret",get, path = "/api/v1/webhooks/{id}/secret", tag = "webhooks", params(("id" = String, Path, description = "webhook id")), responses((status = 200, body = super::openapi::SecretObject), (status = 400, body = super::openapi::ErrorBody), (status = 401, body = super::openapi::ErrorBody), (status = 404, body = super::openapi::ErrorBody), (status = 413, body = super::openapi::ErrorBody), (status = 415, body = super::openapi::ErrorBody), (status = 422, body = super::openapi::ErrorBody), (status = 429, body = super::openapi::ErrorBody), (status = 503, body = super::openapi::ErrorBody)))]
 pub async fn secret(
     state: web::Data<ApiState>,
     caller: Caller,
@@ -85,6 +97,8 @@ pub struct RotateBody {
     secret: Option<String>,
 }
 
+#[utoipa::path(
+    operation_id = "webhooks_rotate_secret",post, path = "/api/v1/webhooks/{id}/secret/rotate", tag = "webhooks", params(("id" = String, Path, description = "webhook id")), request_body = super::openapi::RotateInput, responses((status = 200, body = super::openapi::RotatedObject), (status = 400, body = super::openapi::ErrorBody), (status = 401, body = super::openapi::ErrorBody), (status = 404, body = super::openapi::ErrorBody), (status = 413, body = super::openapi::ErrorBody), (status = 415, body = super::openapi::ErrorBody), (status = 422, body = super::openapi::ErrorBody), (status = 429, body = super::openapi::ErrorBody), (status = 503, body = super::openapi::ErrorBody)))]
 pub async fn rotate_secret(
     state: web::Data<ApiState>,
     caller: Caller,
@@ -99,6 +113,8 @@ pub async fn rotate_secret(
     Ok(HttpResponse::Ok().json(rotated))
 }
 
+#[utoipa::path(
+    operation_id = "webhooks_test",post, path = "/api/v1/webhooks/{id}/test", tag = "webhooks", params(("id" = String, Path, description = "webhook id")), responses((status = 200, body = super::openapi::TestResultObject), (status = 400, body = super::openapi::ErrorBody), (status = 401, body = super::openapi::ErrorBody), (status = 404, body = super::openapi::ErrorBody), (status = 413, body = super::openapi::ErrorBody), (status = 415, body = super::openapi::ErrorBody), (status = 422, body = super::openapi::ErrorBody), (status = 429, body = super::openapi::ErrorBody), (status = 503, body = super::openapi::ErrorBody)))]
 pub async fn test(state: web::Data<ApiState>, caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let webhook_id = webhook_id(&id)?;
     let result = state.registry.send(TestWebhook { workspace_id: caller.workspace_id, webhook_id }).await??;

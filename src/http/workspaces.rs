@@ -18,6 +18,8 @@ pub struct CreateWorkspace {
     name: Option<String>,
 }
 
+#[utoipa::path(
+    operation_id = "workspaces_create",post, path = "/api/v1/workspaces", tag = "workspaces", request_body = super::openapi::WorkspaceInput, responses((status = 201, body = super::openapi::WorkspaceObject), (status = 400, body = super::openapi::ErrorBody), (status = 401, body = super::openapi::ErrorBody), (status = 404, body = super::openapi::ErrorBody), (status = 413, body = super::openapi::ErrorBody), (status = 415, body = super::openapi::ErrorBody), (status = 422, body = super::openapi::ErrorBody), (status = 429, body = super::openapi::ErrorBody), (status = 503, body = super::openapi::ErrorBody)))]
 pub async fn create(
     state: web::Data<ApiState>,
     _: AdminCaller,
@@ -35,6 +37,8 @@ pub async fn create(
     Ok(HttpResponse::Created().json(object))
 }
 
+#[utoipa::path(
+    operation_id = "workspaces_list",get, path = "/api/v1/workspaces", tag = "workspaces", params(("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query), ("workspace_id" = Option<String>, Query)), responses((status = 200, body = super::openapi::WorkspacePage), (status = 400, body = super::openapi::ErrorBody), (status = 401, body = super::openapi::ErrorBody), (status = 404, body = super::openapi::ErrorBody), (status = 413, body = super::openapi::ErrorBody), (status = 415, body = super::openapi::ErrorBody), (status = 422, body = super::openapi::ErrorBody), (status = 429, body = super::openapi::ErrorBody), (status = 503, body = super::openapi::ErrorBody)))]
 pub async fn list(
     state: web::Data<ApiState>,
     _: AdminCaller,
@@ -44,6 +48,8 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(Page { data, next_cursor }))
 }
 
+#[utoipa::path(
+    operation_id = "workspaces_create_key",post, path = "/api/v1/workspaces/{id}/keys", tag = "workspaces", params(("id" = String, Path, description = "workspace id")), responses((status = 201, body = super::openapi::KeyObject), (status = 400, body = super::openapi::ErrorBody), (status = 401, body = super::openapi::ErrorBody), (status = 404, body = super::openapi::ErrorBody), (status = 413, body = super::openapi::ErrorBody), (status = 415, body = super::openapi::ErrorBody), (status = 422, body = super::openapi::ErrorBody), (status = 429, body = super::openapi::ErrorBody), (status = 503, body = super::openapi::ErrorBody)))]
 pub async fn create_key(
     state: web::Data<ApiState>,
     _: AdminCaller,
@@ -59,6 +65,8 @@ pub async fn create_key(
     Ok(HttpResponse::Created().json(json!({"id": key_id, "api_key": key.plaintext})))
 }
 
+#[utoipa::path(
+    operation_id = "workspaces_revoke_key",delete, path = "/api/v1/workspaces/{id}/keys/{key_id}", tag = "workspaces", params(("id" = String, Path), ("key_id" = String, Path)), responses((status = 204), (status = 400, body = super::openapi::ErrorBody), (status = 401, body = super::openapi::ErrorBody), (status = 404, body = super::openapi::ErrorBody), (status = 413, body = super::openapi::ErrorBody), (status = 415, body = super::openapi::ErrorBody), (status = 422, body = super::openapi::ErrorBody), (status = 429, body = super::openapi::ErrorBody), (status = 503, body = super::openapi::ErrorBody)))]
 pub async fn revoke_key(
     state: web::Data<ApiState>,
     _: AdminCaller,

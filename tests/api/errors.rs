@@ -163,3 +163,47 @@ async fn an_unreachable_database_is_503_and_accepts_nothing() {
     assert_eq!(health.status, 503);
     assert_eq!(health.body, json!({"status": "unavailable"}));
 }
+
+#[actix_web::test]
+async fn the_openapi_document_describes_every_route_once() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let mut response = app.client.get(format!("{}/api/v1/openapi.json", app.base)).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200, "served without a token");
+    let doc: Value = response.json().limit(1 << 20).await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    let mut operations = Vec::new();
+    for (path, methods) in paths {
+        for (method, operation) in methods.as_object().unwrap() {
+            operations.push(format!("{} {path}", method.to_uppercase()));
+            assert!(operation["operationId"].is_string());
+        }
+    }
+    operations.sort();
+    let expected = [
+        "DELETE /api/v1/webhooks/{id}",
+        "DELETE /api/v1/workspaces/{id}/keys/{key_id}",
+        "GET /api/v1/deliveries/{id}",
+        "GET /api/v1/health",
+        "GET /api/v1/webhooks",
+        "GET /api/v1/webhooks/{id}",
+        "GET /api/v1/webhooks/{id}/deliveries",
+        "GET /api/v1/webhooks/{id}/secret",
+        "GET /api/v1/workspaces",
+        "GET /health",
+        "PATCH /api/v1/webhooks/{id}",
+        "POST /api/v1/deliveries/{id}/redeliver",
+        "POST /api/v1/events",
+        "POST /api/v1/webhooks",
+        "POST /api/v1/webhooks/{id}/replay",
+        "POST /api/v1/webhooks/{id}/secret/rotate",
+        "POST /api/v1/webhooks/{id}/test",
+        "POST /api/v1/workspaces",
+        "POST /api/v1/workspaces/{id}/keys",
+    ];
+    assert_eq!(operations, expected);
+    let ids: std::collections::HashSet<_> =
+        paths.values().flat_map(|m| m.as_object().unwrap().values()).map(|o| o["operationId"].to_string()).collect();
+    assert_eq!(ids.len(), expected.len(), "operation ids are unique");
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+}

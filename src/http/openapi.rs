@@ -1,0 +1,269 @@
+//! The OpenAPI 3 document of the admin API (`GET /api/v1/openapi.json`), generated from the
+//! handlers' annotations. The schemas here describe the JSON the API sends and accepts.
+
+use serde::Serialize;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+/// `{"error": {"code", "message"}}`
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    code: String,
+    message: String,
+}
+
+/// A webhook, as every route but create shows it (no secret).
+#[derive(Serialize, ToSchema)]
+pub struct WebhookObject {
+    id: uuid::Uuid,
+    workspace_id: uuid::Uuid,
+    name: String,
+    url: String,
+    events: Vec<String>,
+    enabled: bool,
+    #[schema(nullable)]
+    disabled_reason: Option<String>,
+    timeout_ms: u32,
+    max_retries: u32,
+    backoff_base_ms: u32,
+    max_in_flight: u32,
+    #[schema(nullable)]
+    rate_limit_per_sec: Option<u32>,
+    headers: std::collections::BTreeMap<String, String>,
+    created_at: String,
+    updated_at: String,
+    /// Only in the answer to create.
+    secret: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WebhookPage {
+    data: Vec<WebhookObject>,
+    #[schema(nullable)]
+    next_cursor: Option<String>,
+}
+
+/// The body of `POST /api/v1/webhooks`.
+#[derive(Serialize, ToSchema)]
+pub struct WebhookInputDoc {
+    url: String,
+    events: Vec<String>,
+    name: Option<String>,
+    secret: Option<String>,
+    enabled: Option<bool>,
+    timeout_ms: Option<i64>,
+    max_retries: Option<i64>,
+    backoff_base_ms: Option<i64>,
+    max_in_flight: Option<i64>,
+    #[schema(nullable)]
+    rate_limit_per_sec: Option<i64>,
+    headers: Option<std::collections::BTreeMap<String, String>>,
+}
+
+/// The body of `PATCH /api/v1/webhooks/{id}`: any subset of the create fields but `secret`.
+#[derive(Serialize, ToSchema)]
+pub struct WebhookPatchDoc {
+    url: Option<String>,
+    events: Option<Vec<String>>,
+    name: Option<String>,
+    enabled: Option<bool>,
+    timeout_ms: Option<i64>,
+    max_retries: Option<i64>,
+    backoff_base_ms: Option<i64>,
+    max_in_flight: Option<i64>,
+    #[schema(nullable)]
+    rate_limit_per_sec: Option<i64>,
+    headers: Option<std::collections::BTreeMap<String, String>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SecretObject {
+    secret: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RotateInput {
+    secret: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RotatedObject {
+    secret: String,
+    previous_valid_until: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TestResultObject {
+    delivery_id: uuid::Uuid,
+    succeeded: bool,
+    #[schema(nullable)]
+    status_code: Option<u16>,
+    duration_ms: u64,
+    #[schema(nullable)]
+    error_message: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PublishInput {
+    event: String,
+    data: serde_json::Map<String, serde_json::Value>,
+    id: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PublishedObject {
+    id: String,
+    event: String,
+    matched_webhooks: u32,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeliveryObject {
+    id: uuid::Uuid,
+    webhook_id: uuid::Uuid,
+    event_id: String,
+    event: String,
+    status: String,
+    attempt_count: u32,
+    #[schema(nullable)]
+    next_attempt_at: Option<String>,
+    #[schema(nullable)]
+    status_code: Option<u16>,
+    #[schema(nullable)]
+    error_message: Option<String>,
+    #[schema(nullable)]
+    response_body: Option<String>,
+    #[schema(nullable)]
+    duration_ms: Option<u64>,
+    created_at: String,
+    #[schema(nullable)]
+    completed_at: Option<String>,
+    /// Only on `GET /api/v1/deliveries/{id}`: the exact body sent.
+    payload: Option<String>,
+    /// Only on `GET /api/v1/deliveries/{id}`.
+    attempts: Option<Vec<AttemptObject>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AttemptObject {
+    attempt: u32,
+    started_at: String,
+    duration_ms: u64,
+    #[schema(nullable)]
+    status_code: Option<u16>,
+    #[schema(nullable)]
+    error_message: Option<String>,
+    #[schema(nullable)]
+    response_body: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeliveryPage {
+    data: Vec<DeliveryObject>,
+    #[schema(nullable)]
+    next_cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ReplayInput {
+    since: String,
+    status: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ReplayedObject {
+    requeued: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WorkspaceInput {
+    name: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WorkspaceObject {
+    id: uuid::Uuid,
+    name: String,
+    created_at: String,
+    /// Only in the answer to create.
+    api_key: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WorkspacePage {
+    data: Vec<WorkspaceObject>,
+    #[schema(nullable)]
+    next_cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct KeyObject {
+    id: uuid::Uuid,
+    api_key: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct StatusObject {
+    status: String,
+}
+
+/// The health dashboard (see the README for every field).
+#[derive(Serialize, ToSchema)]
+pub struct DashboardObject {
+    status: String,
+    uptime_s: u64,
+    database: serde_json::Value,
+    #[schema(nullable)]
+    totals: Option<serde_json::Value>,
+    webhooks: Vec<serde_json::Value>,
+}
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "hookbus admin API", description = "Webhook delivery: signed, retried, recorded. See SPEC §3."),
+    paths(
+        super::webhooks::create,
+        super::webhooks::list,
+        super::webhooks::get,
+        super::webhooks::update,
+        super::webhooks::delete,
+        super::webhooks::secret,
+        super::webhooks::rotate_secret,
+        super::webhooks::test,
+        super::deliveries::list,
+        super::deliveries::get,
+        super::deliveries::redeliver,
+        super::deliveries::replay,
+        super::events::publish,
+        super::workspaces::create,
+        super::workspaces::list,
+        super::workspaces::create_key,
+        super::workspaces::revoke_key,
+        super::health::dashboard,
+        super::health::health,
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
+pub struct ApiDoc;
+
+pub async fn document() -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok().json(ApiDoc::openapi())
+}
