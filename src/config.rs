@@ -129,33 +129,14 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-/// Environment variables that are not settings and must not be read as such.
-const SETTINGS: &[&str] = &[
-    "bind",
-    "database_url",
-    "data_dir",
-    "dev",
-    "allow_private_targets",
-    "admin_token",
-    "master_key",
-    "max_payload_bytes",
-    "backoff_max_ms",
-    "pending_window",
-    "db_max_connections",
-    "max_batch_writes",
-    "shutdown_timeout_ms",
-    "secret_rotation_overlap_s",
-    "workers",
-    "failure_threshold",
-    "circuit_cooldown_ms",
-    "circuit_cooldown_max_ms",
-    "disable_after_ms",
-    "retention_days",
-    "janitor_interval_ms",
-    "api_rate_limit",
-    "api_rate_burst",
-    "max_webhooks_per_workspace",
-];
+/// The setting names, taken from the struct itself so the list cannot drift: only these
+/// `HOOKBUS_*` variables are read (others, such as `HOOKBUS_TEST_POSTGRES_URL`, are not settings).
+fn setting_names() -> Vec<String> {
+    match serde_json::to_value(Config::default()) {
+        Ok(serde_json::Value::Object(fields)) => fields.keys().cloned().collect(),
+        _ => unreachable!("Config serializes as an object"),
+    }
+}
 
 impl Config {
     /// Loads the layers in order; later layers win.
@@ -168,7 +149,7 @@ impl Config {
             figment = figment.merge(Toml::file(file));
         }
         let config: Config = figment
-            .merge(Env::prefixed("HOOKBUS_").only(SETTINGS))
+            .merge(Env::prefixed("HOOKBUS_").only(&setting_names().iter().map(String::as_str).collect::<Vec<_>>()))
             .merge(Serialized::globals(overrides))
             .extract()
             .map_err(Box::new)?;

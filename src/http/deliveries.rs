@@ -6,7 +6,6 @@ use super::auth::Caller;
 use super::body::JsonBody;
 use super::{path_id, ApiState, ListQuery};
 use crate::actors::registry::{GetWebhook, Redeliver, ReplayDeliveries};
-use crate::domain::envelope::Envelope;
 use crate::domain::{DeliveryId, DeliveryStatus, Page, ValidationError};
 use crate::error::ApiError;
 
@@ -40,15 +39,7 @@ pub async fn get(state: web::Data<ApiState>, caller: Caller, id: web::Path<Strin
     let (pending, attempts) =
         state.store.get_delivery(caller.workspace_id, delivery_id).await?.ok_or(ApiError::NotFound("delivery"))?;
     let delivery = &pending.delivery;
-    let payload = Envelope {
-        event_id: &delivery.event_id,
-        event: &delivery.event,
-        timestamp: pending.event_created_at,
-        webhook_id: delivery.webhook_id,
-        workspace_id: delivery.workspace_id,
-        data_json: &pending.data_json,
-    }
-    .to_body();
+    let payload = pending.body();
     let mut object = serde_json::to_value(delivery).expect("a delivery serializes");
     object["payload"] = payload.into();
     object["attempts"] = serde_json::to_value(attempts).expect("attempts serialize");

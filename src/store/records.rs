@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::schema::{attempts, deliveries, events};
 use super::{from_millis, to_millis, StoreError};
+use crate::domain::envelope::Envelope;
 use crate::domain::{DeliveryId, DeliveryStatus, EventId, EventType, WebhookId, WorkspaceId};
 
 /// A published event.
@@ -181,6 +182,21 @@ pub struct PendingDelivery {
     pub delivery: DeliveryRecord,
     pub data_json: String,
     pub event_created_at: DateTime<Utc>,
+}
+
+impl PendingDelivery {
+    /// The exact body every attempt of this delivery sends.
+    pub fn body(&self) -> String {
+        Envelope {
+            event_id: &self.delivery.event_id,
+            event: &self.delivery.event,
+            timestamp: self.event_created_at,
+            webhook_id: self.delivery.webhook_id,
+            workspace_id: self.delivery.workspace_id,
+            data_json: &self.data_json,
+        }
+        .to_body()
+    }
 }
 
 /// The state a delivery is left in by an attempt (or by redelivery).

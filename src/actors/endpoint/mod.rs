@@ -26,9 +26,8 @@ pub use messages::{
 use super::persistence::{PersistWrite, Persistence};
 use super::registry::{DeliveryFailed, DisableWebhook};
 use crate::delivery::{AttemptRequest, Outbound};
-use crate::domain::circuit::{CircuitBreaker, CircuitSettings, Permit};
+use crate::domain::circuit::{CircuitBreaker, CircuitSettings, CircuitState, Permit};
 use crate::domain::delivery::{next_step, NextStep};
-use crate::domain::envelope::Envelope;
 use crate::domain::health::EndpointStats;
 use crate::domain::rate_limit::TokenBucket;
 use crate::domain::webhook::{DisabledReason, Webhook};
@@ -74,6 +73,8 @@ pub struct EndpointActor {
     stats: EndpointStats,
     /// One timer that calls `dispatch` again (probe time, or a rate-limit token).
     wake: Option<SpawnHandle>,
+    /// The circuit state last written to the metrics gauge.
+    reported_circuit: Option<CircuitState>,
     /// Highest delivery id taken into the window; paging continues after it.
     cursor: Option<DeliveryId>,
     /// The database may hold pending deliveries that are not in the window.
@@ -100,6 +101,7 @@ impl EndpointActor {
             waiting: HashMap::new(),
             in_flight: HashSet::new(),
             wake: None,
+            reported_circuit: None,
             cursor: None,
             backlog: true,
             paging: false,
@@ -116,15 +118,7 @@ impl EndpointActor {
             return;
         }
         self.cursor = self.cursor.max(Some(id));
-        let body = Envelope {
-            event_id: &pending.delivery.event_id,
-            event: &pending.delivery.event,
-            timestamp: pending.event_created_at,
-            webhook_id: pending.delivery.webhook_id,
-            workspace_id: pending.delivery.workspace_id,
-            data_json: &pending.data_json,
-        }
-        .to_body();
+        let body = pending.body();
         let wait = pending.delivery.next_attempt_at.and_then(|at| (at - Utc::now()).to_std().ok()).unwrap_or_default();
         self.held.insert(id, Held { pending, body: Bytes::from(body) });
         if wait.is_zero() {
@@ -192,7 +186,12 @@ impl EndpointActor {
             self.ready.remove(&id);
             self.start_attempt(id, probe, ctx);
         }
-        self.deps.metrics.set_circuit(self.webhook.id, self.breaker.state());
+        // The gauge is written only when the state changes: this runs for every delivery.
+        let circuit = self.breaker.state();
+        if self.reported_circuit != Some(circuit) {
+            self.reported_circuit = Some(circuit);
+            self.deps.metrics.set_circuit(self.webhook.id, circuit);
+        }
         self.page_in(ctx);
     }
 

@@ -31,7 +31,9 @@ use crate::domain::url::UrlPolicy;
 use crate::domain::webhook::{DisabledReason, Webhook};
 use crate::domain::{DeliveryStatus, EventId, EventType, Page, ValidationError, WebhookId, WebhookSecret, WorkspaceId};
 use crate::metrics::{FinalStatus, Metrics};
-use crate::store::{AttemptWrite, DeliveryRecord, EventRecord, PublishWrite, Store, StoreError, WriteOp, WriteOutcome};
+use crate::store::{
+    AttemptWrite, DeliveryRecord, EventRecord, PendingDelivery, PublishWrite, Store, StoreError, WriteOp, WriteOutcome,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -263,7 +265,7 @@ impl Registry {
                     act.metrics.event_published();
                     for delivery in write.deliveries {
                         if let Some(endpoint) = act.endpoints.get(&delivery.webhook_id) {
-                            let pending = crate::store::PendingDelivery {
+                            let pending = PendingDelivery {
                                 data_json: write.event.data_json.clone(),
                                 event_created_at: write.event.created_at,
                                 delivery,
@@ -586,16 +588,13 @@ impl Handler<TestWebhook> for Registry {
         Box::pin(
             async move {
                 let delivery_id = delivery.id;
-                let body = crate::domain::envelope::Envelope {
-                    event_id: &record.id,
-                    event: &record.event,
-                    timestamp: record.created_at,
-                    webhook_id: webhook.id,
-                    workspace_id: webhook.workspace_id,
-                    data_json: &record.data_json,
-                }
-                .to_body();
                 let delivery_record = delivery.clone();
+                let body = PendingDelivery {
+                    delivery: delivery.clone(),
+                    data_json: record.data_json.clone(),
+                    event_created_at: record.created_at,
+                }
+                .body();
                 let publish = WriteOp::Publish(PublishWrite { event: record.clone(), deliveries: vec![delivery] });
                 persist(&persistence, publish).await?;
                 let started_at = crate::domain::now();
