@@ -20,7 +20,7 @@ const MAX_IN_FLIGHT: RangeInclusive<i64> = 1..=256;
 const RATE_LIMIT: RangeInclusive<i64> = 1..=10_000;
 
 /// The body of `POST /api/v1/webhooks` (and of the `RegisterWebhook` message), unvalidated.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookInput {
     pub url: Option<String>,
@@ -37,7 +37,7 @@ pub struct WebhookInput {
 }
 
 /// The body of `PATCH /api/v1/webhooks/{id}`: absent fields stay as they are.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookPatch {
     pub url: Option<String>,
@@ -52,6 +52,7 @@ pub struct WebhookPatch {
     pub max_in_flight: Option<i64>,
     /// `null` removes the limit, so absent and null differ.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>, nullable)]
     pub rate_limit_per_sec: Option<Option<i64>>,
     pub headers: Option<BTreeMap<String, String>>,
 }

@@ -10,7 +10,16 @@ use crate::domain::{DeliveryId, DeliveryStatus, Page, ValidationError};
 use crate::error::ApiError;
 
 #[utoipa::path(
-    operation_id = "deliveries_list",get, path = "/api/v1/webhooks/{id}/deliveries", tag = "deliveries", params(("id" = String, Path, description = "webhook id"), ("status" = Option<String>, Query), ("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query), ("workspace_id" = Option<String>, Query)), responses((status = 200, body = super::openapi::DeliveryPage), (status = 400, body = super::openapi::ErrorBody), (status = 401, body = super::openapi::ErrorBody), (status = 404, body = super::openapi::ErrorBody), (status = 413, body = super::openapi::ErrorBody), (status = 415, body = super::openapi::ErrorBody), (status = 422, body = super::openapi::ErrorBody), (status = 429, body = super::openapi::ErrorBody), (status = 503, body = super::openapi::ErrorBody)))]
+    operation_id = "deliveries_list",
+    get,
+    path = "/api/v1/webhooks/{id}/deliveries",
+    tag = "deliveries",
+    params(("id" = String, Path, description = "webhook id"), ("status" = Option<String>, Query), ("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query), ("workspace_id" = Option<String>, Query)),
+    responses(
+        (status = 200, body = super::openapi::DeliveryPage),
+        super::openapi::ErrorResponses,
+    ),
+)]
 pub async fn list(
     state: web::Data<ApiState>,
     caller: Caller,
@@ -33,7 +42,16 @@ pub async fn list(
 }
 
 #[utoipa::path(
-    operation_id = "deliveries_get",get, path = "/api/v1/deliveries/{id}", tag = "deliveries", params(("id" = String, Path, description = "delivery id")), responses((status = 200, body = super::openapi::DeliveryObject), (status = 400, body = super::openapi::ErrorBody), (status = 401, body = super::openapi::ErrorBody), (status = 404, body = super::openapi::ErrorBody), (status = 413, body = super::openapi::ErrorBody), (status = 415, body = super::openapi::ErrorBody), (status = 422, body = super::openapi::ErrorBody), (status = 429, body = super::openapi::ErrorBody), (status = 503, body = super::openapi::ErrorBody)))]
+    operation_id = "deliveries_get",
+    get,
+    path = "/api/v1/deliveries/{id}",
+    tag = "deliveries",
+    params(("id" = String, Path, description = "delivery id")),
+    responses(
+        (status = 200, body = super::openapi::DeliveryObject),
+        super::openapi::ErrorResponses,
+    ),
+)]
 pub async fn get(state: web::Data<ApiState>, caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let delivery_id: DeliveryId = path_id(&id, "delivery")?;
     let (pending, attempts) =
@@ -47,7 +65,16 @@ pub async fn get(state: web::Data<ApiState>, caller: Caller, id: web::Path<Strin
 }
 
 #[utoipa::path(
-    operation_id = "deliveries_redeliver",post, path = "/api/v1/deliveries/{id}/redeliver", tag = "deliveries", params(("id" = String, Path, description = "delivery id")), responses((status = 202, body = super::openapi::DeliveryObject), (status = 400, body = super::openapi::ErrorBody), (status = 401, body = super::openapi::ErrorBody), (status = 404, body = super::openapi::ErrorBody), (status = 413, body = super::openapi::ErrorBody), (status = 415, body = super::openapi::ErrorBody), (status = 422, body = super::openapi::ErrorBody), (status = 429, body = super::openapi::ErrorBody), (status = 503, body = super::openapi::ErrorBody)))]
+    operation_id = "deliveries_redeliver",
+    post,
+    path = "/api/v1/deliveries/{id}/redeliver",
+    tag = "deliveries",
+    params(("id" = String, Path, description = "delivery id")),
+    responses(
+        (status = 202, body = super::openapi::DeliveryObject),
+        super::openapi::ErrorResponses,
+    ),
+)]
 pub async fn redeliver(
     state: web::Data<ApiState>,
     caller: Caller,
@@ -66,7 +93,17 @@ pub struct ReplayBody {
 }
 
 #[utoipa::path(
-    operation_id = "deliveries_replay",post, path = "/api/v1/webhooks/{id}/replay", tag = "deliveries", params(("id" = String, Path, description = "webhook id")), request_body = super::openapi::ReplayInput, responses((status = 202, body = super::openapi::ReplayedObject), (status = 400, body = super::openapi::ErrorBody), (status = 401, body = super::openapi::ErrorBody), (status = 404, body = super::openapi::ErrorBody), (status = 413, body = super::openapi::ErrorBody), (status = 415, body = super::openapi::ErrorBody), (status = 422, body = super::openapi::ErrorBody), (status = 429, body = super::openapi::ErrorBody), (status = 503, body = super::openapi::ErrorBody)))]
+    operation_id = "deliveries_replay",
+    post,
+    path = "/api/v1/webhooks/{id}/replay",
+    tag = "deliveries",
+    params(("id" = String, Path, description = "webhook id")),
+    request_body = super::openapi::ReplayInput,
+    responses(
+        (status = 202, body = super::openapi::ReplayedObject),
+        super::openapi::ErrorResponses,
+    ),
+)]
 pub async fn replay(
     state: web::Data<ApiState>,
     caller: Caller,

@@ -19,7 +19,17 @@ pub struct PublishBody {
 }
 
 #[utoipa::path(
-    operation_id = "events_publish",post, path = "/api/v1/events", tag = "events", request_body = super::openapi::PublishInput, responses((status = 202, body = super::openapi::PublishedObject), (status = 409, body = super::openapi::ErrorBody), (status = 400, body = super::openapi::ErrorBody), (status = 401, body = super::openapi::ErrorBody), (status = 404, body = super::openapi::ErrorBody), (status = 413, body = super::openapi::ErrorBody), (status = 415, body = super::openapi::ErrorBody), (status = 422, body = super::openapi::ErrorBody), (status = 429, body = super::openapi::ErrorBody), (status = 503, body = super::openapi::ErrorBody)))]
+    operation_id = "events_publish",
+    post,
+    path = "/api/v1/events",
+    tag = "events",
+    request_body = super::openapi::PublishInput,
+    responses(
+        (status = 202, body = super::openapi::PublishedObject),
+        (status = 409, description = "an event id reused with a different body", body = super::openapi::ErrorBody),
+        super::openapi::ErrorResponses,
+    ),
+)]
 pub async fn publish(
     state: web::Data<ApiState>,
     caller: Caller,

@@ -15,7 +15,16 @@ use crate::domain::DeliveryStatus;
 use crate::error::ApiError;
 
 #[utoipa::path(
-    operation_id = "health_health",get, path = "/health", tag = "health", security(), responses((status = 200, body = super::openapi::StatusObject), (status = 503, body = super::openapi::StatusObject)))]
+    operation_id = "health_health",
+    get,
+    path = "/health",
+    tag = "health",
+    security(),
+    responses(
+        (status = 200, body = super::openapi::StatusObject),
+        (status = 503, body = super::openapi::StatusObject),
+    ),
+)]
 pub async fn health(state: web::Data<ApiState>) -> HttpResponse {
     match state.store.ping().await {
         Ok(_) => HttpResponse::Ok().json(json!({"status": "ok"})),
@@ -28,7 +37,16 @@ pub async fn health(state: web::Data<ApiState>) -> HttpResponse {
 
 /// The health dashboard of the caller's workspace, from live actor state and the database.
 #[utoipa::path(
-    operation_id = "health_dashboard",get, path = "/api/v1/health", tag = "health", params(("workspace_id" = Option<String>, Query)), responses((status = 200, body = super::openapi::DashboardObject), (status = 400, body = super::openapi::ErrorBody), (status = 401, body = super::openapi::ErrorBody), (status = 404, body = super::openapi::ErrorBody), (status = 413, body = super::openapi::ErrorBody), (status = 415, body = super::openapi::ErrorBody), (status = 422, body = super::openapi::ErrorBody), (status = 429, body = super::openapi::ErrorBody), (status = 503, body = super::openapi::ErrorBody)))]
+    operation_id = "health_dashboard",
+    get,
+    path = "/api/v1/health",
+    tag = "health",
+    params(("workspace_id" = Option<String>, Query)),
+    responses(
+        (status = 200, body = super::openapi::DashboardObject),
+        super::openapi::ErrorResponses,
+    ),
+)]
 pub async fn dashboard(state: web::Data<ApiState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     let ping = state.store.ping().await;
     let totals = match &ping {

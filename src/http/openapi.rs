@@ -17,6 +17,29 @@ pub struct ErrorDetail {
     message: String,
 }
 
+/// The errors any authenticated route can answer, each with the SPEC error body
+/// (`409 conflict`, only for publishing, is listed on that route).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // only its description is used
+pub enum ErrorResponses {
+    #[response(status = 400, description = "malformed JSON, wrong types or unknown fields")]
+    BadRequest(ErrorBody),
+    #[response(status = 401, description = "missing or wrong token")]
+    Unauthorized(ErrorBody),
+    #[response(status = 404, description = "no such resource in the caller's workspace")]
+    NotFound(ErrorBody),
+    #[response(status = 413, description = "body over max_payload_bytes")]
+    PayloadTooLarge(ErrorBody),
+    #[response(status = 415, description = "body without Content-Type: application/json")]
+    UnsupportedMediaType(ErrorBody),
+    #[response(status = 422, description = "a value is invalid; the message names the field")]
+    ValidationFailed(ErrorBody),
+    #[response(status = 429, description = "a workspace key over its rate limit")]
+    RateLimited(ErrorBody),
+    #[response(status = 503, description = "the database cannot be reached")]
+    Unavailable(ErrorBody),
+}
+
 /// A webhook, as every route but create shows it (no secret).
 #[derive(Serialize, ToSchema)]
 pub struct WebhookObject {
@@ -46,39 +69,6 @@ pub struct WebhookPage {
     data: Vec<WebhookObject>,
     #[schema(nullable)]
     next_cursor: Option<String>,
-}
-
-/// The body of `POST /api/v1/webhooks`.
-#[derive(Serialize, ToSchema)]
-pub struct WebhookInputDoc {
-    url: String,
-    events: Vec<String>,
-    name: Option<String>,
-    secret: Option<String>,
-    enabled: Option<bool>,
-    timeout_ms: Option<i64>,
-    max_retries: Option<i64>,
-    backoff_base_ms: Option<i64>,
-    max_in_flight: Option<i64>,
-    #[schema(nullable)]
-    rate_limit_per_sec: Option<i64>,
-    headers: Option<std::collections::BTreeMap<String, String>>,
-}
-
-/// The body of `PATCH /api/v1/webhooks/{id}`: any subset of the create fields but `secret`.
-#[derive(Serialize, ToSchema)]
-pub struct WebhookPatchDoc {
-    url: Option<String>,
-    events: Option<Vec<String>>,
-    name: Option<String>,
-    enabled: Option<bool>,
-    timeout_ms: Option<i64>,
-    max_retries: Option<i64>,
-    backoff_base_ms: Option<i64>,
-    max_in_flight: Option<i64>,
-    #[schema(nullable)]
-    rate_limit_per_sec: Option<i64>,
-    headers: Option<std::collections::BTreeMap<String, String>>,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -19,7 +19,16 @@ fn webhook_id(raw: &str) -> Result<WebhookId, ApiError> {
 }
 
 #[utoipa::path(
-    operation_id = "webhooks_create",post, path = "/api/v1/webhooks", tag = "webhooks", request_body = super::openapi::WebhookInputDoc, responses((status = 201, body = super::openapi::WebhookObject), (status = 400, body = super::openapi::ErrorBody), (status = 401, body = super::openapi::ErrorBody), (status = 404, body = super::openapi::ErrorBody), (status = 413, body = super::openapi::ErrorBody), (status = 415, body = super::openapi::ErrorBody), (status = 422, body = super::openapi::ErrorBody), (status = 429, body = super::openapi::ErrorBody), (status = 503, body = super::openapi::ErrorBody)))]
+    operation_id = "webhooks_create",
+    post,
+    path = "/api/v1/webhooks",
+    tag = "webhooks",
+    request_body = crate::domain::webhook::WebhookInput,
+    responses(
+        (status = 201, body = super::openapi::WebhookObject),
+        super::openapi::ErrorResponses,
+    ),
+)]
 pub async fn create(
     state: web::Data<ApiState>,
     caller: Caller,
@@ -32,7 +41,16 @@ pub async fn create(
 }
 
 #[utoipa::path(
-    operation_id = "webhooks_list",get, path = "/api/v1/webhooks", tag = "webhooks", params(("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query), ("workspace_id" = Option<String>, Query)), responses((status = 200, body = super::openapi::WebhookPage), (status = 400, body = super::openapi::ErrorBody), (status = 401, body = super::openapi::ErrorBody), (status = 404, body = super::openapi::ErrorBody), (status = 413, body = super::openapi::ErrorBody), (status = 415, body = super::openapi::ErrorBody), (status = 422, body = super::openapi::ErrorBody), (status = 429, body = super::openapi::ErrorBody), (status = 503, body = super::openapi::ErrorBody)))]
+    operation_id = "webhooks_list",
+    get,
+    path = "/api/v1/webhooks",
+    tag = "webhooks",
+    params(("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query), ("workspace_id" = Option<String>, Query)),
+    responses(
+        (status = 200, body = super::openapi::WebhookPage),
+        super::openapi::ErrorResponses,
+    ),
+)]
 pub async fn list(
     state: web::Data<ApiState>,
     caller: Caller,
@@ -46,7 +64,16 @@ pub async fn list(
 }
 
 #[utoipa::path(
-    operation_id = "webhooks_get",get, path = "/api/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path, description = "webhook id")), responses((status = 200, body = super::openapi::WebhookObject), (status = 400, body = super::openapi::ErrorBody), (status = 401, body = super::openapi::ErrorBody), (status = 404, body = super::openapi::ErrorBody), (status = 413, body = super::openapi::ErrorBody), (status = 415, body = super::openapi::ErrorBody), (status = 422, body = super::openapi::ErrorBody), (status = 429, body = super::openapi::ErrorBody), (status = 503, body = super::openapi::ErrorBody)))]
+    operation_id = "webhooks_get",
+    get,
+    path = "/api/v1/webhooks/{id}",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "webhook id")),
+    responses(
+        (status = 200, body = super::openapi::WebhookObject),
+        super::openapi::ErrorResponses,
+    ),
+)]
 pub async fn get(state: web::Data<ApiState>, caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let webhook_id = webhook_id(&id)?;
     let webhook = state.registry.send(GetWebhook { workspace_id: caller.workspace_id, webhook_id }).await??;
@@ -54,7 +81,17 @@ pub async fn get(state: web::Data<ApiState>, caller: Caller, id: web::Path<Strin
 }
 
 #[utoipa::path(
-    operation_id = "webhooks_update",patch, path = "/api/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path, description = "webhook id")), request_body = super::openapi::WebhookPatchDoc, responses((status = 200, body = super::openapi::WebhookObject), (status = 400, body = super::openapi::ErrorBody), (status = 401, body = super::openapi::ErrorBody), (status = 404, body = super::openapi::ErrorBody), (status = 413, body = super::openapi::ErrorBody), (status = 415, body = super::openapi::ErrorBody), (status = 422, body = super::openapi::ErrorBody), (status = 429, body = super::openapi::ErrorBody), (status = 503, body = super::openapi::ErrorBody)))]
+    operation_id = "webhooks_update",
+    patch,
+    path = "/api/v1/webhooks/{id}",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "webhook id")),
+    request_body = crate::domain::webhook::WebhookPatch,
+    responses(
+        (status = 200, body = super::openapi::WebhookObject),
+        super::openapi::ErrorResponses,
+    ),
+)]
 pub async fn update(
     state: web::Data<ApiState>,
     caller: Caller,
@@ -68,7 +105,16 @@ pub async fn update(
 }
 
 #[utoipa::path(
-    operation_id = "webhooks_delete",delete, path = "/api/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path, description = "webhook id")), responses((status = 204), (status = 400, body = super::openapi::ErrorBody), (status = 401, body = super::openapi::ErrorBody), (status = 404, body = super::openapi::ErrorBody), (status = 413, body = super::openapi::ErrorBody), (status = 415, body = super::openapi::ErrorBody), (status = 422, body = super::openapi::ErrorBody), (status = 429, body = super::openapi::ErrorBody), (status = 503, body = super::openapi::ErrorBody)))]
+    operation_id = "webhooks_delete",
+    delete,
+    path = "/api/v1/webhooks/{id}",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "webhook id")),
+    responses(
+        (status = 204),
+        super::openapi::ErrorResponses,
+    ),
+)]
 pub async fn delete(
     state: web::Data<ApiState>,
     caller: Caller,
@@ -80,7 +126,16 @@ pub async fn delete(
 }
 
 #[utoipa::path(
-    operation_id = "webhooks_secret",get, path = "/api/v1/webhooks/{id}/secret", tag = "webhooks", params(("id" = String, Path, description = "webhook id")), responses((status = 200, body = super::openapi::SecretObject), (status = 400, body = super::openapi::ErrorBody), (status = 401, body = super::openapi::ErrorBody), (status = 404, body = super::openapi::ErrorBody), (status = 413, body = super::openapi::ErrorBody), (status = 415, body = super::openapi::ErrorBody), (status = 422, body = super::openapi::ErrorBody), (status = 429, body = super::openapi::ErrorBody), (status = 503, body = super::openapi::ErrorBody)))]
+    operation_id = "webhooks_secret",
+    get,
+    path = "/api/v1/webhooks/{id}/secret",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "webhook id")),
+    responses(
+        (status = 200, body = super::openapi::SecretObject),
+        super::openapi::ErrorResponses,
+    ),
+)]
 pub async fn secret(
     state: web::Data<ApiState>,
     caller: Caller,
@@ -98,7 +153,17 @@ pub struct RotateBody {
 }
 
 #[utoipa::path(
-    operation_id = "webhooks_rotate_secret",post, path = "/api/v1/webhooks/{id}/secret/rotate", tag = "webhooks", params(("id" = String, Path, description = "webhook id")), request_body = super::openapi::RotateInput, responses((status = 200, body = super::openapi::RotatedObject), (status = 400, body = super::openapi::ErrorBody), (status = 401, body = super::openapi::ErrorBody), (status = 404, body = super::openapi::ErrorBody), (status = 413, body = super::openapi::ErrorBody), (status = 415, body = super::openapi::ErrorBody), (status = 422, body = super::openapi::ErrorBody), (status = 429, body = super::openapi::ErrorBody), (status = 503, body = super::openapi::ErrorBody)))]
+    operation_id = "webhooks_rotate_secret",
+    post,
+    path = "/api/v1/webhooks/{id}/secret/rotate",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "webhook id")),
+    request_body = super::openapi::RotateInput,
+    responses(
+        (status = 200, body = super::openapi::RotatedObject),
+        super::openapi::ErrorResponses,
+    ),
+)]
 pub async fn rotate_secret(
     state: web::Data<ApiState>,
     caller: Caller,
@@ -114,7 +179,16 @@ pub async fn rotate_secret(
 }
 
 #[utoipa::path(
-    operation_id = "webhooks_test",post, path = "/api/v1/webhooks/{id}/test", tag = "webhooks", params(("id" = String, Path, description = "webhook id")), responses((status = 200, body = super::openapi::TestResultObject), (status = 400, body = super::openapi::ErrorBody), (status = 401, body = super::openapi::ErrorBody), (status = 404, body = super::openapi::ErrorBody), (status = 413, body = super::openapi::ErrorBody), (status = 415, body = super::openapi::ErrorBody), (status = 422, body = super::openapi::ErrorBody), (status = 429, body = super::openapi::ErrorBody), (status = 503, body = super::openapi::ErrorBody)))]
+    operation_id = "webhooks_test",
+    post,
+    path = "/api/v1/webhooks/{id}/test",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "webhook id")),
+    responses(
+        (status = 200, body = super::openapi::TestResultObject),
+        super::openapi::ErrorResponses,
+    ),
+)]
 pub async fn test(state: web::Data<ApiState>, caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let webhook_id = webhook_id(&id)?;
     let result = state.registry.send(TestWebhook { workspace_id: caller.workspace_id, webhook_id }).await??;

@@ -19,7 +19,16 @@ pub struct CreateWorkspace {
 }
 
 #[utoipa::path(
-    operation_id = "workspaces_create",post, path = "/api/v1/workspaces", tag = "workspaces", request_body = super::openapi::WorkspaceInput, responses((status = 201, body = super::openapi::WorkspaceObject), (status = 400, body = super::openapi::ErrorBody), (status = 401, body = super::openapi::ErrorBody), (status = 404, body = super::openapi::ErrorBody), (status = 413, body = super::openapi::ErrorBody), (status = 415, body = super::openapi::ErrorBody), (status = 422, body = super::openapi::ErrorBody), (status = 429, body = super::openapi::ErrorBody), (status = 503, body = super::openapi::ErrorBody)))]
+    operation_id = "workspaces_create",
+    post,
+    path = "/api/v1/workspaces",
+    tag = "workspaces",
+    request_body = super::openapi::WorkspaceInput,
+    responses(
+        (status = 201, body = super::openapi::WorkspaceObject),
+        super::openapi::ErrorResponses,
+    ),
+)]
 pub async fn create(
     state: web::Data<ApiState>,
     _: AdminCaller,
@@ -38,7 +47,16 @@ pub async fn create(
 }
 
 #[utoipa::path(
-    operation_id = "workspaces_list",get, path = "/api/v1/workspaces", tag = "workspaces", params(("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query), ("workspace_id" = Option<String>, Query)), responses((status = 200, body = super::openapi::WorkspacePage), (status = 400, body = super::openapi::ErrorBody), (status = 401, body = super::openapi::ErrorBody), (status = 404, body = super::openapi::ErrorBody), (status = 413, body = super::openapi::ErrorBody), (status = 415, body = super::openapi::ErrorBody), (status = 422, body = super::openapi::ErrorBody), (status = 429, body = super::openapi::ErrorBody), (status = 503, body = super::openapi::ErrorBody)))]
+    operation_id = "workspaces_list",
+    get,
+    path = "/api/v1/workspaces",
+    tag = "workspaces",
+    params(("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query), ("workspace_id" = Option<String>, Query)),
+    responses(
+        (status = 200, body = super::openapi::WorkspacePage),
+        super::openapi::ErrorResponses,
+    ),
+)]
 pub async fn list(
     state: web::Data<ApiState>,
     _: AdminCaller,
@@ -49,7 +67,16 @@ pub async fn list(
 }
 
 #[utoipa::path(
-    operation_id = "workspaces_create_key",post, path = "/api/v1/workspaces/{id}/keys", tag = "workspaces", params(("id" = String, Path, description = "workspace id")), responses((status = 201, body = super::openapi::KeyObject), (status = 400, body = super::openapi::ErrorBody), (status = 401, body = super::openapi::ErrorBody), (status = 404, body = super::openapi::ErrorBody), (status = 413, body = super::openapi::ErrorBody), (status = 415, body = super::openapi::ErrorBody), (status = 422, body = super::openapi::ErrorBody), (status = 429, body = super::openapi::ErrorBody), (status = 503, body = super::openapi::ErrorBody)))]
+    operation_id = "workspaces_create_key",
+    post,
+    path = "/api/v1/workspaces/{id}/keys",
+    tag = "workspaces",
+    params(("id" = String, Path, description = "workspace id")),
+    responses(
+        (status = 201, body = super::openapi::KeyObject),
+        super::openapi::ErrorResponses,
+    ),
+)]
 pub async fn create_key(
     state: web::Data<ApiState>,
     _: AdminCaller,
@@ -66,7 +93,16 @@ pub async fn create_key(
 }
 
 #[utoipa::path(
-    operation_id = "workspaces_revoke_key",delete, path = "/api/v1/workspaces/{id}/keys/{key_id}", tag = "workspaces", params(("id" = String, Path), ("key_id" = String, Path)), responses((status = 204), (status = 400, body = super::openapi::ErrorBody), (status = 401, body = super::openapi::ErrorBody), (status = 404, body = super::openapi::ErrorBody), (status = 413, body = super::openapi::ErrorBody), (status = 415, body = super::openapi::ErrorBody), (status = 422, body = super::openapi::ErrorBody), (status = 429, body = super::openapi::ErrorBody), (status = 503, body = super::openapi::ErrorBody)))]
+    operation_id = "workspaces_revoke_key",
+    delete,
+    path = "/api/v1/workspaces/{id}/keys/{key_id}",
+    tag = "workspaces",
+    params(("id" = String, Path), ("key_id" = String, Path)),
+    responses(
+        (status = 204),
+        super::openapi::ErrorResponses,
+    ),
+)]
 pub async fn revoke_key(
     state: web::Data<ApiState>,
     _: AdminCaller,
