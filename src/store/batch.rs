@@ -77,7 +77,9 @@ pub enum WriteOutcome {
 
 impl Store {
     /// Writes every op in one transaction and returns one outcome per op, in order.
-    pub async fn write_batch(&self, ops: Vec<WriteOp>) -> StoreResult<Vec<WriteOutcome>> {
+    /// Shared, not owned, so the writer keeps its batch for replies without a copy.
+    pub async fn write_batch(&self, ops: impl Into<std::sync::Arc<[WriteOp]>>) -> StoreResult<Vec<WriteOutcome>> {
+        let ops: std::sync::Arc<[WriteOp]> = ops.into();
         match &self.pool {
             Pool::Sqlite(pool) => {
                 let mut conn = pool.get().await?;

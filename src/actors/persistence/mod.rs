@@ -50,35 +50,36 @@ impl Persistence {
         }
         self.flushing = true;
         let take = self.queue.len().min(self.max_batch);
-        let batch: Vec<_> = self.queue.drain(..take).collect();
-        let ops = batch.iter().map(|(op, _)| op.clone()).collect();
-        let store = self.store.clone();
-        ctx.spawn(async move { store.write_batch(ops).await }.into_actor(self).map(move |result, act, ctx| {
+        let (ops, replies): (Vec<WriteOp>, Vec<Option<Reply>>) = self.queue.drain(..take).unzip();
+        let ops: Arc<[WriteOp]> = ops.into();
+        let (store, written) = (self.store.clone(), ops.clone());
+        ctx.spawn(async move { store.write_batch(written).await }.into_actor(self).map(move |result, act, ctx| {
             act.flushing = false;
-            act.committed(batch, result, ctx);
+            act.committed(&ops, replies, result, ctx);
             act.flush(ctx);
         }));
     }
 
     fn committed(
         &mut self,
-        batch: Vec<(WriteOp, Option<Reply>)>,
+        ops: &[WriteOp],
+        replies: Vec<Option<Reply>>,
         result: Result<Vec<WriteOutcome>, StoreError>,
         ctx: &mut Context<Self>,
     ) {
         match result {
             Ok(outcomes) => {
-                for ((_, reply), outcome) in batch.into_iter().zip(outcomes) {
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
                     if let Some(reply) = reply {
                         let _ = reply.send(Ok(outcome));
                     }
                 }
             }
             Err(error) => {
-                log::error!("a batch of {} writes failed: {error}: {error:?}", batch.len());
+                log::error!("a batch of {} writes failed: {error}: {error:?}", ops.len());
                 let error = Arc::new(error);
                 let mut retry = Vec::new();
-                for (op, reply) in batch {
+                for (op, reply) in ops.iter().zip(replies) {
                     match op {
                         // The publisher is told and answers 503; nothing was accepted.
                         WriteOp::Publish(_) => {
@@ -87,7 +88,7 @@ impl Persistence {
                             }
                         }
                         // An attempt already happened: keep its record until it is written.
-                        WriteOp::Attempt(_) => retry.push((op, reply)),
+                        WriteOp::Attempt(_) => retry.push((op.clone(), reply)),
                     }
                 }
                 if !retry.is_empty() {
