@@ -9,6 +9,10 @@
 //! The database is filled directly through the store (fast), then the server is started on
 //! it and its RSS sampled from /proc for `--seconds` (default 15).
 
+mod common;
+
+use common::{drop_database, fresh_database, rss_kib};
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -55,26 +59,6 @@ fn webhook(url: &str) -> Webhook {
     .unwrap()
 }
 
-/// A fresh database: a SQLite file in `dir`, or a new PostgreSQL database.
-fn database(dir: &std::path::Path, postgres: &Option<String>, name: &str) -> String {
-    match postgres {
-        None => format!("sqlite://{}", dir.join(format!("{name}.db")).display()),
-        Some(admin) => {
-            let db = format!("hookbus_bench_{name}_{}", std::process::id());
-            psql(admin, &format!("DROP DATABASE IF EXISTS {db}"));
-            psql(admin, &format!("CREATE DATABASE {db}"));
-            let mut url = url::Url::parse(admin).unwrap();
-            url.set_path(&db);
-            url.to_string()
-        }
-    }
-}
-
-fn psql(admin: &str, sql: &str) {
-    let status = Command::new("psql").arg(admin).args(["-qc", sql]).status().expect("psql runs");
-    assert!(status.success());
-}
-
 async fn fill_pending(store: &Store, hook: &Webhook, n: usize) {
     let started = Instant::now();
     let mut written = 0;
@@ -98,19 +82,6 @@ async fn fill_pending(store: &Store, hook: &Webhook, n: usize) {
         store.write_batch(ops).await.unwrap();
     }
     eprintln!("  wrote {n} events + pending deliveries in {:.1?}", started.elapsed());
-}
-
-fn rss_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
 }
 
 /// Starts the server on `database_url`, samples its RSS, stops it; returns (last, peak) in MiB.
@@ -160,7 +131,7 @@ fn main() {
 
     if args.pending > 0 {
         eprintln!("scenario 1: {} pending deliveries for a dead endpoint ({backend})", args.pending);
-        let url = database(dir.path(), &args.postgres, "pending");
+        let url = fresh_database(dir.path(), args.postgres.as_deref(), "pending");
         let hook = webhook(&dead_url());
         runtime.block_on(async {
             let store = Store::open(&DatabaseUrl::parse(&url), 4).await.unwrap();
@@ -168,11 +139,12 @@ fn main() {
             fill_pending(&store, &hook, args.pending).await;
         });
         let (now, peak) = measure(&url, dir.path(), args.seconds);
+        drop_database(args.postgres.as_deref(), &url);
         rows.push((format!("{} pending deliveries, dead endpoint", args.pending), now, peak, 150.0));
     }
     if args.webhooks > 0 {
         eprintln!("scenario 2: {} registered webhooks ({backend})", args.webhooks);
-        let url = database(dir.path(), &args.postgres, "webhooks");
+        let url = fresh_database(dir.path(), args.postgres.as_deref(), "webhooks");
         runtime.block_on(async {
             let store = Store::open(&DatabaseUrl::parse(&url), 4).await.unwrap();
             let started = Instant::now();
@@ -182,6 +154,7 @@ fn main() {
             eprintln!("  registered {} webhooks in {:.1?}", args.webhooks, started.elapsed());
         });
         let (now, peak) = measure(&url, dir.path(), args.seconds);
+        drop_database(args.postgres.as_deref(), &url);
         rows.push((format!("{} registered webhooks", args.webhooks), now, peak, 100.0));
     }
 

@@ -1,0 +1,47 @@
+//! What the benchmarks share: fresh databases, and a process's memory read from /proc.
+
+use std::path::Path;
+use std::process::Command;
+
+/// A fresh database: a SQLite file in `dir`, or a new PostgreSQL database created through
+/// `admin` (drop it with [`drop_database`]).
+pub fn fresh_database(dir: &Path, postgres: Option<&str>, name: &str) -> String {
+    match postgres {
+        None => format!("sqlite://{}", dir.join(format!("{name}.db")).display()),
+        Some(admin) => {
+            let db = format!("hookbus_bench_{name}_{}", std::process::id());
+            psql(admin, &format!("DROP DATABASE IF EXISTS {db}"));
+            psql(admin, &format!("CREATE DATABASE {db}"));
+            let mut url = url::Url::parse(admin).expect("a PostgreSQL URL");
+            url.set_path(&db);
+            url.to_string()
+        }
+    }
+}
+
+/// Drops a database made by [`fresh_database`]; a SQLite file goes with its directory.
+pub fn drop_database(postgres: Option<&str>, database_url: &str) {
+    if let Some(admin) = postgres {
+        let db = url::Url::parse(database_url).expect("a PostgreSQL URL").path().trim_start_matches('/').to_owned();
+        psql(admin, &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
+    }
+}
+
+fn psql(admin: &str, sql: &str) {
+    let status = Command::new("psql").arg(admin).args(["-qc", sql]).status().expect("psql runs");
+    assert!(status.success(), "psql failed: {sql}");
+}
+
+/// (current, peak) resident memory of a process in KiB; zeros once it is gone.
+pub fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}

@@ -1,0 +1,663 @@
+//! Delivery speed against the machine's ceiling: the real `hookbus` release binary, a fast
+//! receiver (answers 204, counts, reads each delivery's publish time from its payload) and a
+//! publisher, all on this machine, and the same bodies sent straight to the same receiver
+//! with awc at the same concurrency (the ceiling).
+//!
+//! ```sh
+//! cargo bench --bench loadgen                                   # every scenario, SQLite
+//! cargo bench --bench loadgen -- --postgres postgres://postgres@127.0.0.1:5432/postgres
+//! cargo bench --bench loadgen -- --scenarios a,b --scale 0.1    # a quick look
+//! ```
+//! Flags: `--sqlite` (on by default; off when only `--postgres` is given, on again with it),
+//! `--postgres URL`, `--scenarios a,b,c,d,e`, `--concurrency N` (publishers and ceiling
+//! senders, default 64), `--scale F` (multiplies event counts), `--steady-seconds N`.
+//! Scenarios (SPEC issue 6): (a) 1 webhook, 20,000 events; (b) 100 webhooks all subscribed,
+//! 2,000 events; (c) 10,000 webhooks, 20,000 events spread over them (2 each); (d) 1 dead
+//! webhook + 99 healthy, 2,000 events, beside (d0) the same 99 alone; (e) a steady 1,000
+//! events/s for 30 s, each to all of 10 webhooks.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use common::{drop_database, fresh_database, rss_kib};
+use hdrhistogram::Histogram;
+
+const ADMIN_TOKEN: &str = "bench-admin-token-0123456789";
+/// Deliveries still missing after this long without progress are reported as missing.
+const STALL: Duration = Duration::from_secs(30);
+
+struct Args {
+    sqlite: bool,
+    postgres: Option<String>,
+    scenarios: String,
+    concurrency: usize,
+    scale: f64,
+    steady_seconds: u64,
+}
+
+fn args() -> Args {
+    let mut args = Args {
+        sqlite: true,
+        postgres: None,
+        scenarios: "a,b,c,d,e".into(),
+        concurrency: 64,
+        scale: 1.0,
+        steady_seconds: 30,
+    };
+    let mut sqlite_asked = false;
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().unwrap_or_else(|| panic!("{name} needs a value"));
+        match arg.as_str() {
+            "--sqlite" => sqlite_asked = true,
+            "--postgres" => args.postgres = Some(value("--postgres")),
+            "--scenarios" => args.scenarios = value("--scenarios"),
+            "--concurrency" => args.concurrency = value("--concurrency").parse().expect("--concurrency N"),
+            "--scale" => args.scale = value("--scale").parse().expect("--scale F"),
+            "--steady-seconds" => args.steady_seconds = value("--steady-seconds").parse().expect("--steady-seconds N"),
+            _ => {} // cargo bench passes --bench
+        }
+    }
+    args.sqlite = sqlite_asked || args.postgres.is_none();
+    args
+}
+
+fn unix_us() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as u64
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 600_000_000, 3).unwrap()
+}
+
+// ---------------------------------------------------------------------------------------
+// The receiver
+
+/// What the receiver saw.
+struct Tally {
+    received: AtomicU64,
+    last_at_us: AtomicU64,
+    /// Publish → first attempt, in µs, read from `data.sent_us` of first attempts.
+    latency_us: Mutex<Histogram<u64>>,
+}
+
+#[derive(serde::Deserialize)]
+struct Delivered {
+    data: Stamp,
+}
+
+#[derive(serde::Deserialize)]
+struct Stamp {
+    sent_us: u64,
+}
+
+async fn receive(request: HttpRequest, body: web::Bytes, tally: web::Data<Tally>) -> HttpResponse {
+    let now = unix_us();
+    let first_attempt = request.headers().get("x-webhook-attempt").is_none_or(|v| v == "1");
+    if first_attempt {
+        if let Ok(delivered) = serde_json::from_slice::<Delivered>(&body) {
+            let latency = now.saturating_sub(delivered.data.sent_us).max(1);
+            let _ = tally.latency_us.lock().unwrap().record(latency);
+        }
+    }
+    tally.last_at_us.fetch_max(now, Ordering::Relaxed);
+    tally.received.fetch_add(1, Ordering::Relaxed);
+    HttpResponse::NoContent().finish()
+}
+
+/// An actix-web server on a random port, on threads of its own.
+struct Receiver {
+    port: u16,
+    tally: web::Data<Tally>,
+    handle: actix_web::dev::ServerHandle,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Receiver {
+    fn start() -> Self {
+        let tally = web::Data::new(Tally {
+            received: AtomicU64::new(0),
+            last_at_us: AtomicU64::new(0),
+            latency_us: Mutex::new(latency_histogram()),
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        let shared = tally.clone();
+        let thread = std::thread::spawn(move || {
+            actix_rt::System::new().block_on(async move {
+                let server = HttpServer::new(move || {
+                    App::new().app_data(shared.clone()).route("/hook/{n}", web::post().to(receive))
+                })
+                .workers(2)
+                .backlog(4096)
+                .bind(("127.0.0.1", 0))
+                .unwrap();
+                let port = server.addrs()[0].port();
+                let server = server.run();
+                tx.send((port, server.handle())).unwrap();
+                let _ = server.await;
+            })
+        });
+        let (port, handle) = rx.recv().unwrap();
+        Self { port, tally, handle, thread }
+    }
+
+    fn url(&self, n: usize) -> String {
+        format!("http://127.0.0.1:{}/hook/{n}", self.port)
+    }
+
+    fn received(&self) -> u64 {
+        self.tally.received.load(Ordering::Relaxed)
+    }
+
+    async fn stop(self) {
+        self.handle.stop(false).await;
+        let _ = self.thread.join();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The server under test
+
+struct Server {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Server {
+    async fn start(database_url: &str, dir: &Path) -> Self {
+        let port = free_port();
+        let data_dir = dir.join(format!("data-{port}"));
+        let log = dir.join(format!("server-{port}.log"));
+        let child = Command::new(env!("CARGO_BIN_EXE_hookbus"))
+            .args(["serve", "--dev", "--bind", &format!("127.0.0.1:{port}"), "--database-url", database_url])
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .env("HOOKBUS_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("the hookbus binary starts");
+        let server = Self { child, port, log };
+        let client = awc::Client::default();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(response) = client.get(server.url("/health")).send().await {
+                if response.status().is_success() {
+                    return server;
+                }
+            }
+            assert!(Instant::now() < deadline, "hookbus did not start; see {}", server.log.display());
+            actix_rt::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn peak_rss_mib(&self) -> f64 {
+        rss_kib(self.child.id()).1 as f64 / 1024.0
+    }
+
+    /// User + system CPU seconds the server used so far.
+    fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the command name (which is in parentheses): utime is the 12th, stime the 13th.
+        let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        (ticks(11) + ticks(12)) / 100.0
+    }
+
+    fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn client(concurrency: usize) -> awc::Client {
+    awc::Client::builder().connector(awc::Connector::new().limit(concurrency)).timeout(Duration::from_secs(60)).finish()
+}
+
+/// Registers webhooks; returns how many were created.
+async fn register(server: &Server, hooks: Vec<(String, Vec<String>)>) -> usize {
+    let client = client(32);
+    let next = Rc::new(std::cell::Cell::new(0));
+    let hooks = Rc::new(hooks);
+    let created = Rc::new(std::cell::Cell::new(0));
+    let workers = (0..32).map(|_| {
+        let (client, next, hooks, created) = (client.clone(), next.clone(), hooks.clone(), created.clone());
+        let url = server.url("/api/v1/webhooks");
+        async move {
+            loop {
+                let i = next.get();
+                let Some((target, events)) = hooks.get(i) else { break };
+                next.set(i + 1);
+                let body = serde_json::json!({"url": target, "events": events, "name": format!("bench-{i}")});
+                let mut response = client
+                    .post(&url)
+                    .bearer_auth(ADMIN_TOKEN)
+                    .send_json(&body)
+                    .await
+                    .unwrap_or_else(|e| panic!("register webhook {i}: {e}"));
+                let answer = response.body().await.unwrap_or_default();
+                assert_eq!(response.status(), 201, "register webhook {i}: {}", String::from_utf8_lossy(&answer));
+                created.set(created.get() + 1);
+            }
+        }
+    });
+    futures_util::future::join_all(workers).await;
+    created.get()
+}
+
+// ---------------------------------------------------------------------------------------
+// Publishing and the ceiling
+
+/// The `data` of the `seq`th event, stamped with the time it is sent.
+fn event_data(seq: usize) -> String {
+    format!(
+        r#"{{"sent_us":{},"seq":{seq},"artifact_id":"art-{seq:08}","status":"ready","size_bytes":48213,"source":"loadgen"}}"#,
+        unix_us()
+    )
+}
+
+struct Sent {
+    started_us: u64,
+    accepted: usize,
+    elapsed: Duration,
+}
+
+/// Sends `count` requests from `concurrency` senders; `request(seq)` sends one and says
+/// whether it was accepted. With `interval`, the `seq`th request is not sent before
+/// `start + seq × interval` (a steady rate); without, as fast as they are answered.
+async fn send_all<F, Fut>(count: usize, concurrency: usize, interval: Option<Duration>, request: F) -> Sent
+where
+    F: Fn(usize) -> Fut + Clone + 'static,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started_us = unix_us();
+    let start = Instant::now();
+    let next = Rc::new(std::cell::Cell::new(0));
+    let accepted = Rc::new(std::cell::Cell::new(0));
+    let workers = (0..concurrency).map(|_| {
+        let (next, accepted, request) = (next.clone(), accepted.clone(), request.clone());
+        async move {
+            loop {
+                let seq = next.get();
+                if seq >= count {
+                    break;
+                }
+                next.set(seq + 1);
+                if let Some(interval) = interval {
+                    actix_rt::time::sleep_until((start + interval * seq as u32).into()).await;
+                }
+                if request(seq).await {
+                    accepted.set(accepted.get() + 1);
+                }
+            }
+        }
+    });
+    futures_util::future::join_all(workers).await;
+    Sent { started_us, accepted: accepted.get(), elapsed: start.elapsed() }
+}
+
+async fn publish(server: &Server, events: Rc<Vec<String>>, concurrency: usize, interval: Option<Duration>) -> Sent {
+    let client = client(concurrency);
+    let url = server.url("/api/v1/events");
+    let count = events.len();
+    send_all(count, concurrency, interval, move |seq| {
+        let (client, url, events) = (client.clone(), url.clone(), events.clone());
+        async move {
+            let body = format!(r#"{{"event":"{}","data":{}}}"#, events[seq], event_data(seq));
+            match client.post(&url).bearer_auth(ADMIN_TOKEN).content_type("application/json").send_body(body).await {
+                Ok(mut response) => {
+                    let _ = response.body().await;
+                    response.status() == 202
+                }
+                Err(error) => {
+                    eprintln!("    publish {seq}: {error}");
+                    false
+                }
+            }
+        }
+    })
+    .await
+}
+
+/// The same bodies and headers hookbus sends, straight to the receiver: the machine's ceiling.
+async fn ceiling(count: usize, concurrency: usize) -> f64 {
+    let receiver = Receiver::start();
+    let client = client(concurrency);
+    let url = receiver.url(0);
+    let sent = send_all(count, concurrency, None, move |seq| {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            let body = format!(
+                r#"{{"id":"0192f3a0-7c1e-7d2a-9b1c-3f4e5d6c7b8a","event":"bench.a","timestamp":"2026-11-26T18:00:00Z","webhook_id":"0192f3a0-7c1e-7d2a-9b1c-3f4e5d6c7b8b","workspace_id":"00000000-0000-0000-0000-000000000000","data":{}}}"#,
+                event_data(seq)
+            );
+            client
+                .post(&url)
+                .content_type("application/json")
+                .insert_header(("webhook-id", "0192f3a0-7c1e-7d2a-9b1c-3f4e5d6c7b8c"))
+                .insert_header(("webhook-timestamp", "1795723200"))
+                .insert_header(("webhook-signature", "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="))
+                .insert_header(("X-Webhook-Event", "bench.a"))
+                .insert_header(("X-Webhook-Delivery", "0192f3a0-7c1e-7d2a-9b1c-3f4e5d6c7b8c"))
+                .insert_header(("X-Webhook-Attempt", "1"))
+                .send_body(body)
+                .await
+                .is_ok_and(|r| r.status() == 204)
+        }
+    })
+    .await;
+    let elapsed = (receiver.tally.last_at_us.load(Ordering::Relaxed).saturating_sub(sent.started_us)) as f64 / 1e6;
+    let rate = receiver.received() as f64 / elapsed;
+    receiver.stop().await;
+    rate
+}
+
+// ---------------------------------------------------------------------------------------
+// Scenarios
+
+struct Scenario {
+    key: &'static str,
+    title: String,
+    /// (webhook URL index or `None` for a dead one, subscribed patterns)
+    webhooks: Vec<(Option<usize>, Vec<String>)>,
+    events: Vec<String>,
+    /// Deliveries the receiver must get.
+    expected: u64,
+    interval: Option<Duration>,
+}
+
+fn scenarios(args: &Args) -> Vec<Scenario> {
+    let scaled = |n: usize| ((n as f64 * args.scale).round() as usize).max(1);
+    let all = || vec!["*".to_string()];
+    let healthy = |n: usize| (0..n).map(|i| (Some(i), all())).collect::<Vec<_>>();
+    let mut list = Vec::new();
+    for key in args.scenarios.split(',').map(str::trim) {
+        match key {
+            "a" => {
+                let n = scaled(20_000);
+                list.push(Scenario {
+                    key: "a",
+                    title: format!("(a) 1 webhook, {n} events"),
+                    webhooks: healthy(1),
+                    events: vec!["artifact.completed".into(); n],
+                    expected: n as u64,
+                    interval: None,
+                });
+            }
+            "b" => {
+                let n = scaled(2_000);
+                list.push(Scenario {
+                    key: "b",
+                    title: format!("(b) 100 webhooks × {n} events"),
+                    webhooks: healthy(100),
+                    events: vec!["artifact.completed".into(); n],
+                    expected: 100 * n as u64,
+                    interval: None,
+                });
+            }
+            "c" => {
+                let n = scaled(20_000);
+                list.push(Scenario {
+                    key: "c",
+                    title: format!("(c) 10,000 webhooks, {n} events spread"),
+                    webhooks: (0..10_000).map(|i| (Some(i), vec![format!("source.ready{i}")])).collect(),
+                    events: (0..n).map(|i| format!("source.ready{}", i % 10_000)).collect(),
+                    expected: n as u64,
+                    interval: None,
+                });
+            }
+            "d" => {
+                let n = scaled(2_000);
+                list.push(Scenario {
+                    key: "d0",
+                    title: format!("(d0) 99 healthy webhooks × {n} events"),
+                    webhooks: healthy(99),
+                    events: vec!["meeting.completed".into(); n],
+                    expected: 99 * n as u64,
+                    interval: None,
+                });
+                let mut webhooks = vec![(None, all())];
+                webhooks.extend(healthy(99));
+                list.push(Scenario {
+                    key: "d",
+                    title: format!("(d) 1 dead + 99 healthy × {n} events"),
+                    webhooks,
+                    events: vec!["meeting.completed".into(); n],
+                    expected: 99 * n as u64,
+                    interval: None,
+                });
+            }
+            "e" => {
+                let n = 1_000 * args.steady_seconds as usize;
+                list.push(Scenario {
+                    key: "e",
+                    title: format!("(e) 1,000 events/s × {} s → 10 webhooks", args.steady_seconds),
+                    webhooks: healthy(10),
+                    events: vec!["recording.started".into(); n],
+                    expected: 10 * n as u64,
+                    interval: Some(Duration::from_millis(1)),
+                });
+            }
+            other => panic!("unknown scenario {other:?}; known: a,b,c,d,e"),
+        }
+    }
+    list
+}
+
+struct Row {
+    backend: &'static str,
+    key: &'static str,
+    title: String,
+    expected: u64,
+    delivered: u64,
+    publish_per_s: f64,
+    delivery_per_s: f64,
+    latency_ms: [f64; 3],
+    peak_rss_mib: f64,
+    server_cpu_s: f64,
+    ceiling_per_s: Option<f64>,
+}
+
+async fn run(backend: &'static str, database_url: &str, dir: &Path, scenario: &Scenario, args: &Args) -> Row {
+    eprintln!("{backend}: {}", scenario.title);
+    let ceiling_per_s = if matches!(scenario.key, "a" | "b") {
+        let rate = ceiling(scenario.expected as usize, args.concurrency).await;
+        eprintln!("  ceiling: {rate:.0} requests/s at concurrency {}", args.concurrency);
+        Some(rate)
+    } else {
+        None
+    };
+    let server = Server::start(database_url, dir).await;
+    let receiver = Receiver::start();
+    let dead = format!("http://127.0.0.1:{}/hook/dead", free_port());
+    let hooks = scenario
+        .webhooks
+        .iter()
+        .map(|(target, events)| (target.map_or_else(|| dead.clone(), |n| receiver.url(n)), events.clone()))
+        .collect::<Vec<_>>();
+    let registering = Instant::now();
+    let created = register(&server, hooks).await;
+    eprintln!("  registered {created} webhooks in {:.1?}", registering.elapsed());
+
+    let sent = publish(&server, Rc::new(scenario.events.clone()), args.concurrency, scenario.interval).await;
+    eprintln!(
+        "  published {}/{} events in {:.2?} ({:.0}/s)",
+        sent.accepted,
+        scenario.events.len(),
+        sent.elapsed,
+        sent.accepted as f64 / sent.elapsed.as_secs_f64()
+    );
+    let mut seen = (receiver.received(), Instant::now());
+    while seen.0 < scenario.expected && seen.1.elapsed() < STALL {
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+        let now = receiver.received();
+        if now != seen.0 {
+            seen = (now, Instant::now());
+        }
+    }
+    let delivered = receiver.received();
+    let last_us = receiver.tally.last_at_us.load(Ordering::Relaxed);
+    let delivery_s = last_us.saturating_sub(sent.started_us) as f64 / 1e6;
+    let latency = receiver.tally.latency_us.lock().unwrap().clone();
+    let row = Row {
+        backend,
+        key: scenario.key,
+        title: scenario.title.clone(),
+        expected: scenario.expected,
+        delivered,
+        publish_per_s: sent.accepted as f64 / sent.elapsed.as_secs_f64(),
+        delivery_per_s: delivered as f64 / delivery_s,
+        latency_ms: [0.5, 0.95, 0.99].map(|q| latency.value_at_quantile(q) as f64 / 1000.0),
+        peak_rss_mib: server.peak_rss_mib(),
+        server_cpu_s: server.cpu_seconds(),
+        ceiling_per_s,
+    };
+    eprintln!(
+        "  delivered {delivered}/{} in {delivery_s:.2} s ({:.0}/s); p50 {:.1} ms, p99 {:.1} ms; peak RSS {:.1} MiB; server CPU {:.1} s",
+        scenario.expected, row.delivery_per_s, row.latency_ms[0], row.latency_ms[2], row.peak_rss_mib, row.server_cpu_s
+    );
+    if delivered < scenario.expected {
+        eprintln!("  MISSING {} deliveries; server log: {}", scenario.expected - delivered, server.log.display());
+    }
+    server.stop();
+    receiver.stop().await;
+    row
+}
+
+// ---------------------------------------------------------------------------------------
+// The report
+
+fn verdicts(rows: &[Row]) -> Vec<String> {
+    let find = |backend: &str, key: &str| rows.iter().find(|r| r.backend == backend && r.key == key);
+    let mut lines = Vec::new();
+    let mut check = |name: String, met: bool| lines.push(format!("- {name}: {}", if met { "met" } else { "MISSED" }));
+    for row in rows.iter().filter(|r| r.delivered < r.expected) {
+        check(
+            format!("{} {}: all {} deliveries arrived ({} did)", row.backend, row.key, row.expected, row.delivered),
+            false,
+        );
+    }
+    for (key, floor) in [("a", 0.30), ("b", 0.50)] {
+        if let Some(row) = find("SQLite", key) {
+            let ratio = row.delivery_per_s / row.ceiling_per_s.unwrap_or(f64::INFINITY);
+            check(
+                format!("({key}) SQLite ≥ {:.0} % of the ceiling: {:.0} %", floor * 100.0, ratio * 100.0),
+                ratio >= floor,
+            );
+        }
+        if let (Some(sqlite), Some(pg)) = (find("SQLite", key), find("PostgreSQL", key)) {
+            let ratio = pg.delivery_per_s / sqlite.delivery_per_s;
+            check(format!("({key}) PostgreSQL ≥ 60 % of SQLite: {:.0} %", ratio * 100.0), ratio >= 0.6);
+        }
+    }
+    for row in rows.iter().filter(|r| r.key == "c") {
+        check(
+            format!("(c) {} peak RSS ≤ 100 MB: {:.1} MB", row.backend, row.peak_rss_mib * 1.048_576),
+            row.peak_rss_mib * 1.048_576 <= 100.0,
+        );
+    }
+    for backend in ["SQLite", "PostgreSQL"] {
+        if let (Some(alone), Some(beside)) = (find(backend, "d0"), find(backend, "d")) {
+            let loss = 1.0 - beside.delivery_per_s / alone.delivery_per_s;
+            check(
+                format!("(d) {backend} healthy 99 lose ≤ 10 % beside a dead one: {:.1} %", loss * 100.0),
+                loss <= 0.10,
+            );
+        }
+    }
+    for row in rows.iter().filter(|r| r.key == "e") {
+        check(
+            format!("(e) {} p99 publish → first attempt ≤ 10 ms: {:.1} ms", row.backend, row.latency_ms[2]),
+            row.latency_ms[2] <= 10.0,
+        );
+    }
+    lines
+}
+
+fn report(rows: &[Row], args: &Args) {
+    println!();
+    println!(
+        "machine: {} cores, {}; publish and ceiling concurrency {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l
+                .split(':')
+                .nth(1)
+                .unwrap_or("")
+                .trim()
+                .to_owned()))
+            .unwrap_or_default(),
+        args.concurrency
+    );
+    println!();
+    println!("| backend | scenario | delivered | publish ev/s | delivery /s | p50 ms | p95 ms | p99 ms | peak RSS MiB | server CPU s | ceiling /s | ÷ ceiling |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for row in rows {
+        let (ceiling, ratio) = match row.ceiling_per_s {
+            Some(c) => (format!("{c:.0}"), format!("{:.0} %", row.delivery_per_s / c * 100.0)),
+            None => ("".into(), "".into()),
+        };
+        println!(
+            "| {} | {} | {}/{} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {ceiling} | {ratio} |",
+            row.backend,
+            row.title,
+            row.delivered,
+            row.expected,
+            row.publish_per_s,
+            row.delivery_per_s,
+            row.latency_ms[0],
+            row.latency_ms[1],
+            row.latency_ms[2],
+            row.peak_rss_mib,
+            row.server_cpu_s
+        );
+    }
+    println!();
+    println!("targets:");
+    for line in verdicts(rows) {
+        println!("{line}");
+    }
+}
+
+fn main() {
+    let args = args();
+    let dir = tempfile::tempdir().unwrap();
+    let mut backends: Vec<(&'static str, Option<&str>)> = Vec::new();
+    if args.sqlite {
+        backends.push(("SQLite", None));
+    }
+    if let Some(admin) = &args.postgres {
+        backends.push(("PostgreSQL", Some(admin)));
+    }
+    let list = scenarios(&args);
+    let rows = actix_rt::System::new().block_on(async {
+        let mut rows = Vec::new();
+        for (backend, postgres) in &backends {
+            for scenario in &list {
+                let database_url = fresh_database(dir.path(), *postgres, scenario.key);
+                rows.push(run(backend, &database_url, dir.path(), scenario, &args).await);
+                drop_database(*postgres, &database_url);
+            }
+        }
+        rows
+    });
+    report(&rows, &args);
+}
