@@ -154,7 +154,9 @@ async fn send_attempt(client: &awc::Client, request: AttemptRequest<'_>) -> Atte
             }
         }
         kept.truncate(RESPONSE_BODY_LIMIT);
-        Ok::<_, String>((status, retry_after, String::from_utf8_lossy(&kept).into_owned()))
+        // PostgreSQL text cannot hold NUL; a receiver's NUL would make the record unwritable.
+        let body = String::from_utf8_lossy(&kept).replace('\0', "\u{FFFD}");
+        Ok::<_, String>((status, retry_after, body))
     };
     let result = actix_rt::time::timeout(request.timeout, exchange).await;
     let duration = started.elapsed();

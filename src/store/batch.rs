@@ -1,6 +1,9 @@
 //! The batched writer behind group commit: many publishes and attempt records, one transaction.
 
-use diesel::{ExpressionMethods, QueryDsl, QueryResult, SqliteConnection};
+use std::collections::HashSet;
+
+use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text};
+use diesel::{QueryResult, SqliteConnection};
 
 use super::records::{AttemptRow, DeliveryChanges, DeliveryRow, EventRow};
 use super::schema::{attempts, deliveries, events};
@@ -81,8 +84,8 @@ impl Store {
     pub async fn write_batch(&self, ops: impl Into<std::sync::Arc<[WriteOp]>>) -> StoreResult<Vec<WriteOutcome>> {
         let ops: std::sync::Arc<[WriteOp]> = ops.into();
         match &self.pool {
-            Pool::Sqlite(pool) => {
-                let mut conn = pool.get().await?;
+            Pool::Sqlite { writer, .. } => {
+                let mut conn = writer.get().await?;
                 let outcomes = conn
                     .spawn_blocking(move |conn| conn.immediate_transaction(|conn| write_sqlite(conn, &ops)))
                     .await?;
@@ -139,33 +142,61 @@ fn initial_outcomes(ops: &[WriteOp]) -> Vec<WriteOutcome> {
         .collect()
 }
 
-/// An attempt result never overwrites a delivery that was cancelled meanwhile.
-macro_rules! still_pending {
-    ($id:expr) => {
-        deliveries::table.filter(deliveries::id.eq($id)).filter(deliveries::status.eq(DeliveryStatus::Pending.as_str()))
-    };
+/// Marks the publishes whose event row was not inserted (its id was taken) as duplicates.
+/// `remove`, so a second publish of the same id in one batch counts as a duplicate too.
+fn mark_duplicates(
+    chunk: &[(usize, EventRow)],
+    mut inserted: HashSet<(String, String)>,
+    outcomes: &mut [WriteOutcome],
+) {
+    for (i, row) in chunk {
+        if !inserted.remove(&(row.workspace_id.clone(), row.id.clone())) {
+            outcomes[*i] = WriteOutcome::DuplicateEvent;
+        }
+    }
 }
 
+/// The attempts' delivery states in one statement per batch. An attempt result never
+/// overwrites a delivery that left `pending` meanwhile (cancelled, say).
+const UPDATE_DELIVERIES_SQLITE: &str = "UPDATE deliveries SET status = u.value ->> 1, \
+     attempt_count = u.value ->> 2, retries_used = u.value ->> 3, next_attempt_at = u.value ->> 4, \
+     status_code = u.value ->> 5, error_message = u.value ->> 6, response_body = u.value ->> 7, \
+     duration_ms = u.value ->> 8, completed_at = u.value ->> 9 \
+     FROM json_each(?) AS u WHERE deliveries.id = u.value ->> 0 AND deliveries.status = 'pending'";
+
+const UPDATE_DELIVERIES_POSTGRES: &str = "UPDATE deliveries AS d SET status = u.status, \
+     attempt_count = u.attempt_count, retries_used = u.retries_used, next_attempt_at = u.next_attempt_at, \
+     status_code = u.status_code, error_message = u.error_message, response_body = u.response_body, \
+     duration_ms = u.duration_ms, completed_at = u.completed_at \
+     FROM unnest($1::text[], $2::text[], $3::int4[], $4::int4[], $5::int8[], $6::int4[], $7::text[], \
+     $8::text[], $9::int8[], $10::int8[]) AS u(id, status, attempt_count, retries_used, next_attempt_at, \
+     status_code, error_message, response_body, duration_ms, completed_at) \
+     WHERE d.id = u.id AND d.status = 'pending'";
+
+/// One multi-row statement per chunk for each table, so a batch costs a handful of
+/// statements however many writes it holds.
 fn write_sqlite(conn: &mut SqliteConnection, ops: &[WriteOp]) -> QueryResult<Vec<WriteOutcome>> {
     use diesel::RunQueryDsl;
     let mut outcomes = initial_outcomes(ops);
-    for (i, row) in event_rows(ops) {
-        let inserted = diesel::insert_into(events::table).values(&row).on_conflict_do_nothing().execute(conn)?;
-        if inserted == 0 {
-            outcomes[i] = WriteOutcome::DuplicateEvent;
-        }
+    for chunk in event_rows(ops).chunks(ROWS_PER_INSERT) {
+        let rows: Vec<&EventRow> = chunk.iter().map(|(_, row)| row).collect();
+        let inserted = diesel::insert_into(events::table)
+            .values(rows)
+            .on_conflict_do_nothing()
+            .returning((events::workspace_id, events::id))
+            .get_results(conn)?;
+        mark_duplicates(chunk, inserted.into_iter().collect(), &mut outcomes);
     }
     for chunk in delivery_rows(ops, &outcomes).chunks(ROWS_PER_INSERT) {
         diesel::insert_into(deliveries::table).values(chunk).execute(conn)?;
     }
-    for write in attempt_writes(ops) {
-        diesel::insert_into(attempts::table)
-            .values(AttemptRow::from(&write.attempt))
-            .on_conflict_do_nothing()
-            .execute(conn)?;
-        diesel::update(still_pending!(write.delivery.id.to_string()))
-            .set(DeliveryChanges::from(&write.delivery))
-            .execute(conn)?;
+    let attempts: Vec<AttemptRow> = attempt_writes(ops).map(|w| AttemptRow::from(&w.attempt)).collect();
+    for chunk in attempts.chunks(ROWS_PER_INSERT) {
+        diesel::insert_into(attempts::table).values(chunk).on_conflict_do_nothing().execute(conn)?;
+    }
+    let changes: DeliveryChanges = attempt_writes(ops).map(|w| &w.delivery).collect();
+    if !changes.is_empty() {
+        diesel::sql_query(UPDATE_DELIVERIES_SQLITE).bind::<Text, _>(changes.to_json_rows()).execute(conn)?;
     }
     Ok(outcomes)
 }
@@ -173,24 +204,15 @@ fn write_sqlite(conn: &mut SqliteConnection, ops: &[WriteOp]) -> QueryResult<Vec
 async fn write_postgres(conn: &mut diesel_async::AsyncPgConnection, ops: &[WriteOp]) -> QueryResult<Vec<WriteOutcome>> {
     use diesel_async::RunQueryDsl;
     let mut outcomes = initial_outcomes(ops);
-    // One multi-row insert per chunk; the rows it did not return were already there.
-    let events = event_rows(ops);
-    for chunk in events.chunks(ROWS_PER_INSERT) {
+    for chunk in event_rows(ops).chunks(ROWS_PER_INSERT) {
         let rows: Vec<&EventRow> = chunk.iter().map(|(_, row)| row).collect();
-        let mut inserted: std::collections::HashSet<(String, String)> = diesel::insert_into(events::table)
+        let inserted: Vec<(String, String)> = diesel::insert_into(events::table)
             .values(rows)
             .on_conflict_do_nothing()
             .returning((events::workspace_id, events::id))
             .get_results(conn)
-            .await?
-            .into_iter()
-            .collect();
-        // `remove`, so a second publish of the same id in this batch counts as a duplicate.
-        for (i, row) in chunk {
-            if !inserted.remove(&(row.workspace_id.clone(), row.id.clone())) {
-                outcomes[*i] = WriteOutcome::DuplicateEvent;
-            }
-        }
+            .await?;
+        mark_duplicates(chunk, inserted.into_iter().collect(), &mut outcomes);
     }
     for chunk in delivery_rows(ops, &outcomes).chunks(ROWS_PER_INSERT) {
         diesel::insert_into(deliveries::table).values(chunk).execute(conn).await?;
@@ -199,9 +221,19 @@ async fn write_postgres(conn: &mut diesel_async::AsyncPgConnection, ops: &[Write
     for chunk in attempts.chunks(ROWS_PER_INSERT) {
         diesel::insert_into(attempts::table).values(chunk).on_conflict_do_nothing().execute(conn).await?;
     }
-    for write in attempt_writes(ops) {
-        diesel::update(still_pending!(write.delivery.id.to_string()))
-            .set(DeliveryChanges::from(&write.delivery))
+    let c: DeliveryChanges = attempt_writes(ops).map(|w| &w.delivery).collect();
+    if !c.is_empty() {
+        diesel::sql_query(UPDATE_DELIVERIES_POSTGRES)
+            .bind::<Array<Text>, _>(c.id)
+            .bind::<Array<Text>, _>(c.status)
+            .bind::<Array<Integer>, _>(c.attempt_count)
+            .bind::<Array<Integer>, _>(c.retries_used)
+            .bind::<Array<Nullable<BigInt>>, _>(c.next_attempt_at)
+            .bind::<Array<Nullable<Integer>>, _>(c.status_code)
+            .bind::<Array<Nullable<Text>>, _>(c.error_message)
+            .bind::<Array<Nullable<Text>>, _>(c.response_body)
+            .bind::<Array<Nullable<BigInt>>, _>(c.duration_ms)
+            .bind::<Array<Nullable<BigInt>>, _>(c.completed_at)
             .execute(conn)
             .await?;
     }

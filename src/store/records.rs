@@ -24,7 +24,7 @@ pub struct EventRecord {
 }
 
 #[derive(Queryable, Selectable, Insertable)]
-#[diesel(table_name = events)]
+#[diesel(table_name = events, treat_none_as_default_value = false)]
 pub(super) struct EventRow {
     pub workspace_id: String,
     pub id: String,
@@ -111,7 +111,7 @@ impl DeliveryRecord {
 }
 
 #[derive(Queryable, Selectable, Insertable)]
-#[diesel(table_name = deliveries)]
+#[diesel(table_name = deliveries, treat_none_as_default_value = false)]
 pub(super) struct DeliveryRow {
     pub id: String,
     pub workspace_id: String,
@@ -214,33 +214,73 @@ pub struct DeliveryUpdate {
     pub completed_at: Option<DateTime<Utc>>,
 }
 
-#[derive(AsChangeset)]
-#[diesel(table_name = deliveries, treat_none_as_null = true)]
+/// The state attempts leave deliveries in, one column per field, for one batched `UPDATE`
+/// (`unnest` of arrays on PostgreSQL, `json_each` on SQLite). One entry per delivery: when a
+/// batch holds two attempts of the same delivery, the later one wins, as it would in order.
+#[derive(Default)]
 pub(super) struct DeliveryChanges {
-    pub status: String,
-    pub attempt_count: i32,
-    pub retries_used: i32,
-    pub next_attempt_at: Option<i64>,
-    pub status_code: Option<i32>,
-    pub error_message: Option<String>,
-    pub response_body: Option<String>,
-    pub duration_ms: Option<i64>,
-    pub completed_at: Option<i64>,
+    pub id: Vec<String>,
+    pub status: Vec<&'static str>,
+    pub attempt_count: Vec<i32>,
+    pub retries_used: Vec<i32>,
+    pub next_attempt_at: Vec<Option<i64>>,
+    pub status_code: Vec<Option<i32>>,
+    pub error_message: Vec<Option<String>>,
+    pub response_body: Vec<Option<String>>,
+    pub duration_ms: Vec<Option<i64>>,
+    pub completed_at: Vec<Option<i64>>,
 }
 
-impl From<&DeliveryUpdate> for DeliveryChanges {
-    fn from(u: &DeliveryUpdate) -> Self {
-        Self {
-            status: u.status.as_str().to_owned(),
-            attempt_count: u.attempt_count as i32,
-            retries_used: u.retries_used as i32,
-            next_attempt_at: u.next_attempt_at.map(to_millis),
-            status_code: u.status_code.map(i32::from),
-            error_message: u.error_message.clone(),
-            response_body: u.response_body.clone(),
-            duration_ms: u.duration_ms.map(|v| v as i64),
-            completed_at: u.completed_at.map(to_millis),
+impl<'a> FromIterator<&'a DeliveryUpdate> for DeliveryChanges {
+    fn from_iter<I: IntoIterator<Item = &'a DeliveryUpdate>>(updates: I) -> Self {
+        let mut last: std::collections::HashMap<DeliveryId, &DeliveryUpdate> = std::collections::HashMap::new();
+        let mut order = Vec::new();
+        for u in updates {
+            if last.insert(u.id, u).is_none() {
+                order.push(u.id);
+            }
         }
+        let mut c = Self::default();
+        for u in order.iter().map(|id| last[id]) {
+            c.id.push(u.id.to_string());
+            c.status.push(u.status.as_str());
+            c.attempt_count.push(u.attempt_count as i32);
+            c.retries_used.push(u.retries_used as i32);
+            c.next_attempt_at.push(u.next_attempt_at.map(to_millis));
+            c.status_code.push(u.status_code.map(i32::from));
+            c.error_message.push(u.error_message.clone());
+            c.response_body.push(u.response_body.clone());
+            c.duration_ms.push(u.duration_ms.map(|v| v as i64));
+            c.completed_at.push(u.completed_at.map(to_millis));
+        }
+        c
+    }
+}
+
+impl DeliveryChanges {
+    pub fn is_empty(&self) -> bool {
+        self.id.is_empty()
+    }
+
+    /// The rows as one JSON array of arrays, in column order, for SQLite's `json_each`.
+    pub fn to_json_rows(&self) -> String {
+        let rows: Vec<serde_json::Value> = (0..self.id.len())
+            .map(|i| {
+                serde_json::json!([
+                    self.id[i],
+                    self.status[i],
+                    self.attempt_count[i],
+                    self.retries_used[i],
+                    self.next_attempt_at[i],
+                    self.status_code[i],
+                    self.error_message[i],
+                    self.response_body[i],
+                    self.duration_ms[i],
+                    self.completed_at[i],
+                ])
+            })
+            .collect();
+        serde_json::Value::Array(rows).to_string()
     }
 }
 
@@ -260,7 +300,7 @@ pub struct AttemptRecord {
 }
 
 #[derive(Queryable, Selectable, Insertable)]
-#[diesel(table_name = attempts)]
+#[diesel(table_name = attempts, treat_none_as_default_value = false)]
 pub(super) struct AttemptRow {
     pub delivery_id: String,
     pub attempt: i32,
@@ -305,4 +345,40 @@ impl TryFrom<AttemptRow> for AttemptRecord {
 
 pub(super) fn parse_id<T: std::str::FromStr>(raw: &str) -> Result<T, StoreError> {
     raw.parse().map_err(|_| StoreError::Corrupt(format!("'{raw}' is not an id")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn update(id: DeliveryId, attempt_count: u32, status: DeliveryStatus) -> DeliveryUpdate {
+        DeliveryUpdate {
+            id,
+            status,
+            attempt_count,
+            retries_used: attempt_count,
+            next_attempt_at: None,
+            status_code: Some(500),
+            error_message: None,
+            response_body: Some("x".into()),
+            duration_ms: Some(1),
+            completed_at: None,
+        }
+    }
+
+    #[test]
+    fn the_later_attempt_of_a_delivery_wins_within_one_batch() {
+        let (a, b) = (DeliveryId::generate(), DeliveryId::generate());
+        let updates = [
+            update(a, 1, DeliveryStatus::Pending),
+            update(b, 1, DeliveryStatus::Succeeded),
+            update(a, 2, DeliveryStatus::Failed),
+        ];
+        let changes: DeliveryChanges = updates.iter().collect();
+        assert_eq!(changes.id, vec![a.to_string(), b.to_string()]);
+        assert_eq!(changes.attempt_count, vec![2, 1]);
+        assert_eq!(changes.status, vec!["failed", "succeeded"]);
+        let json: serde_json::Value = serde_json::from_str(&changes.to_json_rows()).unwrap();
+        assert_eq!(json[0], serde_json::json!([a.to_string(), "failed", 2, 2, null, 500, null, "x", 1, null]));
+    }
 }

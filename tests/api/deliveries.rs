@@ -70,3 +70,26 @@ backend_test!(redelivery_keeps_history_and_continues_attempt_numbers, |backend| 
     assert_eq!(done["attempt_count"], 3);
     assert_eq!(done["attempts"].as_array().unwrap().len(), 3);
 });
+
+backend_test!(a_response_body_with_nul_bytes_is_recorded, |backend| async move {
+    // PostgreSQL text cannot hold NUL: stored as is, the attempt record could never be written.
+    let app = spawn_app(backend).await;
+    let receiver = TestReceiver::start().await;
+    receiver.script(vec![Answer::status(500).body(b"bad\0body\xff")]);
+    let webhook = app.create_webhook(json!({"url": receiver.url(), "events": ["*"], "max_retries": 0})).await;
+    let id = webhook["id"].as_str().unwrap();
+    app.publish("artifact.completed", json!({"n": 1})).await;
+    receiver.recv_n(1, SHORT).await;
+    let deadline = std::time::Instant::now() + SHORT;
+    let failed = loop {
+        let failed = app.get(&format!("/api/v1/webhooks/{id}/deliveries?status=failed")).await.body;
+        if failed["data"].as_array().unwrap().len() == 1 {
+            break failed;
+        }
+        assert!(std::time::Instant::now() < deadline, "the failed attempt was never recorded");
+        actix_rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(failed["data"][0]["response_body"], "bad\u{FFFD}body\u{FFFD}");
+    let detail = app.get(&format!("/api/v1/deliveries/{}", failed["data"][0]["id"].as_str().unwrap())).await.body;
+    assert_eq!(detail["attempts"][0]["response_body"], "bad\u{FFFD}body\u{FFFD}");
+});

@@ -269,11 +269,18 @@ pub struct Answer {
     pub status: u16,
     pub delay: Duration,
     pub headers: Vec<(String, String)>,
+    /// The response body; "ok" unless set.
+    pub body: Vec<u8>,
 }
 
 impl Answer {
     pub fn status(status: u16) -> Self {
-        Self { status, delay: Duration::ZERO, headers: vec![] }
+        Self { status, delay: Duration::ZERO, headers: vec![], body: b"ok".to_vec() }
+    }
+
+    pub fn body(mut self, body: &[u8]) -> Self {
+        self.body = body.to_vec();
+        self
     }
 
     pub fn delayed(mut self, delay: Duration) -> Self {
@@ -346,7 +353,7 @@ async fn receive(req: HttpRequest, body: web::Bytes, shared: web::Data<Arc<Share
     for (name, value) in &answer.headers {
         response.insert_header((name.as_str(), value.as_str()));
     }
-    response.body("ok")
+    response.body(answer.body)
 }
 
 impl TestReceiver {
