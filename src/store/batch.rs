@@ -157,12 +157,14 @@ fn mark_duplicates(
 }
 
 /// The attempts' delivery states in one statement per batch. An attempt result never
-/// overwrites a delivery that left `pending` meanwhile (cancelled, say).
+/// overwrites a delivery that left `pending` meanwhile (cancelled, say), nor the result of
+/// a later attempt (PostgreSQL batches can commit in any order).
 const UPDATE_DELIVERIES_SQLITE: &str = "UPDATE deliveries SET status = u.value ->> 1, \
      attempt_count = u.value ->> 2, retries_used = u.value ->> 3, next_attempt_at = u.value ->> 4, \
      status_code = u.value ->> 5, error_message = u.value ->> 6, response_body = u.value ->> 7, \
      duration_ms = u.value ->> 8, completed_at = u.value ->> 9 \
-     FROM json_each(?) AS u WHERE deliveries.id = u.value ->> 0 AND deliveries.status = 'pending'";
+     FROM json_each(?) AS u WHERE deliveries.id = u.value ->> 0 AND deliveries.status = 'pending' \
+     AND deliveries.attempt_count < u.value ->> 2";
 
 const UPDATE_DELIVERIES_POSTGRES: &str = "UPDATE deliveries AS d SET status = u.status, \
      attempt_count = u.attempt_count, retries_used = u.retries_used, next_attempt_at = u.next_attempt_at, \
@@ -171,7 +173,7 @@ const UPDATE_DELIVERIES_POSTGRES: &str = "UPDATE deliveries AS d SET status = u.
      FROM unnest($1::text[], $2::text[], $3::int4[], $4::int4[], $5::int8[], $6::int4[], $7::text[], \
      $8::text[], $9::int8[], $10::int8[]) AS u(id, status, attempt_count, retries_used, next_attempt_at, \
      status_code, error_message, response_body, duration_ms, completed_at) \
-     WHERE d.id = u.id AND d.status = 'pending'";
+     WHERE d.id = u.id AND d.status = 'pending' AND d.attempt_count < u.attempt_count";
 
 /// One multi-row statement per chunk for each table, so a batch costs a handful of
 /// statements however many writes it holds.

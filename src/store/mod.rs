@@ -42,7 +42,7 @@ const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 1
 
 /// The writer's page cache (KiB, as SQLite takes a negative size): the pages it touches on
 /// every batch (index leaves, recent deliveries) stay in memory; the default is 2 MiB.
-const SQLITE_WRITER_PRAGMAS: &str = "PRAGMA cache_size = -16384;";
+const SQLITE_WRITER_PRAGMAS: &str = "PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 10000;";
 
 type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
 
@@ -260,6 +260,15 @@ impl Store {
         match &self.cipher {
             Some(cipher) => cipher.decrypt(stored),
             None => Ok(stored.to_owned()),
+        }
+    }
+
+    /// How many write transactions may run at once: SQLite has one writer; PostgreSQL
+    /// takes several, which overlaps their round trips, and leaves half the pool to readers.
+    pub fn concurrent_writers(&self) -> usize {
+        match &self.pool {
+            Pool::Sqlite { .. } => 1,
+            Pool::Postgres(pool) => (pool.status().max_size / 2).clamp(1, 4),
         }
     }
 

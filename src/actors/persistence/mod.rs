@@ -1,8 +1,9 @@
 //! The `Persistence` actor: group commit of publishes and attempt records.
 //!
-//! Writes queue up while a transaction is running; when it commits, everything that
+//! Writes queue up while transactions are running; when one commits, everything that
 //! queued meanwhile goes into the next one. Under load, one transaction carries many
-//! writes; when idle, a write commits at once.
+//! writes; when idle, a write commits at once. SQLite takes one writer at a time;
+//! PostgreSQL takes a few transactions at once, so its round trips overlap.
 
 mod messages;
 
@@ -25,7 +26,9 @@ pub struct Persistence {
     store: Store,
     max_batch: usize,
     queue: Vec<(WriteOp, Option<Reply>)>,
-    flushing: bool,
+    /// Transactions running now, and how many may run at once.
+    writing: usize,
+    max_writing: usize,
     /// Failed writes waiting to be tried again; a flush is not complete until they land.
     retrying: usize,
     drained: Vec<oneshot::Sender<()>>,
@@ -33,28 +36,29 @@ pub struct Persistence {
 
 impl Persistence {
     pub fn new(store: Store, max_batch: usize) -> Self {
-        Self { store, max_batch, queue: Vec::new(), flushing: false, retrying: 0, drained: Vec::new() }
+        let max_writing = store.concurrent_writers();
+        Self { store, max_batch, queue: Vec::new(), writing: 0, max_writing, retrying: 0, drained: Vec::new() }
     }
 
     fn flush(&mut self, ctx: &mut Context<Self>) {
-        if self.flushing {
+        if self.writing >= self.max_writing {
             return;
         }
         if self.queue.is_empty() {
-            if self.retrying == 0 {
+            if self.retrying == 0 && self.writing == 0 {
                 self.drained.drain(..).for_each(|tx| {
                     let _ = tx.send(());
                 });
             }
             return;
         }
-        self.flushing = true;
+        self.writing += 1;
         let take = self.queue.len().min(self.max_batch);
         let (ops, replies): (Vec<WriteOp>, Vec<Option<Reply>>) = self.queue.drain(..take).unzip();
         let ops: Arc<[WriteOp]> = ops.into();
         let (store, written) = (self.store.clone(), ops.clone());
         ctx.spawn(async move { store.write_batch(written).await }.into_actor(self).map(move |result, act, ctx| {
-            act.flushing = false;
+            act.writing -= 1;
             act.committed(&ops, replies, result, ctx);
             act.flush(ctx);
         }));
