@@ -6,6 +6,7 @@
 //! not: many wait for their group commit at once.
 
 mod messages;
+mod subscriptions;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -20,6 +21,7 @@ pub use messages::{
     UpdateWebhook, WebhookHealth,
 };
 
+use self::subscriptions::Subscriptions;
 use super::endpoint::{
     DeliveriesRequeued, DeliveryEnqueued, DrainEndpoint, EndpointActor, EndpointDeps, GetEndpointHealth, ResetCircuit,
     StopEndpoint, WebhookChanged,
@@ -79,6 +81,7 @@ pub struct Registry {
     webhooks: HashMap<WebhookId, Arc<Webhook>>,
     /// Per workspace, ids in creation order (ids are v7), for listing.
     by_workspace: HashMap<WorkspaceId, BTreeSet<WebhookId>>,
+    subscriptions: Subscriptions,
     endpoints: HashMap<WebhookId, Addr<EndpointActor>>,
 }
 
@@ -100,6 +103,7 @@ impl Registry {
             settings,
             webhooks: HashMap::new(),
             by_workspace: HashMap::new(),
+            subscriptions: Subscriptions::default(),
             endpoints: HashMap::new(),
         };
         for webhook in webhooks {
@@ -110,11 +114,15 @@ impl Registry {
 
     fn remember(&mut self, webhook: Arc<Webhook>) {
         self.by_workspace.entry(webhook.workspace_id).or_default().insert(webhook.id);
-        self.webhooks.insert(webhook.id, webhook);
+        if let Some(before) = self.webhooks.insert(webhook.id, webhook.clone()) {
+            self.subscriptions.remove(&before);
+        }
+        self.subscriptions.add(&webhook);
     }
 
     fn forget(&mut self, id: WebhookId) {
         if let Some(webhook) = self.webhooks.remove(&id) {
+            self.subscriptions.remove(&webhook);
             if let Some(ids) = self.by_workspace.get_mut(&webhook.workspace_id) {
                 ids.remove(&id);
             }
@@ -222,10 +230,9 @@ impl Registry {
         id: Option<EventId>,
     ) -> ResponseActFuture<Self, Result<Published, RegistryError>> {
         let matched: Vec<WebhookId> = self
-            .by_workspace
-            .get(&workspace_id)
-            .into_iter()
-            .flatten()
+            .subscriptions
+            .candidates(workspace_id, &event)
+            .iter()
             .filter_map(|id| self.webhooks.get(id))
             .filter(|w| w.enabled && w.subscribes_to(&event))
             .map(|w| w.id)
