@@ -1,5 +1,6 @@
 //! [`Hookbus`]: the whole system started in-process, for the server and for embedding apps.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use actix::{Actor, Addr};
@@ -9,6 +10,7 @@ use crate::actors::janitor::Janitor;
 use crate::actors::persistence::{FlushWrites, Persistence};
 use crate::actors::registry::{DrainDeliveries, Registry, RegistrySettings};
 use crate::config::{Config, ConfigError};
+use crate::domain::WebhookId;
 use crate::http::auth::AdminToken;
 use crate::http::body::BodyLimit;
 use crate::http::{self, ApiState};
@@ -67,7 +69,17 @@ impl Hookbus {
         };
         let metrics = Arc::new(Metrics::default());
         Janitor::new(store.clone(), config.retention(), config.janitor_interval()).start();
-        let registry = Registry::new(store.clone(), persistence.clone(), metrics.clone(), settings, webhooks).start();
+        // Endpoints of webhooks with nothing pending skip their first look at the database.
+        let pending: HashSet<WebhookId> = match store.pending_counts().await {
+            Ok(counts) => counts.into_iter().filter(|(_, n)| *n > 0).map(|(id, _)| id).collect(),
+            Err(error) => {
+                log::warn!("could not count pending deliveries; every endpoint will look: {error}");
+                webhooks.iter().map(|w| w.id).collect()
+            }
+        };
+        let idle = webhooks.iter().map(|w| w.id).filter(|id| !pending.contains(id)).collect();
+        let registry =
+            Registry::new(store.clone(), persistence.clone(), metrics.clone(), settings, webhooks, idle).start();
         Ok(Self {
             config: Arc::new(config),
             store,

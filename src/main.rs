@@ -6,12 +6,6 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use hookbus::config::{Config, ConfigOverrides};
 
-// The delivery loop allocates small, short-lived buffers per request; mimalloc handles that
-// pattern with much less CPU than glibc's malloc (BENCHMARKS.md). The library leaves the
-// choice of allocator to the application embedding it.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(name = "hookbus", version, about = "Webhook delivery: signed, retried, recorded.")]
 struct Cli {

@@ -88,7 +88,8 @@ pub struct EndpointActor {
 }
 
 impl EndpointActor {
-    pub fn new(webhook: Arc<Webhook>, deps: EndpointDeps) -> Self {
+    /// `backlog`: whether the database may hold pending deliveries for this webhook.
+    pub fn new(webhook: Arc<Webhook>, deps: EndpointDeps, backlog: bool) -> Self {
         let now = Instant::now();
         Self {
             bucket: webhook.settings.rate_limit_per_sec.map(|rate| TokenBucket::new(rate, now)),
@@ -103,7 +104,7 @@ impl EndpointActor {
             wake: None,
             reported_circuit: None,
             cursor: None,
-            backlog: true,
+            backlog,
             paging: false,
             missed_while_paging: false,
             stopped: false,

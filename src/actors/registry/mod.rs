@@ -8,7 +8,7 @@
 mod messages;
 mod subscriptions;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -82,6 +82,9 @@ pub struct Registry {
     /// Per workspace, ids in creation order (ids are v7), for listing.
     by_workspace: HashMap<WorkspaceId, BTreeSet<WebhookId>>,
     subscriptions: Subscriptions,
+    /// Webhooks known to have nothing pending in the database, so their endpoint need not
+    /// look: those idle at start-up and those just registered. Saves a query per endpoint.
+    idle: HashSet<WebhookId>,
     endpoints: HashMap<WebhookId, Addr<EndpointActor>>,
 }
 
@@ -93,6 +96,7 @@ impl Registry {
         metrics: Arc<Metrics>,
         settings: RegistrySettings,
         webhooks: Vec<Webhook>,
+        idle: HashSet<WebhookId>,
     ) -> Self {
         let settings_guard_off = settings.url_policy.allow_private;
         let mut registry = Self {
@@ -104,6 +108,7 @@ impl Registry {
             webhooks: HashMap::new(),
             by_workspace: HashMap::new(),
             subscriptions: Subscriptions::default(),
+            idle,
             endpoints: HashMap::new(),
         };
         for webhook in webhooks {
@@ -163,7 +168,8 @@ impl Registry {
                     backoff_max: self.settings.backoff_max,
                     window: self.settings.pending_window,
                 };
-                let endpoint = EndpointActor::new(webhook.clone(), deps).start();
+                let backlog = !self.idle.remove(&webhook.id);
+                let endpoint = EndpointActor::new(webhook.clone(), deps, backlog).start();
                 self.endpoints.insert(webhook.id, endpoint);
             }
             (false, _) => self.stop_endpoint(webhook.id),
@@ -345,6 +351,7 @@ impl Handler<RegisterWebhook> for Registry {
         AtomicResponse::new(Box::pin(register.into_actor(self).map(move |result, act, ctx| {
             result?;
             act.remember(webhook.clone());
+            act.idle.insert(webhook.id);
             act.sync_endpoint(&webhook, ctx);
             Ok(webhook)
         })))
