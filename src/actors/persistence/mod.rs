@@ -25,7 +25,10 @@ type Reply = oneshot::Sender<Result<WriteOutcome, Arc<StoreError>>>;
 pub struct Persistence {
     store: Store,
     max_batch: usize,
-    queue: Vec<(WriteOp, Option<Reply>)>,
+    /// Publishes go first: a client waits for each one. Attempt records can wait (until
+    /// written, their delivery is still pending in the database: at-least-once).
+    publishes: Vec<(WriteOp, Option<Reply>)>,
+    records: Vec<(WriteOp, Option<Reply>)>,
     /// Transactions running now, and how many may run at once.
     writing: usize,
     max_writing: usize,
@@ -37,14 +40,23 @@ pub struct Persistence {
 impl Persistence {
     pub fn new(store: Store, max_batch: usize) -> Self {
         let max_writing = store.concurrent_writers();
-        Self { store, max_batch, queue: Vec::new(), writing: 0, max_writing, retrying: 0, drained: Vec::new() }
+        Self {
+            store,
+            max_batch,
+            publishes: Vec::new(),
+            records: Vec::new(),
+            writing: 0,
+            max_writing,
+            retrying: 0,
+            drained: Vec::new(),
+        }
     }
 
     fn flush(&mut self, ctx: &mut Context<Self>) {
         if self.writing >= self.max_writing {
             return;
         }
-        if self.queue.is_empty() {
+        if self.publishes.is_empty() && self.records.is_empty() {
             if self.retrying == 0 && self.writing == 0 {
                 self.drained.drain(..).for_each(|tx| {
                     let _ = tx.send(());
@@ -53,8 +65,10 @@ impl Persistence {
             return;
         }
         self.writing += 1;
-        let take = self.queue.len().min(self.max_batch);
-        let (ops, replies): (Vec<WriteOp>, Vec<Option<Reply>>) = self.queue.drain(..take).unzip();
+        let publishes = self.publishes.len().min(self.max_batch);
+        let records = self.records.len().min(self.max_batch - publishes);
+        let (ops, replies): (Vec<WriteOp>, Vec<Option<Reply>>) =
+            self.publishes.drain(..publishes).chain(self.records.drain(..records)).unzip();
         let ops: Arc<[WriteOp]> = ops.into();
         let (store, written) = (self.store.clone(), ops.clone());
         ctx.spawn(async move { store.write_batch(written).await }.into_actor(self).map(move |result, act, ctx| {
@@ -99,7 +113,7 @@ impl Persistence {
                     self.retrying += retry.len();
                     ctx.run_later(RETRY_DELAY, move |act, ctx| {
                         act.retrying -= retry.len();
-                        act.queue.splice(0..0, retry);
+                        act.records.splice(0..0, retry);
                         act.flush(ctx);
                     });
                 }
@@ -117,7 +131,11 @@ impl Handler<PersistWrite> for Persistence {
 
     fn handle(&mut self, msg: PersistWrite, ctx: &mut Context<Self>) -> Self::Result {
         let (tx, rx) = oneshot::channel();
-        self.queue.push((msg.op, Some(tx)));
+        let queue = match msg.op {
+            WriteOp::Publish(_) => &mut self.publishes,
+            WriteOp::Attempt(_) => &mut self.records,
+        };
+        queue.push((msg.op, Some(tx)));
         self.flush(ctx);
         Box::pin(
             async move { rx.await.unwrap_or_else(|_| Err(Arc::new(StoreError::Corrupt("the writer stopped".into())))) },
