@@ -313,17 +313,27 @@ where
     Sent { started_us, accepted: accepted.get(), elapsed: start.elapsed() }
 }
 
-async fn publish(server: &Server, events: Rc<Vec<String>>, concurrency: usize, interval: Option<Duration>) -> Sent {
+/// Publishes `events`; also returns the publish round trips (send → 202), in µs.
+async fn publish(
+    server: &Server,
+    events: Rc<Vec<String>>,
+    concurrency: usize,
+    interval: Option<Duration>,
+) -> (Sent, Histogram<u64>) {
     let client = client(concurrency);
     let url = server.url("/api/v1/events");
     let count = events.len();
-    send_all(count, concurrency, interval, move |seq| {
-        let (client, url, events) = (client.clone(), url.clone(), events.clone());
+    let round_trips = Rc::new(std::cell::RefCell::new(latency_histogram()));
+    let recorded = round_trips.clone();
+    let sent = send_all(count, concurrency, interval, move |seq| {
+        let (client, url, events, round_trips) = (client.clone(), url.clone(), events.clone(), recorded.clone());
         async move {
             let body = format!(r#"{{"event":"{}","data":{}}}"#, events[seq], event_data(seq));
+            let started = Instant::now();
             match client.post(&url).bearer_auth(ADMIN_TOKEN).content_type("application/json").send_body(body).await {
                 Ok(mut response) => {
                     let _ = response.body().await;
+                    let _ = round_trips.borrow_mut().record(started.elapsed().as_micros().max(1) as u64);
                     response.status() == 202
                 }
                 Err(error) => {
@@ -333,7 +343,9 @@ async fn publish(server: &Server, events: Rc<Vec<String>>, concurrency: usize, i
             }
         }
     })
-    .await
+    .await;
+    let round_trips = round_trips.borrow().clone();
+    (sent, round_trips)
 }
 
 /// The same bodies and headers hookbus sends, straight to the receiver: the machine's ceiling.
@@ -496,13 +508,17 @@ async fn run(backend: &'static str, database_url: &str, dir: &Path, scenario: &S
     let created = register(&server, hooks).await;
     eprintln!("  registered {created} webhooks in {:.1?}", registering.elapsed());
 
-    let sent = publish(&server, Rc::new(scenario.events.clone()), args.concurrency, scenario.interval).await;
+    let (sent, round_trips) =
+        publish(&server, Rc::new(scenario.events.clone()), args.concurrency, scenario.interval).await;
+    let ms = |q: f64| round_trips.value_at_quantile(q) as f64 / 1000.0;
     eprintln!(
-        "  published {}/{} events in {:.2?} ({:.0}/s)",
+        "  published {}/{} events in {:.2?} ({:.0}/s); publish → 202 p50 {:.1} ms, p99 {:.1} ms",
         sent.accepted,
         scenario.events.len(),
         sent.elapsed,
-        sent.accepted as f64 / sent.elapsed.as_secs_f64()
+        sent.accepted as f64 / sent.elapsed.as_secs_f64(),
+        ms(0.5),
+        ms(0.99)
     );
     let mut seen = (receiver.received(), Instant::now());
     while seen.0 < scenario.expected && seen.1.elapsed() < STALL {

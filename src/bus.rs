@@ -28,17 +28,21 @@ pub enum StartError {
     AdminToken(#[source] std::io::Error),
     #[error("invalid master key: {0}")]
     MasterKey(String),
+    #[error("could not start the writer thread")]
+    WriterThread(#[source] std::io::Error),
     #[error("could not bind the HTTP listener")]
     Bind(#[source] std::io::Error),
 }
 
 /// A running hookbus: its actors, its store and its admin routes. Must be started
-/// inside an actix `System` (the actors live on the current arbiter).
+/// inside an actix `System` (the registry and endpoints live on the current arbiter, the
+/// writer on a thread of its own).
 pub struct Hookbus {
     config: Arc<Config>,
     store: Store,
     registry: Addr<Registry>,
     persistence: Addr<Persistence>,
+    _writer_thread: WriterThread,
     admin_token: AdminToken,
     metrics: Arc<Metrics>,
     started_at: std::time::Instant,
@@ -58,7 +62,10 @@ impl Hookbus {
         let webhooks = store.load_webhooks().await?;
         let admin_token =
             AdminToken::resolve(config.admin_token.as_deref(), &config.data_dir).map_err(StartError::AdminToken)?;
-        let persistence = Persistence::new(store.clone(), config.max_batch_writes).start();
+        // The writer gets a thread of its own: a transaction's round trips and its replies
+        // then never wait behind the delivery loop's work on the main arbiter.
+        let (persistence, writer_thread) =
+            WriterThread::start(Persistence::new(store.clone(), config.max_batch_writes))?;
         let settings = RegistrySettings {
             url_policy: config.url_policy(),
             backoff_max: config.backoff_max(),
@@ -85,6 +92,7 @@ impl Hookbus {
             store,
             registry,
             persistence,
+            _writer_thread: writer_thread,
             admin_token,
             metrics,
             started_at: std::time::Instant::now(),
@@ -135,5 +143,38 @@ impl Hookbus {
             Ok(Err(_)) => log::warn!("shutdown: the writer had already stopped"),
             Err(_) => log::warn!("shutdown: some records could not be written within {timeout:?}"),
         }
+    }
+}
+
+/// The writer's thread: an actix system of its own (an arbiter of the main system would be
+/// stopped by the HTTP server's signal handling before the shutdown flush), stopped when the
+/// `Hookbus` that started it goes away.
+struct WriterThread(actix_rt::System);
+
+impl WriterThread {
+    fn start(writer: Persistence) -> Result<(Addr<Persistence>, Self), StartError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("hookbus-writer".into())
+            .spawn(move || {
+                let runner = actix_rt::System::new();
+                runner.block_on(async {
+                    let _ = tx.send((writer.start(), actix_rt::System::current()));
+                });
+                if let Err(error) = runner.run() {
+                    log::error!("the writer thread failed: {error}");
+                }
+            })
+            .map_err(StartError::WriterThread)?;
+        let (address, system) = rx.recv().map_err(|_| {
+            StartError::WriterThread(std::io::Error::other("the writer thread stopped before it started"))
+        })?;
+        Ok((address, Self(system)))
+    }
+}
+
+impl Drop for WriterThread {
+    fn drop(&mut self) {
+        self.0.stop();
     }
 }

@@ -22,6 +22,13 @@ const RETRY_DELAY: Duration = Duration::from_millis(500);
 
 type Reply = oneshot::Sender<Result<WriteOutcome, Arc<StoreError>>>;
 
+/// One transaction's writes, and whom to answer.
+struct Batch {
+    ops: Arc<[WriteOp]>,
+    replies: Vec<Option<Reply>>,
+    records_only: bool,
+}
+
 pub struct Persistence {
     store: Store,
     max_batch: usize,
@@ -29,8 +36,9 @@ pub struct Persistence {
     /// written, their delivery is still pending in the database: at-least-once).
     publishes: Vec<(WriteOp, Option<Reply>)>,
     records: Vec<(WriteOp, Option<Reply>)>,
-    /// Transactions running now, and how many may run at once.
+    /// Transactions running now (of which holding only records), and how many may run at once.
     writing: usize,
+    records_writing: usize,
     max_writing: usize,
     /// Failed writes waiting to be tried again; a flush is not complete until they land.
     retrying: usize,
@@ -46,16 +54,15 @@ impl Persistence {
             publishes: Vec::new(),
             records: Vec::new(),
             writing: 0,
+            records_writing: 0,
             max_writing,
             retrying: 0,
             drained: Vec::new(),
         }
     }
 
+    /// Starts as many transactions as the queues and the limit allow.
     fn flush(&mut self, ctx: &mut Context<Self>) {
-        if self.writing >= self.max_writing {
-            return;
-        }
         if self.publishes.is_empty() && self.records.is_empty() {
             if self.retrying == 0 && self.writing == 0 {
                 self.drained.drain(..).for_each(|tx| {
@@ -64,16 +71,41 @@ impl Persistence {
             }
             return;
         }
-        self.writing += 1;
+        while self.writing < self.max_writing {
+            let Some(batch) = self.next_batch() else { break };
+            self.write(batch, ctx);
+        }
+    }
+
+    /// With one writer, a transaction takes the publishes first, then records. With several,
+    /// publishes get transactions of their own and records never take the last free one, so
+    /// a publish does not wait behind a long batch of records.
+    fn next_batch(&mut self) -> Option<Batch> {
+        let shared = self.max_writing == 1;
         let publishes = self.publishes.len().min(self.max_batch);
-        let records = self.records.len().min(self.max_batch - publishes);
+        let records = if shared {
+            self.records.len().min(self.max_batch - publishes)
+        } else if publishes == 0 && self.records_writing + 1 < self.max_writing {
+            self.records.len().min(self.max_batch)
+        } else {
+            0
+        };
+        if publishes + records == 0 {
+            return None;
+        }
         let (ops, replies): (Vec<WriteOp>, Vec<Option<Reply>>) =
             self.publishes.drain(..publishes).chain(self.records.drain(..records)).unzip();
-        let ops: Arc<[WriteOp]> = ops.into();
-        let (store, written) = (self.store.clone(), ops.clone());
+        Some(Batch { ops: ops.into(), replies, records_only: publishes == 0 })
+    }
+
+    fn write(&mut self, batch: Batch, ctx: &mut Context<Self>) {
+        self.writing += 1;
+        self.records_writing += usize::from(batch.records_only);
+        let (store, written) = (self.store.clone(), batch.ops.clone());
         ctx.spawn(async move { store.write_batch(written).await }.into_actor(self).map(move |result, act, ctx| {
             act.writing -= 1;
-            act.committed(&ops, replies, result, ctx);
+            act.records_writing -= usize::from(batch.records_only);
+            act.committed(&batch.ops, batch.replies, result, ctx);
             act.flush(ctx);
         }));
     }
