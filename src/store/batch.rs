@@ -11,7 +11,8 @@ use super::schema::{attempts, deliveries, events};
 use super::{AttemptRecord, DeliveryRecord, DeliveryUpdate, EventRecord, Pool, Store, StoreResult};
 use crate::domain::{AttemptOutcome, DeliveryStatus};
 
-/// PostgreSQL takes at most 65,535 bind parameters per statement.
+/// Rows per multi-row SQLite statement: SQLite takes at most 32,766 bind parameters (a delivery
+/// row has 15 columns). PostgreSQL statements bind arrays, one parameter per column.
 const ROWS_PER_INSERT: usize = 2_000;
 
 /// An event and its deliveries, committed together.
@@ -80,7 +81,11 @@ pub enum WriteOutcome {
 }
 
 impl Store {
-    /// Writes every op in one transaction and returns one outcome per op, in order.
+    /// Writes every op and returns one outcome per op, in order. On SQLite the batch is one
+    /// transaction. On PostgreSQL the publishes are one statement and the attempt records
+    /// another, each atomic on its own and sent together (one round trip, no `BEGIN`/`COMMIT`);
+    /// the writer does not mix the two kinds in one PostgreSQL batch (see
+    /// [`Store::mixes_batches`]), so a failure never leaves a batch half reported.
     /// Shared, not owned, so the writer keeps its batch for replies without a copy.
     pub async fn write_batch(&self, ops: impl Into<std::sync::Arc<[WriteOp]>>) -> StoreResult<Vec<WriteOutcome>> {
         let ops: std::sync::Arc<[WriteOp]> = ops.into();
@@ -93,14 +98,16 @@ impl Store {
                 Ok(outcomes)
             }
             Pool::Postgres(pool) => {
-                use diesel_async::AsyncConnection;
-                let mut conn = pool.get().await?;
-                let outcomes = conn
-                    .transaction::<_, diesel::result::Error, _>(async |conn| write_postgres(conn, &ops).await)
-                    .await?;
-                Ok(outcomes)
+                let conn = pool.get().await?;
+                Ok(write_postgres(&conn, &ops).await?)
             }
         }
+    }
+
+    /// Whether one batch may hold both publishes and attempt records: on SQLite the commit is
+    /// the cost, so they share it; on PostgreSQL they are separate statements anyway.
+    pub fn mixes_batches(&self) -> bool {
+        matches!(self.pool, Pool::Sqlite { .. })
     }
 }
 
@@ -167,15 +174,6 @@ const UPDATE_DELIVERIES_SQLITE: &str = "UPDATE deliveries SET status = u.value -
      FROM json_each(?) AS u WHERE deliveries.id = u.value ->> 0 AND deliveries.status = 'pending' \
      AND deliveries.attempt_count < u.value ->> 2";
 
-const UPDATE_DELIVERIES_POSTGRES: &str = "UPDATE deliveries AS d SET status = u.status, \
-     attempt_count = u.attempt_count, retries_used = u.retries_used, next_attempt_at = u.next_attempt_at, \
-     status_code = u.status_code, error_message = u.error_message, response_body = u.response_body, \
-     duration_ms = u.duration_ms, completed_at = u.completed_at \
-     FROM unnest($1::text[], $2::text[], $3::int4[], $4::int4[], $5::int8[], $6::int4[], $7::text[], \
-     $8::text[], $9::int8[], $10::int8[]) AS u(id, status, attempt_count, retries_used, next_attempt_at, \
-     status_code, error_message, response_body, duration_ms, completed_at) \
-     WHERE d.id = u.id AND d.status = 'pending' AND d.attempt_count < u.attempt_count";
-
 /// One multi-row statement per chunk for each table, so a batch costs a handful of
 /// statements however many writes it holds.
 fn write_sqlite(conn: &mut SqliteConnection, ops: &[WriteOp]) -> QueryResult<Vec<WriteOutcome>> {
@@ -204,11 +202,53 @@ fn write_sqlite(conn: &mut SqliteConnection, ops: &[WriteOp]) -> QueryResult<Vec
     Ok(outcomes)
 }
 
-/// Publishes and attempt records touch different rows (an attempt's delivery was committed
-/// before the attempt began), so their statements are pipelined: sent together on the one
-/// connection, executed in order by the server, one round trip instead of several.
-async fn write_postgres(conn: &mut AsyncPgConnection, ops: &[WriteOp]) -> QueryResult<Vec<WriteOutcome>> {
-    let conn: &AsyncPgConnection = conn;
+/// A batch's publishes in one statement: the events that were not there yet, and the
+/// deliveries of exactly those events. Arrays bind as one parameter each, so there is no
+/// row limit per statement.
+const PUBLISH_POSTGRES: &str = "WITH inserted AS ( \
+     INSERT INTO events (workspace_id, id, event_type, data, body_hash, matched_webhooks, created_at) \
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int4[], $7::int8[]) \
+     ON CONFLICT DO NOTHING RETURNING workspace_id, id), \
+   delivered AS ( \
+     INSERT INTO deliveries (id, workspace_id, webhook_id, event_id, event_type, status, attempt_count, \
+       next_attempt_at, created_at, retries_used) \
+     SELECT d.id, d.workspace_id, d.webhook_id, d.event_id, d.event_type, d.status, d.attempt_count, \
+       d.next_attempt_at, d.created_at, d.retries_used \
+     FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::int4[], \
+       $15::int8[], $16::int8[], $17::int4[]) AS d(id, workspace_id, webhook_id, event_id, event_type, status, \
+       attempt_count, next_attempt_at, created_at, retries_used) \
+     JOIN inserted i ON i.workspace_id = d.workspace_id AND i.id = d.event_id) \
+   SELECT workspace_id, id FROM inserted";
+
+/// A batch's attempt records and the delivery states they leave, in one statement. An
+/// attempt result never overwrites a delivery that left `pending` meanwhile (cancelled, say),
+/// nor the result of a later attempt (batches can commit in any order).
+const RECORD_ATTEMPTS_POSTGRES: &str = "WITH recorded AS ( \
+     INSERT INTO attempts (delivery_id, attempt, workspace_id, started_at, duration_ms, status_code, \
+       error_message, response_body) \
+     SELECT * FROM unnest($11::text[], $12::int4[], $13::text[], $14::int8[], $15::int8[], $16::int4[], \
+       $17::text[], $18::text[]) \
+     ON CONFLICT DO NOTHING) \
+   UPDATE deliveries AS d SET status = u.status, attempt_count = u.attempt_count, \
+     retries_used = u.retries_used, next_attempt_at = u.next_attempt_at, status_code = u.status_code, \
+     error_message = u.error_message, response_body = u.response_body, duration_ms = u.duration_ms, \
+     completed_at = u.completed_at \
+   FROM unnest($1::text[], $2::text[], $3::int4[], $4::int4[], $5::int8[], $6::int4[], $7::text[], \
+     $8::text[], $9::int8[], $10::int8[]) AS u(id, status, attempt_count, retries_used, next_attempt_at, \
+     status_code, error_message, response_body, duration_ms, completed_at) \
+   WHERE d.id = u.id AND d.status = 'pending' AND d.attempt_count < u.attempt_count";
+
+#[derive(diesel::QueryableByName)]
+struct EventKey {
+    #[diesel(sql_type = Text)]
+    workspace_id: String,
+    #[diesel(sql_type = Text)]
+    id: String,
+}
+
+/// The publish statement and the attempt statement are pipelined: sent together on the one
+/// connection, executed in order by the server.
+async fn write_postgres(conn: &AsyncPgConnection, ops: &[WriteOp]) -> QueryResult<Vec<WriteOutcome>> {
     let (outcomes, ()) =
         futures_util::future::try_join(publish_postgres(conn, ops), record_attempts_postgres(conn, ops)).await?;
     Ok(outcomes)
@@ -217,52 +257,77 @@ async fn write_postgres(conn: &mut AsyncPgConnection, ops: &[WriteOp]) -> QueryR
 async fn publish_postgres(mut conn: &AsyncPgConnection, ops: &[WriteOp]) -> QueryResult<Vec<WriteOutcome>> {
     use diesel_async::RunQueryDsl;
     let mut outcomes = initial_outcomes(ops);
-    for chunk in event_rows(ops).chunks(ROWS_PER_INSERT) {
-        let rows: Vec<&EventRow> = chunk.iter().map(|(_, row)| row).collect();
-        let inserted: Vec<(String, String)> = diesel::insert_into(events::table)
-            .values(rows)
-            .on_conflict_do_nothing()
-            .returning((events::workspace_id, events::id))
-            .get_results(&mut conn)
-            .await?;
-        mark_duplicates(chunk, inserted.into_iter().collect(), &mut outcomes);
+    let events = event_rows(ops);
+    if events.is_empty() {
+        return Ok(outcomes);
     }
-    for chunk in delivery_rows(ops, &outcomes).chunks(ROWS_PER_INSERT) {
-        diesel::insert_into(deliveries::table).values(chunk).execute(&mut conn).await?;
-    }
+    // A second publish of the same id in one batch is a duplicate: only the first one's
+    // event and deliveries go into the statement.
+    let mut first = HashSet::new();
+    let firsts: Vec<&(usize, EventRow)> =
+        events.iter().filter(|(_, row)| first.insert((row.workspace_id.as_str(), row.id.as_str()))).collect();
+    let column = |f: fn(&EventRow) -> &String| firsts.iter().map(|(_, row)| f(row)).collect::<Vec<_>>();
+    let deliveries: Vec<DeliveryRow> = firsts
+        .iter()
+        .filter_map(|(i, _)| match &ops[*i] {
+            WriteOp::Publish(p) => Some(p.deliveries.iter().map(DeliveryRow::from)),
+            WriteOp::Attempt(_) => None,
+        })
+        .flatten()
+        .collect();
+    let text = |f: fn(&DeliveryRow) -> &String| deliveries.iter().map(f).collect::<Vec<_>>();
+    let inserted: Vec<EventKey> = diesel::sql_query(PUBLISH_POSTGRES)
+        .bind::<Array<Text>, _>(column(|r| &r.workspace_id))
+        .bind::<Array<Text>, _>(column(|r| &r.id))
+        .bind::<Array<Text>, _>(column(|r| &r.event_type))
+        .bind::<Array<Text>, _>(column(|r| &r.data))
+        .bind::<Array<Text>, _>(column(|r| &r.body_hash))
+        .bind::<Array<Integer>, _>(firsts.iter().map(|(_, r)| r.matched_webhooks).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(firsts.iter().map(|(_, r)| r.created_at).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(text(|d| &d.id))
+        .bind::<Array<Text>, _>(text(|d| &d.workspace_id))
+        .bind::<Array<Text>, _>(text(|d| &d.webhook_id))
+        .bind::<Array<Text>, _>(text(|d| &d.event_id))
+        .bind::<Array<Text>, _>(text(|d| &d.event_type))
+        .bind::<Array<Text>, _>(text(|d| &d.status))
+        .bind::<Array<Integer>, _>(deliveries.iter().map(|d| d.attempt_count).collect::<Vec<_>>())
+        .bind::<Array<Nullable<BigInt>>, _>(deliveries.iter().map(|d| d.next_attempt_at).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(deliveries.iter().map(|d| d.created_at).collect::<Vec<_>>())
+        .bind::<Array<Integer>, _>(deliveries.iter().map(|d| d.retries_used).collect::<Vec<_>>())
+        .load(&mut conn)
+        .await?;
+    let inserted = inserted.into_iter().map(|key| (key.workspace_id, key.id)).collect();
+    mark_duplicates(&events, inserted, &mut outcomes);
     Ok(outcomes)
 }
 
-async fn record_attempts_postgres(conn: &AsyncPgConnection, ops: &[WriteOp]) -> QueryResult<()> {
+async fn record_attempts_postgres(mut conn: &AsyncPgConnection, ops: &[WriteOp]) -> QueryResult<()> {
     use diesel_async::RunQueryDsl;
-    let attempts: Vec<AttemptRow> = attempt_writes(ops).map(|w| AttemptRow::from(&w.attempt)).collect();
-    let inserts =
-        attempts.chunks(ROWS_PER_INSERT).map(|chunk| {
-            let mut conn = conn;
-            async move {
-                diesel::insert_into(attempts::table).values(chunk).on_conflict_do_nothing().execute(&mut conn).await
-            }
-        });
     let c: DeliveryChanges = attempt_writes(ops).map(|w| &w.delivery).collect();
-    let update = async {
-        if c.is_empty() {
-            return Ok(0);
-        }
-        let mut conn = conn;
-        diesel::sql_query(UPDATE_DELIVERIES_POSTGRES)
-            .bind::<Array<Text>, _>(&c.id)
-            .bind::<Array<Text>, _>(&c.status)
-            .bind::<Array<Integer>, _>(&c.attempt_count)
-            .bind::<Array<Integer>, _>(&c.retries_used)
-            .bind::<Array<Nullable<BigInt>>, _>(&c.next_attempt_at)
-            .bind::<Array<Nullable<Integer>>, _>(&c.status_code)
-            .bind::<Array<Nullable<Text>>, _>(&c.error_message)
-            .bind::<Array<Nullable<Text>>, _>(&c.response_body)
-            .bind::<Array<Nullable<BigInt>>, _>(&c.duration_ms)
-            .bind::<Array<Nullable<BigInt>>, _>(&c.completed_at)
-            .execute(&mut conn)
-            .await
-    };
-    futures_util::future::try_join(futures_util::future::try_join_all(inserts), update).await?;
+    if c.is_empty() {
+        return Ok(());
+    }
+    let a: Vec<AttemptRow> = attempt_writes(ops).map(|w| AttemptRow::from(&w.attempt)).collect();
+    diesel::sql_query(RECORD_ATTEMPTS_POSTGRES)
+        .bind::<Array<Text>, _>(&c.id)
+        .bind::<Array<Text>, _>(&c.status)
+        .bind::<Array<Integer>, _>(&c.attempt_count)
+        .bind::<Array<Integer>, _>(&c.retries_used)
+        .bind::<Array<Nullable<BigInt>>, _>(&c.next_attempt_at)
+        .bind::<Array<Nullable<Integer>>, _>(&c.status_code)
+        .bind::<Array<Nullable<Text>>, _>(&c.error_message)
+        .bind::<Array<Nullable<Text>>, _>(&c.response_body)
+        .bind::<Array<Nullable<BigInt>>, _>(&c.duration_ms)
+        .bind::<Array<Nullable<BigInt>>, _>(&c.completed_at)
+        .bind::<Array<Text>, _>(a.iter().map(|r| &r.delivery_id).collect::<Vec<_>>())
+        .bind::<Array<Integer>, _>(a.iter().map(|r| r.attempt).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(a.iter().map(|r| &r.workspace_id).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(a.iter().map(|r| r.started_at).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(a.iter().map(|r| r.duration_ms).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Integer>>, _>(a.iter().map(|r| r.status_code).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Text>>, _>(a.iter().map(|r| r.error_message.as_ref()).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Text>>, _>(a.iter().map(|r| r.response_body.as_ref()).collect::<Vec<_>>())
+        .execute(&mut conn)
+        .await?;
     Ok(())
 }

@@ -268,8 +268,8 @@ impl Store {
         }
     }
 
-    /// How many write transactions may run at once: SQLite has one writer; PostgreSQL
-    /// takes several, which overlaps their round trips, and leaves half the pool to readers.
+    /// How many batches may be written at once: SQLite has one writer; PostgreSQL takes
+    /// several, which overlaps their round trips, and leaves half the pool to readers.
     pub fn concurrent_writers(&self) -> usize {
         match &self.pool {
             Pool::Sqlite { .. } => 1,

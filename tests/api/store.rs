@@ -92,6 +92,15 @@ backend_test!(a_batch_commits_events_and_deliveries_and_detects_reused_ids, |bac
     let stored = store.find_event(WorkspaceId::DEFAULT, &first.id).await.unwrap().unwrap();
     assert_eq!(stored.body_hash, first.body_hash);
     assert_eq!(stored.created_at, first.created_at);
+
+    // An id from an earlier batch is a duplicate too, and brings no deliveries.
+    let outcomes = store
+        .write_batch(vec![publish(&event("e2", "{}"), &hook, 5), publish(&event("e3", "{}"), &hook, 1)])
+        .await
+        .unwrap();
+    assert_eq!(outcomes, [WriteOutcome::DuplicateEvent, WriteOutcome::Published]);
+    let (rows, _) = store.list_deliveries(WorkspaceId::DEFAULT, hook.id, None, None, 10).await.unwrap();
+    assert_eq!(rows.len(), 4);
 });
 
 backend_test!(pending_deliveries_page_in_id_order_after_a_cursor, |backend| async move {

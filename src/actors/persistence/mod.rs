@@ -1,9 +1,9 @@
 //! The `Persistence` actor: group commit of publishes and attempt records.
 //!
-//! Writes queue up while transactions are running; when one commits, everything that
-//! queued meanwhile goes into the next one. Under load, one transaction carries many
-//! writes; when idle, a write commits at once. SQLite takes one writer at a time;
-//! PostgreSQL takes a few transactions at once, so its round trips overlap.
+//! Writes queue up while batches are being written; when one commits, everything that
+//! queued meanwhile goes into the next one. Under load, one batch carries many writes;
+//! when idle, a write commits at once. SQLite takes one writer at a time; PostgreSQL takes a
+//! few batches at once, so their round trips overlap.
 
 mod messages;
 
@@ -39,6 +39,8 @@ pub struct Persistence {
     /// Transactions running now (of which holding only records), and how many may run at once.
     writing: usize,
     records_writing: usize,
+    /// Whether one batch may hold both kinds (see `Store::mixes_batches`).
+    mixed: bool,
     max_writing: usize,
     /// Failed writes waiting to be tried again; a flush is not complete until they land.
     retrying: usize,
@@ -49,12 +51,13 @@ impl Persistence {
     pub fn new(store: Store, max_batch: usize) -> Self {
         let max_writing = store.concurrent_writers();
         Self {
-            store,
             max_batch,
             publishes: Vec::new(),
             records: Vec::new(),
             writing: 0,
             records_writing: 0,
+            mixed: store.mixes_batches(),
+            store,
             max_writing,
             retrying: 0,
             drained: Vec::new(),
@@ -77,15 +80,16 @@ impl Persistence {
         }
     }
 
-    /// With one writer, a transaction takes the publishes first, then records. With several,
-    /// publishes get transactions of their own and records never take the last free one, so
-    /// a publish does not wait behind a long batch of records.
+    /// Where batches mix (SQLite), a batch takes the publishes first, then records. Where
+    /// they do not (PostgreSQL), publishes get batches of their own and, with several
+    /// writers, records never take the last free one, so a publish does not wait behind a
+    /// long batch of records.
     fn next_batch(&mut self) -> Option<Batch> {
-        let shared = self.max_writing == 1;
         let publishes = self.publishes.len().min(self.max_batch);
-        let records = if shared {
+        let records_may_start = self.max_writing == 1 || self.records_writing + 1 < self.max_writing;
+        let records = if self.mixed {
             self.records.len().min(self.max_batch - publishes)
-        } else if publishes == 0 && self.records_writing + 1 < self.max_writing {
+        } else if publishes == 0 && records_may_start {
             self.records.len().min(self.max_batch)
         } else {
             0
