@@ -395,34 +395,43 @@ struct Scenario {
     interval: Option<Duration>,
 }
 
+impl Scenario {
+    /// `healthy` webhooks subscribed to everything (plus a dead one if `dead`), `events`
+    /// events of one type; every healthy webhook must get every event.
+    fn fan_out(key: &'static str, title: String, healthy: usize, dead: bool, event: &str, events: usize) -> Self {
+        let all = || vec!["*".to_string()];
+        let dead = dead.then(|| (None, all()));
+        Self {
+            key,
+            title,
+            webhooks: dead.into_iter().chain((0..healthy).map(|i| (Some(i), all()))).collect(),
+            events: vec![event.to_owned(); events],
+            expected: (healthy * events) as u64,
+            interval: None,
+        }
+    }
+}
+
 fn scenarios(args: &Args) -> Vec<Scenario> {
     let scaled = |n: usize| ((n as f64 * args.scale).round() as usize).max(1);
-    let all = || vec!["*".to_string()];
-    let healthy = |n: usize| (0..n).map(|i| (Some(i), all())).collect::<Vec<_>>();
     let mut list = Vec::new();
     for key in args.scenarios.split(',').map(str::trim) {
         match key {
             "a" => {
                 let n = scaled(20_000);
-                list.push(Scenario {
-                    key: "a",
-                    title: format!("(a) 1 webhook, {n} events"),
-                    webhooks: healthy(1),
-                    events: vec!["artifact.completed".into(); n],
-                    expected: n as u64,
-                    interval: None,
-                });
+                list.push(Scenario::fan_out(
+                    "a",
+                    format!("(a) 1 webhook, {n} events"),
+                    1,
+                    false,
+                    "artifact.completed",
+                    n,
+                ));
             }
             "b" => {
                 let n = scaled(2_000);
-                list.push(Scenario {
-                    key: "b",
-                    title: format!("(b) 100 webhooks × {n} events"),
-                    webhooks: healthy(100),
-                    events: vec!["artifact.completed".into(); n],
-                    expected: 100 * n as u64,
-                    interval: None,
-                });
+                let title = format!("(b) 100 webhooks × {n} events");
+                list.push(Scenario::fan_out("b", title, 100, false, "artifact.completed", n));
             }
             "c" => {
                 let n = scaled(20_000);
@@ -437,35 +446,19 @@ fn scenarios(args: &Args) -> Vec<Scenario> {
             }
             "d" => {
                 let n = scaled(2_000);
-                list.push(Scenario {
-                    key: "d0",
-                    title: format!("(d0) 99 healthy webhooks × {n} events"),
-                    webhooks: healthy(99),
-                    events: vec!["meeting.completed".into(); n],
-                    expected: 99 * n as u64,
-                    interval: None,
-                });
-                let mut webhooks = vec![(None, all())];
-                webhooks.extend(healthy(99));
-                list.push(Scenario {
-                    key: "d",
-                    title: format!("(d) 1 dead + 99 healthy × {n} events"),
-                    webhooks,
-                    events: vec!["meeting.completed".into(); n],
-                    expected: 99 * n as u64,
-                    interval: None,
-                });
+                let alone = format!("(d0) 99 healthy webhooks × {n} events");
+                list.push(Scenario::fan_out("d0", alone, 99, false, "meeting.completed", n));
+                let beside = format!("(d) 1 dead + 99 healthy × {n} events");
+                list.push(Scenario::fan_out("d", beside, 99, true, "meeting.completed", n));
             }
             "e" => {
                 let n = 1_000 * args.steady_seconds as usize;
-                list.push(Scenario {
-                    key: "e",
-                    title: format!("(e) 1,000 events/s × {} s → 10 webhooks", args.steady_seconds),
-                    webhooks: healthy(10),
-                    events: vec!["recording.started".into(); n],
-                    expected: 10 * n as u64,
+                let title = format!("(e) 1,000 events/s × {} s → 10 webhooks", args.steady_seconds);
+                let steady = Scenario {
                     interval: Some(Duration::from_millis(1)),
-                });
+                    ..Scenario::fan_out("e", title, 10, false, "recording.started", n)
+                };
+                list.push(steady);
             }
             other => panic!("unknown scenario {other:?}; known: a,b,c,d,e"),
         }

@@ -264,23 +264,23 @@ impl DeliveryChanges {
 
     /// The rows as one JSON array of arrays, in column order, for SQLite's `json_each`.
     pub fn to_json_rows(&self) -> String {
-        let rows: Vec<serde_json::Value> = (0..self.id.len())
+        let rows: Vec<_> = (0..self.id.len())
             .map(|i| {
-                serde_json::json!([
-                    self.id[i],
+                (
+                    &self.id[i],
                     self.status[i],
                     self.attempt_count[i],
                     self.retries_used[i],
                     self.next_attempt_at[i],
                     self.status_code[i],
-                    self.error_message[i],
-                    self.response_body[i],
+                    &self.error_message[i],
+                    &self.response_body[i],
                     self.duration_ms[i],
                     self.completed_at[i],
-                ])
+                )
             })
             .collect();
-        serde_json::Value::Array(rows).to_string()
+        serde_json::to_string(&rows).expect("strings and numbers always serialize")
     }
 }
 
