@@ -14,7 +14,7 @@ const WINDOW: Duration = Duration::from_secs(300);
 const BUCKETS: usize = 30;
 const BUCKET_SECS: u64 = 10;
 /// Latency is recorded in units of 10 µs, up to 60 s, with one significant digit
-/// (≤ 6 % error): about 1 KiB per histogram.
+/// (≤ 6 % error): 1.25 KiB per histogram.
 const LATENCY_UNIT_MICROS: u64 = 10;
 
 /// Attempts and successes over the last 5 minutes, in a ring of 10-second buckets.
@@ -58,25 +58,38 @@ impl RollingOutcomes {
 }
 
 /// Attempt latency over the last 5 to 10 minutes: two histograms, rotated every 5 minutes.
+/// The previous one exists only after the first rotation, so an endpoint that has been
+/// busy for less than 5 minutes holds one histogram.
 #[derive(Debug, Clone)]
 struct RollingLatency {
     current: Histogram<u32>,
-    previous: Histogram<u32>,
+    previous: Option<Histogram<u32>>,
     current_since: Instant,
+}
+
+fn latency_histogram() -> Histogram<u32> {
+    Histogram::new_with_bounds(1, 6_000_000, 1).expect("static bounds are valid")
 }
 
 impl RollingLatency {
     fn new(now: Instant) -> Self {
-        let histogram = || Histogram::new_with_bounds(1, 6_000_000, 1).expect("static bounds are valid");
-        Self { current: histogram(), previous: histogram(), current_since: now }
+        Self { current: latency_histogram(), previous: None, current_since: now }
     }
 
     fn rotate(&mut self, now: Instant) {
-        if now.saturating_duration_since(self.current_since) >= WINDOW {
-            std::mem::swap(&mut self.current, &mut self.previous);
-            self.current.reset();
-            self.current_since = now;
+        let age = now.saturating_duration_since(self.current_since);
+        if age < WINDOW {
+            return;
         }
+        if age >= 2 * WINDOW {
+            // Both windows are over: nothing recorded is recent enough to report.
+            self.previous = None;
+        } else {
+            let previous = self.previous.get_or_insert_with(latency_histogram);
+            std::mem::swap(&mut self.current, previous);
+        }
+        self.current.reset();
+        self.current_since = now;
     }
 
     fn record(&mut self, now: Instant, latency: Duration) {
@@ -85,8 +98,10 @@ impl RollingLatency {
     }
 
     fn summary(&self) -> Latency {
-        let mut merged = self.previous.clone();
-        let _ = merged.add(&self.current);
+        let mut merged = self.current.clone();
+        if let Some(previous) = &self.previous {
+            let _ = merged.add(previous);
+        }
         if merged.is_empty() {
             return Latency { p50: None, p95: None, p99: None };
         }
@@ -189,6 +204,17 @@ mod tests {
         // After two rotations the old samples are gone.
         assert!(stats.latency(start + 301 * S).p50.is_some());
         assert_eq!(stats.latency(start + 602 * S).p50, None);
+    }
+
+    #[test]
+    fn samples_older_than_two_windows_are_not_reported_even_without_traffic_between() {
+        let start = Instant::now();
+        let mut stats = EndpointStats::default();
+        stats.record(start, Utc::now(), Duration::from_millis(5), None);
+        assert!(stats.latency(start + 400 * S).p50.is_some(), "5 to 10 minutes old: still reported");
+        let mut quiet = EndpointStats::default();
+        quiet.record(start, Utc::now(), Duration::from_millis(5), None);
+        assert_eq!(quiet.latency(start + 700 * S).p50, None, "over 10 minutes old");
     }
 
     #[test]

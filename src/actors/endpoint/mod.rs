@@ -310,7 +310,19 @@ impl EndpointActor {
                 let _ = tx.send(());
             });
         }
+        self.release_idle_window();
         self.dispatch(ctx);
+    }
+
+    /// Gives back the window's memory once nothing is held: maps keep their capacity when
+    /// emptied, and with tens of thousands of mostly quiet webhooks that adds up.
+    fn release_idle_window(&mut self) {
+        if self.held.is_empty() && self.held.capacity() > 0 {
+            self.held = HashMap::new();
+            self.ready = BTreeSet::new();
+            self.waiting = HashMap::new();
+            self.in_flight = HashSet::new();
+        }
     }
 
     /// Stops attempts and asks the registry to disable the webhook (which stops this actor).
