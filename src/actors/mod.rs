@@ -8,7 +8,7 @@
 //!            │   ◀──────────── DisableWebhook ────────────────────│        │ awc POST, signed with ring
 //!            │ PersistWrite (publish)                             │        ▼
 //!            ▼                                                    │     receiver
-//!       Persistence ◀────────── PersistWrite (attempt) ───────────┘
+//!       Persistence ◀──────── RecordAttempts (batched) ───────────┘
 //!            │ group commit
 //!            ▼
 //!          Store (SQLite / PostgreSQL) ◀── Janitor (retention, in batches)

@@ -23,7 +23,7 @@ pub use messages::{
     WebhookChanged,
 };
 
-use super::persistence::{PersistWrite, Persistence};
+use super::persistence::AttemptRecorder;
 use super::registry::{DeliveryFailed, DisableWebhook};
 use crate::delivery::{AttemptRequest, Outbound};
 use crate::domain::circuit::{CircuitBreaker, CircuitSettings, CircuitState, Permit};
@@ -33,7 +33,7 @@ use crate::domain::rate_limit::TokenBucket;
 use crate::domain::webhook::{DisabledReason, Webhook};
 use crate::domain::{AttemptOutcome, DeliveryId, DeliveryStatus};
 use crate::metrics::{FinalStatus, Metrics};
-use crate::store::{AttemptWrite, PendingDelivery, Store, WriteOp};
+use crate::store::{AttemptWrite, PendingDelivery, Store};
 
 /// How long to wait before paging again after the database failed to answer.
 const PAGE_RETRY_DELAY: Duration = Duration::from_secs(1);
@@ -42,7 +42,7 @@ const PAGE_RETRY_DELAY: Duration = Duration::from_secs(1);
 #[derive(Clone)]
 pub struct EndpointDeps {
     pub store: Store,
-    pub persistence: Addr<Persistence>,
+    pub recorder: AttemptRecorder,
     pub disable: Recipient<DisableWebhook>,
     pub failed: Recipient<DeliveryFailed>,
     pub outbound: Outbound,
@@ -282,7 +282,7 @@ impl EndpointActor {
         let write = AttemptWrite::new(delivery, started_at, &outcome, wall);
         // Fire and forget: the writer retries until the record is committed, and until
         // then the delivery is still pending in the database (at-least-once).
-        self.deps.persistence.do_send(PersistWrite { op: WriteOp::Attempt(write) });
+        self.deps.recorder.record(write);
         match step {
             // After a failed probe the delivery is first in line for the next one.
             NextStep::RetryIn(_) if probe_failed => {

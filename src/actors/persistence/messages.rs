@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use actix::Message;
 
-use crate::store::{StoreError, WriteOp, WriteOutcome};
+use crate::store::{AttemptWrite, StoreError, WriteOp, WriteOutcome};
 
 /// Writes `op` in the next group commit; answers once that transaction has committed.
 #[derive(Debug, Message)]
@@ -17,3 +17,11 @@ pub struct PersistWrite {
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct FlushWrites;
+
+/// Attempt records to write in the next group commit; nobody waits for them (see
+/// [`AttemptRecorder`](super::AttemptRecorder)).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct RecordAttempts {
+    pub writes: Vec<AttemptWrite>,
+}

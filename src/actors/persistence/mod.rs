@@ -6,6 +6,7 @@
 //! few batches at once, so their round trips overlap.
 
 mod messages;
+mod recorder;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +14,8 @@ use std::time::Duration;
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
-pub use messages::{FlushWrites, PersistWrite};
+pub use messages::{FlushWrites, PersistWrite, RecordAttempts};
+pub use recorder::AttemptRecorder;
 
 use crate::store::{Store, StoreError, WriteOp, WriteOutcome};
 
@@ -176,6 +178,15 @@ impl Handler<PersistWrite> for Persistence {
         Box::pin(
             async move { rx.await.unwrap_or_else(|_| Err(Arc::new(StoreError::Corrupt("the writer stopped".into())))) },
         )
+    }
+}
+
+impl Handler<RecordAttempts> for Persistence {
+    type Result = ();
+
+    fn handle(&mut self, msg: RecordAttempts, ctx: &mut Context<Self>) {
+        self.records.extend(msg.writes.into_iter().map(|write| (WriteOp::Attempt(write), None)));
+        self.flush(ctx);
     }
 }
 

@@ -26,7 +26,7 @@ use super::endpoint::{
     DeliveriesRequeued, DeliveryEnqueued, DrainEndpoint, EndpointActor, EndpointDeps, GetEndpointHealth, ResetCircuit,
     StopEndpoint, WebhookChanged,
 };
-use super::persistence::{PersistWrite, Persistence};
+use super::persistence::{AttemptRecorder, PersistWrite, Persistence};
 use crate::delivery::{AttemptRequest, Outbound};
 use crate::domain::circuit::CircuitSettings;
 use crate::domain::url::UrlPolicy;
@@ -75,6 +75,8 @@ pub struct RegistrySettings {
 pub struct Registry {
     store: Store,
     persistence: Addr<Persistence>,
+    /// Shared by every endpoint actor: their attempt records go to the writer in batches.
+    recorder: AttemptRecorder,
     outbound: Outbound,
     metrics: Arc<Metrics>,
     settings: RegistrySettings,
@@ -101,6 +103,7 @@ impl Registry {
         let settings_guard_off = settings.url_policy.allow_private;
         let mut registry = Self {
             store,
+            recorder: AttemptRecorder::new(persistence.clone()),
             persistence,
             metrics,
             outbound: Outbound::new(!settings_guard_off),
@@ -159,7 +162,7 @@ impl Registry {
             (true, None) => {
                 let deps = EndpointDeps {
                     store: self.store.clone(),
-                    persistence: self.persistence.clone(),
+                    recorder: self.recorder.clone(),
                     disable: ctx.address().recipient(),
                     failed: ctx.address().recipient(),
                     outbound: self.outbound.clone(),
@@ -740,10 +743,13 @@ impl Handler<DrainDeliveries> for Registry {
 
     fn handle(&mut self, msg: DrainDeliveries, _: &mut Context<Self>) -> Self::Result {
         let drains: Vec<_> = self.endpoints.values().map(|e| e.send(DrainEndpoint)).collect();
+        let recorder = self.recorder.clone();
         Box::pin(async move {
             if actix_rt::time::timeout(msg.timeout, futures_util::future::join_all(drains)).await.is_err() {
                 log::warn!("shutdown: attempts still in flight after {:?}; they will be retried", msg.timeout);
             }
+            // The records of the last attempts reach the writer before the shutdown flush does.
+            recorder.send_now();
         })
     }
 }
