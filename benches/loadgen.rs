@@ -185,7 +185,8 @@ impl Server {
             .arg("--data-dir")
             .arg(&data_dir)
             .env("HOOKBUS_ADMIN_TOKEN", ADMIN_TOKEN)
-            .env("RUST_LOG", "error")
+            // `LOADGEN_SERVER_LOG=warn` shows failed attempts (quiet by default: logging costs).
+            .env("RUST_LOG", std::env::var("LOADGEN_SERVER_LOG").unwrap_or_else(|_| "error".into()))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -224,6 +225,14 @@ impl Server {
     fn stop(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let problems: Vec<&str> = log
+            .lines()
+            .filter(|l| (l.contains(" WARN ") || l.contains(" ERROR ")) && !l.contains("dev mode"))
+            .collect();
+        if let Some(first) = problems.first() {
+            eprintln!("  server logged {} warnings/errors; first: {first}", problems.len());
+        }
     }
 }
 

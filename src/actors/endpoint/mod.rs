@@ -82,6 +82,9 @@ pub struct EndpointActor {
     paging: bool,
     /// A delivery was turned away while a page was loading, so that page may miss it.
     missed_while_paging: bool,
+    /// Those deliveries: a page read before one of them committed can move the cursor past
+    /// it (PostgreSQL batches commit out of order), and paging would then never find it.
+    turned_away_while_paging: Vec<PendingDelivery>,
     /// Draining (shutdown) or disabled: no new attempts.
     stopped: bool,
     drained: Vec<oneshot::Sender<()>>,
@@ -107,6 +110,7 @@ impl EndpointActor {
             backlog,
             paging: false,
             missed_while_paging: false,
+            turned_away_while_paging: Vec::new(),
             stopped: false,
             drained: Vec::new(),
         }
@@ -352,6 +356,12 @@ impl EndpointActor {
                         for pending in page {
                             act.admit(pending, ctx);
                         }
+                        // Already held if the page had it; behind the cursor if it missed it.
+                        for pending in std::mem::take(&mut act.turned_away_while_paging) {
+                            if Some(pending.delivery.id) <= act.cursor {
+                                act.admit(pending, ctx);
+                            }
+                        }
                         act.dispatch(ctx);
                     }
                     Err(error) => {
@@ -403,14 +413,17 @@ impl Handler<DeliveryEnqueued> for EndpointActor {
 
     fn handle(&mut self, msg: DeliveryEnqueued, ctx: &mut Context<Self>) {
         let id = msg.delivery.delivery.id;
-        // Behind the cursor means redelivered: it can join the window out of order.
+        // Behind the cursor: redelivered, or overtaken by a later publish (batches commit
+        // and answer out of order). Paging would never find it, and paging again from the
+        // start could re-read deliveries already sent whose records are not written yet, so
+        // it joins the window even when the window is full (by at most the publishes in flight).
         let behind_cursor = Some(id) <= self.cursor;
-        if self.held.len() >= self.deps.window || (self.backlog && !behind_cursor) {
+        if !behind_cursor && (self.held.len() >= self.deps.window || self.backlog) {
             // It is in the database; paging will bring it in, in order.
             self.backlog = true;
-            self.missed_while_paging |= self.paging;
-            if behind_cursor {
-                self.cursor = None;
+            if self.paging {
+                self.missed_while_paging = true;
+                self.turned_away_while_paging.push(msg.delivery);
             }
             return;
         }
