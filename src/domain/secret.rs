@@ -2,6 +2,9 @@
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
+use std::sync::{Arc, OnceLock};
+
+use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 
 use super::ValidationError;
@@ -9,15 +12,36 @@ use super::ValidationError;
 const PREFIX: &str = "whsec_";
 
 /// A signing secret: `whsec_<base64 of 24–64 bytes>` or any 16–256 character string.
-#[derive(Clone, PartialEq, Eq)]
-pub struct WebhookSecret(String);
+#[derive(Clone)]
+pub struct WebhookSecret {
+    raw: String,
+    /// HMAC keys, prepared on the first signature: every attempt signs twice, and preparing
+    /// a key hashes it (and decodes it) again; webhooks that never send hold nothing.
+    keys: OnceLock<Arc<SigningKeys>>,
+}
+
+/// The two HMAC-SHA256 keys of a secret, ready to sign with.
+pub struct SigningKeys {
+    /// Standard Webhooks: the decoded part after `whsec_`, else the UTF-8 bytes.
+    pub standard: hmac::Key,
+    /// `X-Webhook-Signature`: the secret as given, as UTF-8.
+    pub legacy: hmac::Key,
+}
+
+impl PartialEq for WebhookSecret {
+    fn eq(&self, other: &Self) -> bool {
+        self.raw == other.raw
+    }
+}
+
+impl Eq for WebhookSecret {}
 
 impl WebhookSecret {
     /// `whsec_` + base64 of 32 random bytes.
     pub fn generate() -> Self {
         let mut bytes = [0u8; 32];
         SystemRandom::new().fill(&mut bytes).expect("the system random number generator failed");
-        Self(format!("{PREFIX}{}", BASE64.encode(bytes)))
+        Self::new(format!("{PREFIX}{}", BASE64.encode(bytes)))
     }
 
     pub fn parse(field: &str, raw: &str) -> Result<Self, ValidationError> {
@@ -36,25 +60,39 @@ impl WebhookSecret {
                 return Err(ValidationError::new(field, "after 'whsec_' must encode 24 to 64 bytes"));
             }
         }
-        Ok(Self(raw.to_owned()))
+        Ok(Self::new(raw.to_owned()))
+    }
+
+    fn new(raw: String) -> Self {
+        Self { raw, keys: OnceLock::new() }
     }
 
     /// Rebuilds a secret read back from storage, where it was validated on the way in.
     pub fn from_stored(raw: String) -> Self {
-        Self(raw)
+        Self::new(raw)
     }
 
     /// The secret as given, for showing to its owner and for `X-Webhook-Signature`.
     pub fn expose(&self) -> &str {
-        &self.0
+        &self.raw
     }
 
     /// The Standard Webhooks key: the decoded part after `whsec_`, else the raw UTF-8 bytes.
     pub fn signing_key(&self) -> Vec<u8> {
-        self.0
+        self.raw
             .strip_prefix(PREFIX)
             .and_then(|encoded| BASE64.decode(encoded).ok())
-            .unwrap_or_else(|| self.0.as_bytes().to_vec())
+            .unwrap_or_else(|| self.raw.as_bytes().to_vec())
+    }
+
+    /// The HMAC keys, prepared once.
+    pub fn keys(&self) -> &SigningKeys {
+        self.keys.get_or_init(|| {
+            Arc::new(SigningKeys {
+                standard: hmac::Key::new(hmac::HMAC_SHA256, &self.signing_key()),
+                legacy: hmac::Key::new(hmac::HMAC_SHA256, self.raw.as_bytes()),
+            })
+        })
     }
 }
 

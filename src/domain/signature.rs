@@ -8,8 +8,7 @@ use super::WebhookSecret;
 
 /// One Standard Webhooks entry: `v1,<base64 HMAC(key, "{id}.{timestamp}.{body}")>`.
 pub fn standard_signature(secret: &WebhookSecret, msg_id: &str, timestamp: i64, body: &[u8]) -> String {
-    let key = hmac::Key::new(hmac::HMAC_SHA256, &secret.signing_key());
-    let mut ctx = hmac::Context::with_key(&key);
+    let mut ctx = hmac::Context::with_key(&secret.keys().standard);
     ctx.update(msg_id.as_bytes());
     ctx.update(b".");
     ctx.update(timestamp.to_string().as_bytes());
@@ -25,8 +24,7 @@ pub fn standard_signature_header(secrets: &[&WebhookSecret], msg_id: &str, times
 
 /// The `X-Webhook-Signature` header: `sha256=<hex HMAC(secret as UTF-8, body)>`.
 pub fn hex_signature(secret: &WebhookSecret, body: &[u8]) -> String {
-    let key = hmac::Key::new(hmac::HMAC_SHA256, secret.expose().as_bytes());
-    format!("sha256={}", hex::encode(hmac::sign(&key, body).as_ref()))
+    format!("sha256={}", hex::encode(hmac::sign(&secret.keys().legacy, body).as_ref()))
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ fn pending_from(rows: Vec<(DeliveryRow, EventRow)>) -> StoreResult<Vec<PendingDe
         .map(|(delivery, event)| {
             Ok(PendingDelivery {
                 delivery: delivery.try_into()?,
-                data_json: event.data,
+                data_json: event.data.into(),
                 event_created_at: from_millis(event.created_at),
             })
         })

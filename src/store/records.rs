@@ -180,7 +180,8 @@ impl TryFrom<DeliveryRow> for DeliveryRecord {
 #[derive(Debug, Clone)]
 pub struct PendingDelivery {
     pub delivery: DeliveryRecord,
-    pub data_json: String,
+    /// Shared by the event's deliveries: a fan-out to many webhooks holds it once.
+    pub data_json: std::sync::Arc<str>,
     pub event_created_at: DateTime<Utc>,
 }
 

@@ -117,7 +117,7 @@ backend_test!(pending_deliveries_page_in_id_order_after_a_cursor, |backend| asyn
     let mut sorted = ids.clone();
     sorted.sort();
     assert_eq!(ids, sorted);
-    assert_eq!(first[0].data_json, r#"{"k":"v"}"#);
+    assert_eq!(&*first[0].data_json, r#"{"k":"v"}"#);
     assert_eq!(first[0].event_created_at, ev.created_at);
 });
 

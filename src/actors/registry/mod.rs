@@ -279,10 +279,11 @@ impl Registry {
                 let (write, created) = result?;
                 if created {
                     act.metrics.event_published();
+                    let data_json: Arc<str> = write.event.data_json.as_str().into();
                     for delivery in write.deliveries {
                         if let Some(endpoint) = act.endpoints.get(&delivery.webhook_id) {
                             let pending = PendingDelivery {
-                                data_json: write.event.data_json.clone(),
+                                data_json: data_json.clone(),
                                 event_created_at: write.event.created_at,
                                 delivery,
                             };
@@ -608,7 +609,7 @@ impl Handler<TestWebhook> for Registry {
                 let delivery_record = delivery.clone();
                 let body = PendingDelivery {
                     delivery: delivery.clone(),
-                    data_json: record.data_json.clone(),
+                    data_json: record.data_json.as_str().into(),
                     event_created_at: record.created_at,
                 }
                 .body();
