@@ -232,6 +232,11 @@ const PUBLISH_POSTGRES: &str = "WITH inserted AS ( \
 /// A batch's attempt records and the delivery states they leave, in one statement. An
 /// attempt result never overwrites a delivery that left `pending` meanwhile (cancelled, say),
 /// nor the result of a later attempt (batches can commit in any order).
+///
+/// The statement commits without waiting for its WAL flush (`synchronous_commit = off`, for
+/// this statement's transaction only), so publishes, which do wait, are not queued behind
+/// records' flushes. A database crash can then lose the last records, as a hookbus crash can
+/// lose those not yet written: their deliveries are still pending and are sent again.
 const RECORD_ATTEMPTS_POSTGRES: &str = "WITH recorded AS ( \
      INSERT INTO attempts (delivery_id, attempt, workspace_id, started_at, duration_ms, status_code, \
        error_message, response_body) \
@@ -245,7 +250,8 @@ const RECORD_ATTEMPTS_POSTGRES: &str = "WITH recorded AS ( \
    FROM unnest($1::text[], $2::text[], $3::int4[], $4::int4[], $5::int8[], $6::int4[], $7::text[], \
      $8::text[], $9::int8[], $10::int8[]) AS u(id, status, attempt_count, retries_used, next_attempt_at, \
      status_code, error_message, response_body, duration_ms, completed_at) \
-   WHERE d.id = u.id AND d.status = 'pending' AND d.attempt_count < u.attempt_count";
+   WHERE d.id = u.id AND d.status = 'pending' AND d.attempt_count < u.attempt_count \
+     AND (SELECT set_config('synchronous_commit', 'off', true)) = 'off'";
 
 #[derive(diesel::QueryableByName)]
 struct EventKey {

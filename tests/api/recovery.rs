@@ -241,8 +241,12 @@ async fn a_locked_sqlite_database_makes_writers_wait_instead_of_failing() {
         use diesel::connection::SimpleConnection;
         use diesel::Connection;
         let mut conn = diesel::SqliteConnection::establish(&path).unwrap();
-        conn.batch_execute("BEGIN IMMEDIATE; INSERT INTO workspaces (id, name, created_at) VALUES ('x', 'x', 0);")
-            .unwrap();
+        // The holder waits its turn too: hookbus' own start-up writes may hold the lock now.
+        conn.batch_execute(
+            "PRAGMA busy_timeout = 10000; BEGIN IMMEDIATE; \
+             INSERT INTO workspaces (id, name, created_at) VALUES ('x', 'x', 0);",
+        )
+        .unwrap();
         locked_tx.send(()).unwrap();
         std::thread::sleep(Duration::from_millis(1500));
         conn.batch_execute("ROLLBACK;").unwrap();
