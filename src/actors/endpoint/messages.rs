@@ -11,11 +11,13 @@ use crate::domain::health::Latency;
 use crate::domain::webhook::Webhook;
 use crate::store::PendingDelivery;
 
-/// A delivery for this webhook was committed (new, redelivered or replayed).
+/// A delivery for this webhook was committed: new, or put back in `pending` by a redelivery.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct DeliveryEnqueued {
     pub delivery: PendingDelivery,
+    /// Redelivered (it was attempted before), rather than just published.
+    pub redelivered: bool,
 }
 
 /// Deliveries behind the paging cursor were put back in `pending` (a replay): page the

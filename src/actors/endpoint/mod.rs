@@ -37,6 +37,9 @@ use crate::store::{AttemptWrite, PendingDelivery, Store};
 
 /// How long to wait before paging again after the database failed to answer.
 const PAGE_RETRY_DELAY: Duration = Duration::from_secs(1);
+/// How long a page remembers the new deliveries it took in, so that their own
+/// `DeliveryEnqueued`, if it comes later, does not send them a second time.
+const PAGED_MEMORY: Duration = Duration::from_secs(10);
 
 /// What every endpoint actor shares.
 #[derive(Clone)]
@@ -85,6 +88,9 @@ pub struct EndpointActor {
     /// Those deliveries: a page read before one of them committed can move the cursor past
     /// it (PostgreSQL batches commit out of order), and paging would then never find it.
     turned_away_while_paging: Vec<PendingDelivery>,
+    /// New deliveries a page took in before their `DeliveryEnqueued` arrived (a page can read
+    /// a commit before the registry announces it), with when: the announcement is then dropped.
+    paged_ahead: HashMap<DeliveryId, Instant>,
     /// Draining (shutdown) or disabled: no new attempts.
     stopped: bool,
     drained: Vec<oneshot::Sender<()>>,
@@ -111,6 +117,7 @@ impl EndpointActor {
             paging: false,
             missed_while_paging: false,
             turned_away_while_paging: Vec::new(),
+            paged_ahead: HashMap::new(),
             stopped: false,
             drained: Vec::new(),
         }
@@ -327,6 +334,9 @@ impl EndpointActor {
             self.waiting = HashMap::new();
             self.in_flight = HashSet::new();
         }
+        if self.paged_ahead.is_empty() && self.paged_ahead.capacity() > 0 {
+            self.paged_ahead = HashMap::new();
+        }
     }
 
     /// Stops attempts and asks the registry to disable the webhook (which stops this actor).
@@ -353,7 +363,14 @@ impl EndpointActor {
                 match result {
                     Ok(page) => {
                         act.backlog = page.len() == room || act.missed_while_paging;
+                        let (now, wall) = (Instant::now(), Utc::now());
+                        act.paged_ahead.retain(|_, at| now.duration_since(*at) < PAGED_MEMORY);
                         for pending in page {
+                            let recent =
+                                (wall - pending.delivery.created_at).to_std().map_or(true, |age| age < PAGED_MEMORY);
+                            if recent && pending.delivery.attempt_count == 0 {
+                                act.paged_ahead.insert(pending.delivery.id, now);
+                            }
                             act.admit(pending, ctx);
                         }
                         // Already held if the page had it; behind the cursor if it missed it.
@@ -413,6 +430,9 @@ impl Handler<DeliveryEnqueued> for EndpointActor {
 
     fn handle(&mut self, msg: DeliveryEnqueued, ctx: &mut Context<Self>) {
         let id = msg.delivery.delivery.id;
+        if !msg.redelivered && self.paged_ahead.remove(&id).is_some() {
+            return;
+        }
         // Behind the cursor: redelivered, or overtaken by a later publish (batches commit
         // and answer out of order). Paging would never find it, and paging again from the
         // start could re-read deliveries already sent whose records are not written yet, so

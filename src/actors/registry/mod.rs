@@ -287,7 +287,7 @@ impl Registry {
                                 event_created_at: write.event.created_at,
                                 delivery,
                             };
-                            endpoint.do_send(DeliveryEnqueued { delivery: pending });
+                            endpoint.do_send(DeliveryEnqueued { delivery: pending, redelivered: false });
                         }
                     }
                 }
@@ -691,7 +691,7 @@ impl Handler<Redeliver> for Registry {
                 let pending = result?;
                 let record = pending.delivery.clone();
                 if let Some(endpoint) = act.endpoints.get(&record.webhook_id) {
-                    endpoint.do_send(DeliveryEnqueued { delivery: pending });
+                    endpoint.do_send(DeliveryEnqueued { delivery: pending, redelivered: true });
                 }
                 Ok(record)
             }),
