@@ -83,9 +83,9 @@ pub enum WriteOutcome {
 impl Store {
     /// Writes every op and returns one outcome per op, in order. On SQLite the batch is one
     /// transaction. On PostgreSQL the publishes are one statement and the attempt records
-    /// another, each atomic on its own and sent together (one round trip, no `BEGIN`/`COMMIT`);
-    /// the writer does not mix the two kinds in one PostgreSQL batch (see
-    /// [`Store::mixes_batches`]), so a failure never leaves a batch half reported.
+    /// another, each atomic on its own and sent together (one round trip, no `BEGIN`/`COMMIT`).
+    /// The writer never mixes the two kinds in one batch, so a failure never leaves a batch
+    /// half reported (and on SQLite a publish does not share its commit with records).
     /// Shared, not owned, so the writer keeps its batch for replies without a copy.
     pub async fn write_batch(&self, ops: impl Into<std::sync::Arc<[WriteOp]>>) -> StoreResult<Vec<WriteOutcome>> {
         let ops: std::sync::Arc<[WriteOp]> = ops.into();
@@ -102,12 +102,6 @@ impl Store {
                 Ok(write_postgres(&conn, &ops).await?)
             }
         }
-    }
-
-    /// Whether one batch may hold both publishes and attempt records: on SQLite the commit is
-    /// the cost, so they share it; on PostgreSQL they are separate statements anyway.
-    pub fn mixes_batches(&self) -> bool {
-        matches!(self.pool, Pool::Sqlite { .. })
     }
 }
 

@@ -41,8 +41,6 @@ pub struct Persistence {
     /// Transactions running now (of which holding only records), and how many may run at once.
     writing: usize,
     records_writing: usize,
-    /// Whether one batch may hold both kinds (see `Store::mixes_batches`).
-    mixed: bool,
     max_writing: usize,
     /// Failed writes waiting to be tried again; a flush is not complete until they land.
     retrying: usize,
@@ -58,7 +56,6 @@ impl Persistence {
             records: Vec::new(),
             writing: 0,
             records_writing: 0,
-            mixed: store.mixes_batches(),
             store,
             max_writing,
             retrying: 0,
@@ -82,20 +79,14 @@ impl Persistence {
         }
     }
 
-    /// Where batches mix (SQLite), a batch takes the publishes first, then records. Where
-    /// they do not (PostgreSQL), publishes get batches of their own and, with several
-    /// writers, records never take the last free one, so a publish does not wait behind a
-    /// long batch of records.
+    /// Publishes get batches of their own, ahead of records (sharing a commit with a batch of
+    /// records made SQLite publishes slower and cost more CPU: BENCHMARKS.md). With several
+    /// writers (PostgreSQL), records never take the last free one, so a publish does not wait
+    /// behind a long batch of records.
     fn next_batch(&mut self) -> Option<Batch> {
         let publishes = self.publishes.len().min(self.max_batch);
         let records_may_start = self.max_writing == 1 || self.records_writing + 1 < self.max_writing;
-        let records = if self.mixed {
-            self.records.len().min(self.max_batch - publishes)
-        } else if publishes == 0 && records_may_start {
-            self.records.len().min(self.max_batch)
-        } else {
-            0
-        };
+        let records = if publishes == 0 && records_may_start { self.records.len().min(self.max_batch) } else { 0 };
         if publishes + records == 0 {
             return None;
         }
