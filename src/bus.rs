@@ -78,7 +78,7 @@ impl Hookbus {
         Janitor::new(store.clone(), config.retention(), config.janitor_interval()).start();
         // Endpoints of webhooks with nothing pending skip their first look at the database.
         let pending: HashSet<WebhookId> = match store.pending_counts().await {
-            Ok(counts) => counts.into_iter().filter(|(_, n)| *n > 0).map(|(id, _)| id).collect(),
+            Ok(counts) => counts.into_iter().map(|(id, _)| id).collect(),
             Err(error) => {
                 log::warn!("could not count pending deliveries; every endpoint will look: {error}");
                 webhooks.iter().map(|w| w.id).collect()
