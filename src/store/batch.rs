@@ -6,14 +6,11 @@ use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text};
 use diesel::{QueryResult, SqliteConnection};
 use diesel_async::AsyncPgConnection;
 
+use super::prepared::{insert_in_fixed_chunks, SettleDelivery};
 use super::records::{AttemptRow, DeliveryChanges, DeliveryRow, EventRow};
 use super::schema::{attempts, deliveries, events};
 use super::{AttemptRecord, DeliveryRecord, DeliveryUpdate, EventRecord, Pool, Store, StoreResult};
 use crate::domain::{AttemptOutcome, DeliveryStatus};
-
-/// Rows per multi-row SQLite statement: SQLite takes at most 32,766 bind parameters (a delivery
-/// row has 15 columns). PostgreSQL statements bind arrays, one parameter per column.
-const ROWS_PER_INSERT: usize = 2_000;
 
 /// An event and its deliveries, committed together.
 #[derive(Debug, Clone)]
@@ -153,54 +150,42 @@ fn initial_outcomes(ops: &[WriteOp]) -> Vec<WriteOutcome> {
 
 /// Marks the publishes whose event row was not inserted (its id was taken) as duplicates.
 /// `remove`, so a second publish of the same id in one batch counts as a duplicate too.
-fn mark_duplicates(
-    chunk: &[(usize, EventRow)],
+fn mark_duplicates<'a>(
+    events: impl IntoIterator<Item = (usize, &'a EventRow)>,
     mut inserted: HashSet<(String, String)>,
     outcomes: &mut [WriteOutcome],
 ) {
-    for (i, row) in chunk {
+    for (i, row) in events {
         if !inserted.remove(&(row.workspace_id.clone(), row.id.clone())) {
-            outcomes[*i] = WriteOutcome::DuplicateEvent;
+            outcomes[i] = WriteOutcome::DuplicateEvent;
         }
     }
 }
 
-/// The attempts' delivery states in one statement per batch. An attempt result never
-/// overwrites a delivery that left `pending` meanwhile (cancelled, say), nor the result of
-/// a later attempt (PostgreSQL batches can commit in any order).
-const UPDATE_DELIVERIES_SQLITE: &str = "UPDATE deliveries SET status = u.value ->> 1, \
-     attempt_count = u.value ->> 2, retries_used = u.value ->> 3, next_attempt_at = u.value ->> 4, \
-     status_code = u.value ->> 5, error_message = u.value ->> 6, response_body = u.value ->> 7, \
-     duration_ms = u.value ->> 8, completed_at = u.value ->> 9 \
-     FROM json_each(?) AS u WHERE deliveries.id = u.value ->> 0 AND deliveries.status = 'pending' \
-     AND deliveries.attempt_count < u.value ->> 2";
-
-/// One multi-row statement per chunk for each table, so a batch costs a handful of
-/// statements however many writes it holds.
+/// A batch in a handful of statements, each prepared once per connection (see `prepared`).
 fn write_sqlite(conn: &mut SqliteConnection, ops: &[WriteOp]) -> QueryResult<Vec<WriteOutcome>> {
     use diesel::RunQueryDsl;
     let mut outcomes = initial_outcomes(ops);
-    for chunk in event_rows(ops).chunks(ROWS_PER_INSERT) {
-        let rows: Vec<&EventRow> = chunk.iter().map(|(_, row)| row).collect();
-        let inserted = diesel::insert_into(events::table)
-            .values(rows)
+    let (positions, events): (Vec<usize>, Vec<EventRow>) = event_rows(ops).into_iter().unzip();
+    let mut inserted = HashSet::new();
+    insert_in_fixed_chunks!(events::table, &events[..], [256, 64, 16, 4, 1], |statement| inserted.extend(
+        statement
             .on_conflict_do_nothing()
             .returning((events::workspace_id, events::id))
-            .get_results(conn)?;
-        mark_duplicates(chunk, inserted.into_iter().collect(), &mut outcomes);
-    }
+            .get_results::<(String, String)>(conn)?
+    ));
+    mark_duplicates(positions.into_iter().zip(&events), inserted, &mut outcomes);
     let mut deliveries = delivery_rows(ops, &outcomes);
     sort_for_indexes(&mut deliveries);
-    for chunk in deliveries.chunks(ROWS_PER_INSERT) {
-        diesel::insert_into(deliveries::table).values(chunk).execute(conn)?;
-    }
+    insert_in_fixed_chunks!(deliveries::table, &deliveries[..], [256, 64, 16, 4, 1], |statement| statement
+        .execute(conn)?);
     let attempts: Vec<AttemptRow> = attempt_writes(ops).map(|w| AttemptRow::from(&w.attempt)).collect();
-    for chunk in attempts.chunks(ROWS_PER_INSERT) {
-        diesel::insert_into(attempts::table).values(chunk).on_conflict_do_nothing().execute(conn)?;
-    }
-    let changes: DeliveryChanges = attempt_writes(ops).map(|w| &w.delivery).collect();
-    if !changes.is_empty() {
-        diesel::sql_query(UPDATE_DELIVERIES_SQLITE).bind::<Text, _>(changes.to_json_rows()).execute(conn)?;
+    insert_in_fixed_chunks!(attempts::table, &attempts[..], [256, 64, 16, 4, 1], |statement| statement
+        .on_conflict_do_nothing()
+        .execute(conn)?);
+    // In order, so a later attempt of the same delivery wins.
+    for write in attempt_writes(ops) {
+        SettleDelivery::from(&write.delivery).execute(conn)?;
     }
     Ok(outcomes)
 }
@@ -307,7 +292,7 @@ async fn publish_postgres(mut conn: &AsyncPgConnection, ops: &[WriteOp]) -> Quer
         .load(&mut conn)
         .await?;
     let inserted = inserted.into_iter().map(|key| (key.workspace_id, key.id)).collect();
-    mark_duplicates(&events, inserted, &mut outcomes);
+    mark_duplicates(events.iter().map(|(i, row)| (*i, row)), inserted, &mut outcomes);
     Ok(outcomes)
 }
 

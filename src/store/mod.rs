@@ -8,6 +8,7 @@ mod batch;
 pub mod cipher;
 mod deliveries;
 mod events;
+mod prepared;
 mod records;
 pub mod schema;
 mod webhooks;

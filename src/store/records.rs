@@ -216,7 +216,7 @@ pub struct DeliveryUpdate {
 }
 
 /// The state attempts leave deliveries in, one column per field, for one batched `UPDATE`
-/// (`unnest` of arrays on PostgreSQL, `json_each` on SQLite). One entry per delivery: when a
+/// (`unnest` of arrays on PostgreSQL). One entry per delivery: when a
 /// batch holds two attempts of the same delivery, the later one wins, as it would in order.
 #[derive(Default)]
 pub(super) struct DeliveryChanges {
@@ -261,27 +261,6 @@ impl<'a> FromIterator<&'a DeliveryUpdate> for DeliveryChanges {
 impl DeliveryChanges {
     pub fn is_empty(&self) -> bool {
         self.id.is_empty()
-    }
-
-    /// The rows as one JSON array of arrays, in column order, for SQLite's `json_each`.
-    pub fn to_json_rows(&self) -> String {
-        let rows: Vec<_> = (0..self.id.len())
-            .map(|i| {
-                (
-                    &self.id[i],
-                    self.status[i],
-                    self.attempt_count[i],
-                    self.retries_used[i],
-                    self.next_attempt_at[i],
-                    self.status_code[i],
-                    &self.error_message[i],
-                    &self.response_body[i],
-                    self.duration_ms[i],
-                    self.completed_at[i],
-                )
-            })
-            .collect();
-        serde_json::to_string(&rows).expect("strings and numbers always serialize")
     }
 }
 
@@ -379,7 +358,5 @@ mod tests {
         assert_eq!(changes.id, vec![a.to_string(), b.to_string()]);
         assert_eq!(changes.attempt_count, vec![2, 1]);
         assert_eq!(changes.status, vec!["failed", "succeeded"]);
-        let json: serde_json::Value = serde_json::from_str(&changes.to_json_rows()).unwrap();
-        assert_eq!(json[0], serde_json::json!([a.to_string(), "failed", 2, 2, null, 500, null, "x", 1, null]));
     }
 }

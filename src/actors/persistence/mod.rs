@@ -80,9 +80,10 @@ impl Persistence {
     }
 
     /// Publishes get batches of their own, ahead of records (sharing a commit with a batch of
-    /// records made SQLite publishes slower and cost more CPU: BENCHMARKS.md). With several
-    /// writers (PostgreSQL), records never take the last free one, so a publish does not wait
-    /// behind a long batch of records.
+    /// records made SQLite publishes slower and cost more CPU; sharing it with only as many
+    /// records as publishes showed no gain: BENCHMARKS.md). With several writers (PostgreSQL),
+    /// records never take the last free one, so a publish does not wait behind a long batch
+    /// of records.
     fn next_batch(&mut self) -> Option<Batch> {
         let publishes = self.publishes.len().min(self.max_batch);
         let records_may_start = self.max_writing == 1 || self.records_writing + 1 < self.max_writing;
@@ -99,7 +100,14 @@ impl Persistence {
         self.writing += 1;
         self.records_writing += usize::from(batch.records_only);
         let (store, written) = (self.store.clone(), batch.ops.clone());
+        let started = std::time::Instant::now();
         ctx.spawn(async move { store.write_batch(written).await }.into_actor(self).map(move |result, act, ctx| {
+            log::debug!(
+                "wrote a batch of {} {} in {:?}",
+                batch.ops.len(),
+                if batch.records_only { "records" } else { "publishes" },
+                started.elapsed()
+            );
             act.writing -= 1;
             act.records_writing -= usize::from(batch.records_only);
             act.committed(&batch.ops, batch.replies, result, ctx);
