@@ -509,7 +509,11 @@ async fn run(backend: &'static str, database_url: &str, dir: &Path, scenario: &S
         rates.sort_by(f64::total_cmp);
         let rate = rates[rates.len() / 2];
         let runs: Vec<String> = rates.iter().map(|r| format!("{r:.0}")).collect();
-        eprintln!("  ceiling: {rate:.0} requests/s at concurrency {} (median of {})", args.concurrency, runs.join(", "));
+        eprintln!(
+            "  ceiling: {rate:.0} requests/s at concurrency {} (median of {})",
+            args.concurrency,
+            runs.join(", ")
+        );
         Some(rate)
     } else {
         None

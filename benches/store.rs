@@ -55,10 +55,18 @@ const SHAPES: &[Shape] = &[
 ];
 
 fn webhook() -> Webhook {
-    let input =
-        WebhookInput { url: Some("https://example.com/hook".into()), events: Some(vec!["*".into()]), ..Default::default() };
-    Webhook::create(WorkspaceId::DEFAULT, input, UrlPolicy { allow_http: true, allow_private: true }, hookbus::domain::now())
-        .unwrap()
+    let input = WebhookInput {
+        url: Some("https://example.com/hook".into()),
+        events: Some(vec!["*".into()]),
+        ..Default::default()
+    };
+    Webhook::create(
+        WorkspaceId::DEFAULT,
+        input,
+        UrlPolicy { allow_http: true, allow_private: true },
+        hookbus::domain::now(),
+    )
+    .unwrap()
 }
 
 fn publish(i: usize, hooks: &[Webhook]) -> PublishWrite {
@@ -98,11 +106,8 @@ async fn run(store: &Store, shape: &Shape, events: usize) -> (f64, f64) {
         store.insert_webhook(hook).await.unwrap();
     }
     let publishes: Vec<PublishWrite> = (0..events).map(|i| publish(i, &hooks)).collect();
-    let records: Vec<WriteOp> = publishes
-        .iter()
-        .flat_map(|p| p.deliveries.iter().cloned())
-        .map(|d| WriteOp::Attempt(succeeded(d)))
-        .collect();
+    let records: Vec<WriteOp> =
+        publishes.iter().flat_map(|p| p.deliveries.iter().cloned()).map(|d| WriteOp::Attempt(succeeded(d))).collect();
     let publishes: Vec<WriteOp> = publishes.into_iter().map(WriteOp::Publish).collect();
 
     let started = Instant::now();
