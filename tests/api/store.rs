@@ -42,6 +42,34 @@ fn publish(event: &EventRecord, webhook: &Webhook, n: usize) -> WriteOp {
     WriteOp::Publish(PublishWrite { event: event.clone(), deliveries })
 }
 
+/// The record of attempt `n` of `d`, leaving it in `status`.
+fn attempt_write(d: &DeliveryRecord, n: u32, status: DeliveryStatus, code: u16) -> WriteOp {
+    WriteOp::Attempt(AttemptWrite {
+        attempt: AttemptRecord {
+            delivery_id: d.id,
+            workspace_id: d.workspace_id,
+            attempt: n,
+            started_at: hookbus::domain::now(),
+            duration_ms: 12,
+            status_code: Some(code),
+            error_message: None,
+            response_body: Some("ok".into()),
+        },
+        delivery: DeliveryUpdate {
+            id: d.id,
+            status,
+            attempt_count: n,
+            retries_used: 0,
+            next_attempt_at: None,
+            status_code: Some(code),
+            error_message: None,
+            response_body: Some("ok".into()),
+            duration_ms: Some(12),
+            completed_at: (status != DeliveryStatus::Pending).then(hookbus::domain::now),
+        },
+    })
+}
+
 backend_test!(migrations_run_twice_and_the_default_workspace_exists, |backend| async move {
     let db = TestDb::new(backend).await;
     let store = open(&db).await;
@@ -130,32 +158,7 @@ backend_test!(attempts_update_their_delivery_but_never_a_cancelled_one, |backend
     let WriteOp::Publish(write) = &op else { unreachable!() };
     let (a, b) = (write.deliveries[0].clone(), write.deliveries[1].clone());
     store.write_batch(vec![op]).await.unwrap();
-    let attempt = |d: &DeliveryRecord, status: DeliveryStatus| {
-        WriteOp::Attempt(AttemptWrite {
-            attempt: AttemptRecord {
-                delivery_id: d.id,
-                workspace_id: d.workspace_id,
-                attempt: 1,
-                started_at: hookbus::domain::now(),
-                duration_ms: 12,
-                status_code: Some(200),
-                error_message: None,
-                response_body: Some("ok".into()),
-            },
-            delivery: DeliveryUpdate {
-                id: d.id,
-                status,
-                attempt_count: 1,
-                retries_used: 0,
-                next_attempt_at: None,
-                status_code: Some(200),
-                error_message: None,
-                response_body: Some("ok".into()),
-                duration_ms: Some(12),
-                completed_at: Some(hookbus::domain::now()),
-            },
-        })
-    };
+    let attempt = |d: &DeliveryRecord, status: DeliveryStatus| attempt_write(d, 1, status, 200);
     // Writing the same attempt twice (a retried batch) is harmless.
     store
         .write_batch(vec![attempt(&a, DeliveryStatus::Succeeded), attempt(&a, DeliveryStatus::Succeeded)])
@@ -171,6 +174,42 @@ backend_test!(attempts_update_their_delivery_but_never_a_cancelled_one, |backend
     store.write_batch(vec![attempt(&b, DeliveryStatus::Succeeded)]).await.unwrap();
     let (detail, _) = store.get_delivery(WorkspaceId::DEFAULT, b.id).await.unwrap().unwrap();
     assert_eq!(detail.delivery.status, DeliveryStatus::Cancelled);
+});
+
+// SQLite inserts rows through statements of a few fixed sizes (256, 64, 16, 4, 1 rows): a
+// batch of 347 goes through every size, with a reused id in a later statement than its first.
+backend_test!(a_large_batch_goes_through_every_statement_size, |backend| async move {
+    let db = TestDb::new(backend).await;
+    let store = open(&db).await;
+    let hook = webhook();
+    store.insert_webhook(&hook).await.unwrap();
+    let mut ops: Vec<WriteOp> = (0..346).map(|i| publish(&event(&format!("e{i}"), "{}"), &hook, 1)).collect();
+    ops.push(publish(&event("e3", "{}"), &hook, 1));
+    let outcomes = store.write_batch(ops.clone()).await.unwrap();
+    assert!(outcomes[..346].iter().all(|o| *o == WriteOutcome::Published));
+    assert_eq!(outcomes[346], WriteOutcome::DuplicateEvent);
+    assert_eq!(store.pending_page(hook.id, None, 1000).await.unwrap().len(), 346);
+
+    // Attempt results of one batch apply in order: the later attempt of a delivery wins.
+    let deliveries: Vec<DeliveryRecord> = ops[..346]
+        .iter()
+        .map(|op| match op {
+            WriteOp::Publish(p) => p.deliveries[0].clone(),
+            WriteOp::Attempt(_) => unreachable!(),
+        })
+        .collect();
+    let mut records: Vec<WriteOp> =
+        deliveries.iter().map(|d| attempt_write(d, 1, DeliveryStatus::Pending, 500)).collect();
+    records.push(attempt_write(&deliveries[7], 2, DeliveryStatus::Succeeded, 200));
+    records.push(attempt_write(&deliveries[9], 1, DeliveryStatus::Pending, 500));
+    store.write_batch(records).await.unwrap();
+    assert_eq!(store.pending_page(hook.id, None, 1000).await.unwrap().len(), 345);
+    let (seventh, attempts) = store.get_delivery(WorkspaceId::DEFAULT, deliveries[7].id).await.unwrap().unwrap();
+    assert_eq!((seventh.delivery.status, seventh.delivery.attempt_count), (DeliveryStatus::Succeeded, 2));
+    assert_eq!(attempts.len(), 2);
+    let (ninth, attempts) = store.get_delivery(WorkspaceId::DEFAULT, deliveries[9].id).await.unwrap().unwrap();
+    assert_eq!((ninth.delivery.status, ninth.delivery.attempt_count), (DeliveryStatus::Pending, 1));
+    assert_eq!(attempts.len(), 1);
 });
 
 backend_test!(delivery_lists_filter_by_status_and_paginate, |backend| async move {
