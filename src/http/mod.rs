@@ -68,6 +68,9 @@ pub fn configure(
             .route("/metrics", web::get().to(health::metrics))
             .service(
                 web::scope("/api/v1")
+                    // First: routes are tried in order, and every `{id}` route before it
+                    // would cost a regex match on each publish, the hot path.
+                    .route("/events", web::post().to(events::publish))
                     .route("/openapi.json", web::get().to(openapi::document))
                     .route("/health", web::get().to(health::dashboard))
                     .service(
@@ -86,7 +89,6 @@ pub fn configure(
                     .route("/webhooks/{id}/test", web::post().to(webhooks::test))
                     .route("/webhooks/{id}/deliveries", web::get().to(deliveries::list))
                     .route("/webhooks/{id}/replay", web::post().to(deliveries::replay))
-                    .route("/events", web::post().to(events::publish))
                     .service(
                         web::resource("/workspaces")
                             .route(web::post().to(workspaces::create))
