@@ -11,13 +11,12 @@
 
 mod common;
 
-use common::{drop_database, fresh_database, rss_kib};
+use common::{drop_database, fresh_database, rss_kib, webhook};
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hookbus::domain::url::UrlPolicy;
-use hookbus::domain::webhook::{Webhook, WebhookInput};
+use hookbus::domain::webhook::Webhook;
 use hookbus::domain::{EventId, EventType, WorkspaceId};
 use hookbus::store::{DatabaseUrl, DeliveryRecord, EventRecord, PublishWrite, Store, WriteOp};
 
@@ -46,17 +45,6 @@ fn args() -> Args {
 fn dead_url() -> String {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     format!("http://127.0.0.1:{port}/hook")
-}
-
-fn webhook(url: &str) -> Webhook {
-    let input = WebhookInput { url: Some(url.into()), events: Some(vec!["*".into()]), ..Default::default() };
-    Webhook::create(
-        WorkspaceId::DEFAULT,
-        input,
-        UrlPolicy { allow_http: true, allow_private: true },
-        hookbus::domain::now(),
-    )
-    .unwrap()
 }
 
 async fn fill_pending(store: &Store, hook: &Webhook, n: usize) {

@@ -12,9 +12,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{drop_database, fresh_database};
-use hookbus::domain::url::UrlPolicy;
-use hookbus::domain::webhook::{Webhook, WebhookInput};
+use common::{drop_database, fresh_database, webhook};
+use hookbus::domain::webhook::Webhook;
 use hookbus::domain::{AttemptOutcome, DeliveryStatus, EventId, EventType, WorkspaceId};
 use hookbus::store::{AttemptWrite, DatabaseUrl, DeliveryRecord, EventRecord, PublishWrite, Store, WriteOp};
 
@@ -54,21 +53,6 @@ const SHAPES: &[Shape] = &[
     Shape { name: "100 webhooks, batches of 8 events / 800 records (scenario b)", batch: 8, fan_out: 100, fewer: 10 },
 ];
 
-fn webhook() -> Webhook {
-    let input = WebhookInput {
-        url: Some("https://example.com/hook".into()),
-        events: Some(vec!["*".into()]),
-        ..Default::default()
-    };
-    Webhook::create(
-        WorkspaceId::DEFAULT,
-        input,
-        UrlPolicy { allow_http: true, allow_private: true },
-        hookbus::domain::now(),
-    )
-    .unwrap()
-}
-
 fn publish(i: usize, hooks: &[Webhook]) -> PublishWrite {
     let event = EventRecord {
         workspace_id: WorkspaceId::DEFAULT,
@@ -101,7 +85,7 @@ fn succeeded(mut delivery: DeliveryRecord) -> AttemptWrite {
 
 /// Writes the shape once on a fresh store; returns (µs per event, µs per record).
 async fn run(store: &Store, shape: &Shape, events: usize) -> (f64, f64) {
-    let hooks: Vec<Webhook> = (0..shape.fan_out).map(|_| webhook()).collect();
+    let hooks: Vec<Webhook> = (0..shape.fan_out).map(|_| webhook("https://example.com/hook")).collect();
     for hook in &hooks {
         store.insert_webhook(hook).await.unwrap();
     }

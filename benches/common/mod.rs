@@ -27,6 +27,21 @@ pub fn drop_database(postgres: Option<&str>, database_url: &str) {
     }
 }
 
+/// A webhook for `url`, subscribed to everything, for filling a store directly.
+#[allow(dead_code)] // loadgen registers its webhooks through the API
+pub fn webhook(url: &str) -> hookbus::domain::webhook::Webhook {
+    use hookbus::domain::url::UrlPolicy;
+    use hookbus::domain::webhook::{Webhook, WebhookInput};
+    let input = WebhookInput { url: Some(url.into()), events: Some(vec!["*".into()]), ..Default::default() };
+    Webhook::create(
+        hookbus::domain::WorkspaceId::DEFAULT,
+        input,
+        UrlPolicy { allow_http: true, allow_private: true },
+        hookbus::domain::now(),
+    )
+    .unwrap()
+}
+
 fn psql(admin: &str, sql: &str) {
     let status = Command::new("psql").arg(admin).args(["-qc", sql]).status().expect("psql runs");
     assert!(status.success(), "psql failed: {sql}");
