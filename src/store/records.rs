@@ -215,9 +215,9 @@ pub struct DeliveryUpdate {
     pub completed_at: Option<DateTime<Utc>>,
 }
 
-/// The state attempts leave deliveries in, one column per field, for one batched `UPDATE`
-/// (`unnest` of arrays on PostgreSQL). One entry per delivery: when a
-/// batch holds two attempts of the same delivery, the later one wins, as it would in order.
+/// The state attempts leave deliveries in, one column per field, for PostgreSQL's one batched
+/// `UPDATE` (`unnest` of arrays). One entry per delivery: when a batch holds two attempts of
+/// the same delivery, the later one wins, as it would in order.
 #[derive(Default)]
 pub(super) struct DeliveryChanges {
     pub id: Vec<String>,
