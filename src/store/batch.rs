@@ -326,3 +326,85 @@ async fn record_attempts_postgres(mut conn: &AsyncPgConnection, ops: &[WriteOp])
         .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use diesel::connection::{Instrumentation, InstrumentationEvent};
+    use diesel::Connection;
+    use diesel_migrations::MigrationHarness;
+
+    use super::*;
+    use crate::domain::{EventId, EventType, WebhookId, WorkspaceId};
+
+    /// `events` publishes (one delivery each), then the records of their first attempts.
+    fn publishes_then_records(events: usize) -> (Vec<WriteOp>, Vec<WriteOp>) {
+        let webhook = WebhookId::generate();
+        let now = crate::domain::now();
+        let outcome = AttemptOutcome {
+            status_code: Some(204),
+            error_message: None,
+            response_body: Some(String::new()),
+            retry_after: None,
+            duration: Duration::from_millis(1),
+        };
+        let (mut publishes, mut records) = (Vec::new(), Vec::new());
+        for _ in 0..events {
+            let event = EventRecord {
+                workspace_id: WorkspaceId::DEFAULT,
+                id: EventId::generate(),
+                event: EventType::parse("event", "artifact.completed").unwrap(),
+                data_json: "{}".into(),
+                body_hash: String::new(),
+                matched_webhooks: 1,
+                created_at: now,
+            };
+            let mut delivery = DeliveryRecord::new_pending(&event, webhook);
+            publishes.push(WriteOp::Publish(PublishWrite { event, deliveries: vec![delivery.clone()] }));
+            delivery.attempt_count = 1;
+            delivery.status = DeliveryStatus::Succeeded;
+            records.push(WriteOp::Attempt(AttemptWrite::new(&delivery, now, &outcome, now)));
+        }
+        (publishes, records)
+    }
+
+    /// The point of `prepared`: a second batch of the same sizes prepares nothing new.
+    #[test]
+    fn sqlite_prepares_each_statement_of_the_writer_once_per_connection() {
+        let mut conn = SqliteConnection::establish(":memory:").unwrap();
+        conn.run_pending_migrations(super::super::SQLITE_MIGRATIONS).unwrap();
+        let cached = Arc::new(Mutex::new(Vec::<String>::new()));
+        let seen = cached.clone();
+        let instrumentation = move |event: InstrumentationEvent<'_>| {
+            if let InstrumentationEvent::CacheQuery { sql, .. } = event {
+                seen.lock().unwrap().push(sql.to_owned());
+            }
+        };
+        conn.set_instrumentation(Box::new(instrumentation) as Box<dyn Instrumentation>);
+        let write = |conn: &mut SqliteConnection, (publishes, records): (Vec<WriteOp>, Vec<WriteOp>)| {
+            assert!(write_sqlite(conn, &publishes).unwrap().iter().all(|o| *o == WriteOutcome::Published));
+            assert!(write_sqlite(conn, &records).unwrap().iter().all(|o| *o == WriteOutcome::Recorded));
+        };
+        // 21 = 16 + 4 + 1: three insert sizes for each table, and the attempt-state UPDATE.
+        write(&mut conn, publishes_then_records(21));
+        let first = cached.lock().unwrap().len();
+        // Each statement the writer ran is in the cache: a statement diesel will not cache
+        // would be missing here (and prepared on every run).
+        let kinds: Vec<String> = cached
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|sql| sql.split(['(', ' ']).take(3).collect::<Vec<_>>().join(" ").replace('`', ""))
+            .collect();
+        for kind in ["INSERT INTO events", "INSERT INTO deliveries", "INSERT INTO attempts"] {
+            assert_eq!(kinds.iter().filter(|k| *k == kind).count(), 3, "{kind} in three sizes: {kinds:?}");
+        }
+        assert_eq!(kinds.iter().filter(|k| *k == "UPDATE deliveries SET").count(), 1, "{kinds:?}");
+        write(&mut conn, publishes_then_records(21));
+        write(&mut conn, publishes_then_records(21));
+        let statements = cached.lock().unwrap();
+        assert_eq!(statements.len(), first, "prepared again: {:#?}", &statements[first..]);
+    }
+}

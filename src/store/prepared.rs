@@ -1,10 +1,11 @@
 //! SQLite statements of the batched writer that are prepared once per connection.
 //!
-//! diesel caches a prepared statement only when its SQL is fixed by its type: a multi-row
-//! `INSERT` of a `Vec` (one SQL text per row count), an `UPDATE` and `sql_query` are parsed
-//! and planned again on every execution, which for the writer's many small batches cost as
-//! much as running them. So rows go in through multi-row inserts of a few fixed sizes, and
-//! attempt results through one fixed `UPDATE` per attempt.
+//! diesel keeps prepared statements in a per-connection cache, but marks some as unsafe to
+//! cache: a multi-row `INSERT` of a `Vec` (one SQL text per row count), every `UPDATE` built
+//! with its DSL and `sql_query`. Those were parsed and planned again on every execution,
+//! which for the writer's many small batches cost as much as running them. So rows go in
+//! through multi-row inserts of arrays of a few fixed sizes, and attempt results through one
+//! hand-built `UPDATE` per attempt; the test in `batch.rs` checks that each is cached.
 
 use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::sql_types::{BigInt, Integer, Nullable, Text};
@@ -64,7 +65,7 @@ impl<'a> From<&'a DeliveryUpdate> for SettleDelivery<'a> {
     }
 }
 
-// The SQL below depends on nothing but the type, so diesel may cache it by type.
+// The SQL below depends on nothing but the type, so diesel may key its cache by the type.
 impl QueryId for SettleDelivery<'_> {
     type QueryId = SettleDelivery<'static>;
     const HAS_STATIC_QUERY_ID: bool = true;
