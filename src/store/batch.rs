@@ -185,7 +185,7 @@ fn write_sqlite(conn: &mut SqliteConnection, ops: &[WriteOp]) -> QueryResult<Vec
         .execute(conn)?);
     // In order, so a later attempt of the same delivery wins.
     for write in attempt_writes(ops) {
-        SettleDelivery::from(&write.delivery).execute(conn)?;
+        SettleDelivery((&write.delivery).into()).execute(conn)?;
     }
     Ok(outcomes)
 }

@@ -12,7 +12,7 @@ use diesel::sql_types::{BigInt, Integer, Nullable, Text};
 use diesel::sqlite::Sqlite;
 use diesel::{QueryResult, RunQueryDsl, SqliteConnection};
 
-use super::{to_millis, DeliveryUpdate};
+use super::records::DeliveryState;
 
 /// Inserts `$rows` (a slice) into `$table` with multi-row statements of the sizes given,
 /// largest first; `$each` runs every statement (`|statement| statement.execute(conn)`).
@@ -33,37 +33,9 @@ macro_rules! insert_in_fixed_chunks {
 }
 pub(super) use insert_in_fixed_chunks;
 
-/// The state one attempt left its delivery in. It never overwrites a delivery that left
+/// Writes the state one attempt left its delivery in. It never overwrites a delivery that left
 /// `pending` meanwhile (cancelled, say), nor the result of a later attempt.
-pub(super) struct SettleDelivery<'a> {
-    id: String,
-    status: &'static str,
-    attempt_count: i32,
-    retries_used: i32,
-    next_attempt_at: Option<i64>,
-    status_code: Option<i32>,
-    error_message: Option<&'a str>,
-    response_body: Option<&'a str>,
-    duration_ms: Option<i64>,
-    completed_at: Option<i64>,
-}
-
-impl<'a> From<&'a DeliveryUpdate> for SettleDelivery<'a> {
-    fn from(u: &'a DeliveryUpdate) -> Self {
-        Self {
-            id: u.id.to_string(),
-            status: u.status.as_str(),
-            attempt_count: u.attempt_count as i32,
-            retries_used: u.retries_used as i32,
-            next_attempt_at: u.next_attempt_at.map(to_millis),
-            status_code: u.status_code.map(i32::from),
-            error_message: u.error_message.as_deref(),
-            response_body: u.response_body.as_deref(),
-            duration_ms: u.duration_ms.map(|v| v as i64),
-            completed_at: u.completed_at.map(to_millis),
-        }
-    }
-}
+pub(super) struct SettleDelivery<'a>(pub DeliveryState<'a>);
 
 // The SQL below depends on nothing but the type, so diesel may key its cache by the type.
 impl QueryId for SettleDelivery<'_> {
@@ -73,28 +45,29 @@ impl QueryId for SettleDelivery<'_> {
 
 impl QueryFragment<Sqlite> for SettleDelivery<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
+        let state = &self.0;
         out.push_sql("UPDATE deliveries SET status = ");
-        out.push_bind_param::<Text, _>(self.status)?;
+        out.push_bind_param::<Text, _>(state.status)?;
         out.push_sql(", attempt_count = ");
-        out.push_bind_param::<Integer, _>(&self.attempt_count)?;
+        out.push_bind_param::<Integer, _>(&state.attempt_count)?;
         out.push_sql(", retries_used = ");
-        out.push_bind_param::<Integer, _>(&self.retries_used)?;
+        out.push_bind_param::<Integer, _>(&state.retries_used)?;
         out.push_sql(", next_attempt_at = ");
-        out.push_bind_param::<Nullable<BigInt>, _>(&self.next_attempt_at)?;
+        out.push_bind_param::<Nullable<BigInt>, _>(&state.next_attempt_at)?;
         out.push_sql(", status_code = ");
-        out.push_bind_param::<Nullable<Integer>, _>(&self.status_code)?;
+        out.push_bind_param::<Nullable<Integer>, _>(&state.status_code)?;
         out.push_sql(", error_message = ");
-        out.push_bind_param::<Nullable<Text>, _>(&self.error_message)?;
+        out.push_bind_param::<Nullable<Text>, _>(&state.error_message)?;
         out.push_sql(", response_body = ");
-        out.push_bind_param::<Nullable<Text>, _>(&self.response_body)?;
+        out.push_bind_param::<Nullable<Text>, _>(&state.response_body)?;
         out.push_sql(", duration_ms = ");
-        out.push_bind_param::<Nullable<BigInt>, _>(&self.duration_ms)?;
+        out.push_bind_param::<Nullable<BigInt>, _>(&state.duration_ms)?;
         out.push_sql(", completed_at = ");
-        out.push_bind_param::<Nullable<BigInt>, _>(&self.completed_at)?;
+        out.push_bind_param::<Nullable<BigInt>, _>(&state.completed_at)?;
         out.push_sql(" WHERE id = ");
-        out.push_bind_param::<Text, _>(&self.id)?;
+        out.push_bind_param::<Text, _>(&state.id)?;
         out.push_sql(" AND status = 'pending' AND attempt_count < ");
-        out.push_bind_param::<Integer, _>(&self.attempt_count)?;
+        out.push_bind_param::<Integer, _>(&state.attempt_count)?;
         Ok(())
     }
 }

@@ -215,24 +215,56 @@ pub struct DeliveryUpdate {
     pub completed_at: Option<DateTime<Utc>>,
 }
 
+/// The state one attempt left its delivery in, in column types: bound row by row on SQLite
+/// (`prepared::SettleDelivery`), gathered into [`DeliveryChanges`] on PostgreSQL.
+pub(super) struct DeliveryState<'a> {
+    pub id: String,
+    pub status: &'static str,
+    pub attempt_count: i32,
+    pub retries_used: i32,
+    pub next_attempt_at: Option<i64>,
+    pub status_code: Option<i32>,
+    pub error_message: Option<&'a str>,
+    pub response_body: Option<&'a str>,
+    pub duration_ms: Option<i64>,
+    pub completed_at: Option<i64>,
+}
+
+impl<'a> From<&'a DeliveryUpdate> for DeliveryState<'a> {
+    fn from(u: &'a DeliveryUpdate) -> Self {
+        Self {
+            id: u.id.to_string(),
+            status: u.status.as_str(),
+            attempt_count: u.attempt_count as i32,
+            retries_used: u.retries_used as i32,
+            next_attempt_at: u.next_attempt_at.map(to_millis),
+            status_code: u.status_code.map(i32::from),
+            error_message: u.error_message.as_deref(),
+            response_body: u.response_body.as_deref(),
+            duration_ms: u.duration_ms.map(|v| v as i64),
+            completed_at: u.completed_at.map(to_millis),
+        }
+    }
+}
+
 /// The state attempts leave deliveries in, one column per field, for PostgreSQL's one batched
 /// `UPDATE` (`unnest` of arrays). One entry per delivery: when a batch holds two attempts of
 /// the same delivery, the later one wins, as it would in order.
 #[derive(Default)]
-pub(super) struct DeliveryChanges {
+pub(super) struct DeliveryChanges<'a> {
     pub id: Vec<String>,
     pub status: Vec<&'static str>,
     pub attempt_count: Vec<i32>,
     pub retries_used: Vec<i32>,
     pub next_attempt_at: Vec<Option<i64>>,
     pub status_code: Vec<Option<i32>>,
-    pub error_message: Vec<Option<String>>,
-    pub response_body: Vec<Option<String>>,
+    pub error_message: Vec<Option<&'a str>>,
+    pub response_body: Vec<Option<&'a str>>,
     pub duration_ms: Vec<Option<i64>>,
     pub completed_at: Vec<Option<i64>>,
 }
 
-impl<'a> FromIterator<&'a DeliveryUpdate> for DeliveryChanges {
+impl<'a> FromIterator<&'a DeliveryUpdate> for DeliveryChanges<'a> {
     fn from_iter<I: IntoIterator<Item = &'a DeliveryUpdate>>(updates: I) -> Self {
         let mut last: std::collections::HashMap<DeliveryId, &DeliveryUpdate> = std::collections::HashMap::new();
         let mut order = Vec::new();
@@ -242,23 +274,23 @@ impl<'a> FromIterator<&'a DeliveryUpdate> for DeliveryChanges {
             }
         }
         let mut c = Self::default();
-        for u in order.iter().map(|id| last[id]) {
-            c.id.push(u.id.to_string());
-            c.status.push(u.status.as_str());
-            c.attempt_count.push(u.attempt_count as i32);
-            c.retries_used.push(u.retries_used as i32);
-            c.next_attempt_at.push(u.next_attempt_at.map(to_millis));
-            c.status_code.push(u.status_code.map(i32::from));
-            c.error_message.push(u.error_message.clone());
-            c.response_body.push(u.response_body.clone());
-            c.duration_ms.push(u.duration_ms.map(|v| v as i64));
-            c.completed_at.push(u.completed_at.map(to_millis));
+        for state in order.iter().map(|id| DeliveryState::from(last[id])) {
+            c.id.push(state.id);
+            c.status.push(state.status);
+            c.attempt_count.push(state.attempt_count);
+            c.retries_used.push(state.retries_used);
+            c.next_attempt_at.push(state.next_attempt_at);
+            c.status_code.push(state.status_code);
+            c.error_message.push(state.error_message);
+            c.response_body.push(state.response_body);
+            c.duration_ms.push(state.duration_ms);
+            c.completed_at.push(state.completed_at);
         }
         c
     }
 }
 
-impl DeliveryChanges {
+impl DeliveryChanges<'_> {
     pub fn is_empty(&self) -> bool {
         self.id.is_empty()
     }
