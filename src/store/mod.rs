@@ -44,7 +44,11 @@ const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 1
 /// The writer's page cache (8 MiB; SQLite takes KiB as a negative size): the pages it touches
 /// on every batch (index leaves, recent deliveries) stay in memory; the default is 2 MiB.
 /// Checkpoints every 10,000 WAL pages, so a page rewritten by many batches is copied once.
-const SQLITE_WRITER_PRAGMAS: &str = "PRAGMA cache_size = -8192; PRAGMA wal_autocheckpoint = 10000;";
+/// Statement journals in memory: a multi-row insert inside a batch's transaction keeps one
+/// (to undo just that statement), and past 64 KiB SQLite spilled it to a temporary file that
+/// was created, written page by page and deleted in every batch (BENCHMARKS.md).
+const SQLITE_WRITER_PRAGMAS: &str =
+    "PRAGMA cache_size = -8192; PRAGMA wal_autocheckpoint = 10000; PRAGMA temp_store = MEMORY;";
 
 /// Readers keep a small page cache: SQLite drops a connection's cache whenever another
 /// connection has committed since, which under load is before nearly every read.
@@ -414,5 +418,45 @@ pub(crate) fn page<T>(mut rows: Vec<T>, limit: usize, id_of: impl Fn(&T) -> Stri
         (rows, cursor)
     } else {
         (rows, None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::sql_types::Integer;
+    use diesel_async::RunQueryDsl;
+
+    use super::*;
+
+    #[derive(diesel::QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = Integer)]
+        value: i32,
+    }
+
+    async fn pragma(conn: &mut SqliteConn, name: &str) -> i32 {
+        diesel::sql_query(format!("SELECT {name} AS value FROM pragma_{name}"))
+            .get_result::<Setting>(conn)
+            .await
+            .unwrap()
+            .value
+    }
+
+    /// The writer's connection fsyncs every commit (a 202 survives power loss) and keeps
+    /// statement journals in memory (spilled to a temporary file, each batch created one).
+    #[actix_rt::test]
+    async fn sqlite_writer_commits_durably_and_keeps_statement_journals_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&DatabaseUrl::SqliteFile(dir.path().join("hookbus.db")), 2).await.unwrap();
+        let Pool::Sqlite { writer, readers } = &store.pool else { unreachable!() };
+        let mut conn = writer.get().await.unwrap();
+        const FULL: i32 = 2;
+        const MEMORY: i32 = 2;
+        assert_eq!(pragma(&mut conn, "synchronous").await, FULL);
+        assert_eq!(pragma(&mut conn, "temp_store").await, MEMORY);
+        // Readers sort into temporary files as SQLite does by default (a large listing's
+        // sort is not held in memory).
+        let mut reader = readers.get().await.unwrap();
+        assert_eq!(pragma(&mut reader, "temp_store").await, 0);
     }
 }
