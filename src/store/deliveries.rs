@@ -21,6 +21,15 @@ macro_rules! with_event {
     };
 }
 
+/// The condition of the `deliveries_unsettled` partial index (pending, failed and cancelled
+/// deliveries), written out in every query that should use it: SQLite picks a partial index
+/// only when the query's `WHERE` has the index's condition as one of its terms.
+const UNSETTLED: &str = "status <> 'succeeded'";
+
+fn unsettled() -> diesel::expression::SqlLiteral<diesel::sql_types::Bool> {
+    diesel::dsl::sql(UNSETTLED)
+}
+
 fn pending_from(rows: Vec<(DeliveryRow, EventRow)>) -> StoreResult<Vec<PendingDelivery>> {
     rows.into_iter()
         .map(|(delivery, event)| {
@@ -44,7 +53,7 @@ impl Store {
         limit: usize,
     ) -> StoreResult<(Vec<DeliveryRecord>, Option<String>)> {
         let (ws, hook) = (workspace_id.to_string(), webhook_id.to_string());
-        let (status, cursor) = (status.map(DeliveryStatus::as_str), cursor.map(|c| c.to_string()));
+        let cursor = cursor.map(|c| c.to_string());
         let rows: Vec<DeliveryRow> = with_conn!(self, |conn| {
             let mut query = deliveries::table
                 .filter(deliveries::workspace_id.eq(&ws))
@@ -54,7 +63,11 @@ impl Store {
                 .limit(limit as i64 + 1)
                 .into_boxed();
             if let Some(status) = status {
-                query = query.filter(deliveries::status.eq(status));
+                query = query.filter(deliveries::status.eq(status.as_str()));
+                // Succeeded deliveries are nearly every row of (webhook_id, id).
+                if status != DeliveryStatus::Succeeded {
+                    query = query.filter(unsettled());
+                }
             }
             if let Some(cursor) = &cursor {
                 query = query.filter(deliveries::id.lt(cursor));
@@ -113,6 +126,7 @@ impl Store {
             let mut query = with_event!()
                 .filter(deliveries::webhook_id.eq(&hook))
                 .filter(deliveries::status.eq(DeliveryStatus::Pending.as_str()))
+                .filter(unsettled())
                 .select((DeliveryRow::as_select(), EventRow::as_select()))
                 .order(deliveries::id)
                 .limit(limit as i64)
@@ -168,7 +182,8 @@ impl Store {
             diesel::update(
                 deliveries::table
                     .filter(deliveries::webhook_id.eq(&hook))
-                    .filter(deliveries::status.eq(DeliveryStatus::Pending.as_str())),
+                    .filter(deliveries::status.eq(DeliveryStatus::Pending.as_str()))
+                    .filter(unsettled()),
             )
             .set((
                 deliveries::status.eq(DeliveryStatus::Failed.as_str()),
@@ -247,12 +262,13 @@ impl Store {
     }
 }
 
-/// Pending deliveries per webhook, one `(webhook_id, status)` index range each: the cost
+/// Pending deliveries per webhook, one range of `deliveries_unsettled` each: the cost
 /// follows the number of webhooks and pending deliveries, not the size of the history.
 /// Webhooks without any come back with 0 and are left out by the caller (a `WHERE` on the
 /// count would make SQLite count twice).
 const PENDING_COUNTS: &str = "SELECT w.id AS webhook_id, \
-     (SELECT count(*) FROM deliveries d WHERE d.webhook_id = w.id AND d.status = 'pending') AS pending \
+     (SELECT count(*) FROM deliveries d WHERE d.webhook_id = w.id AND d.status = 'pending' \
+       AND d.status <> 'succeeded') AS pending \
      FROM webhooks w";
 
 #[derive(diesel::QueryableByName)]
@@ -278,13 +294,17 @@ impl Store {
         let (hook, since, now) = (webhook_id.to_string(), to_millis(since), to_millis(now));
         let requeued = with_conn!(self, |conn| {
             let inner = diesel::alias!(deliveries as inner);
-            let batch = inner
+            let mut batch = inner
                 .filter(inner.field(deliveries::webhook_id).eq(&hook))
                 .filter(inner.field(deliveries::status).eq(status.as_str()))
                 .filter(inner.field(deliveries::created_at).ge(since))
                 .select(inner.field(deliveries::id))
                 .order(inner.field(deliveries::id))
-                .limit(limit as i64);
+                .limit(limit as i64)
+                .into_boxed();
+            if status != DeliveryStatus::Succeeded {
+                batch = batch.filter(unsettled());
+            }
             diesel::update(deliveries::table.filter(deliveries::id.eq_any(batch)))
                 .set((
                     deliveries::status.eq(DeliveryStatus::Pending.as_str()),
@@ -351,5 +371,80 @@ impl Store {
             .await?
         });
         Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use diesel::connection::InstrumentationEvent;
+    use diesel::sql_types::Text;
+    use diesel_async::{AsyncConnection, RunQueryDsl};
+
+    use super::*;
+    use crate::store::{DatabaseUrl, Pool};
+
+    #[derive(diesel::QueryableByName)]
+    struct PlanStep {
+        #[diesel(sql_type = Text)]
+        detail: String,
+    }
+
+    /// Every query that looks a webhook's deliveries up by status, except for `succeeded`,
+    /// goes through the small `deliveries_unsettled` index (SQLite uses a partial index only
+    /// if the query names its condition); `succeeded` goes through (webhook_id, id) in order.
+    #[actix_rt::test]
+    async fn sqlite_finds_deliveries_by_status_through_the_index_of_unsettled_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&DatabaseUrl::SqliteFile(dir.path().join("hookbus.db")), 1).await.unwrap();
+        let Pool::Sqlite { readers, .. } = &store.pool else { unreachable!() };
+        let statements = Arc::new(Mutex::new(Vec::<String>::new()));
+        let seen = statements.clone();
+        // The one reader connection reports what it runs.
+        readers.get().await.unwrap().set_instrumentation(move |event: InstrumentationEvent<'_>| {
+            if let InstrumentationEvent::StartQuery { query, .. } = event {
+                let sql = query.to_string();
+                seen.lock().unwrap().push(sql.split(" -- binds:").next().unwrap_or_default().to_owned());
+            }
+        });
+        let (ws, webhook, now) = (WorkspaceId::DEFAULT, WebhookId::generate(), crate::domain::now());
+        let cursor = Some(DeliveryId::generate());
+        let plan = |calls: &str| {
+            let run: Vec<String> = std::mem::take(&mut *statements.lock().unwrap());
+            assert!(!run.is_empty(), "{calls} ran no query");
+            run.into_iter().map(|sql| (sql, calls.to_owned())).collect::<Vec<_>>()
+        };
+        let mut uses_unsettled = Vec::new();
+        store.pending_page(webhook, None, 10).await.unwrap();
+        store.pending_page(webhook, cursor, 10).await.unwrap();
+        uses_unsettled.extend(plan("pending_page"));
+        store.list_deliveries(ws, webhook, Some(DeliveryStatus::Failed), cursor, 10).await.unwrap();
+        store.list_deliveries(ws, webhook, Some(DeliveryStatus::Pending), None, 10).await.unwrap();
+        uses_unsettled.extend(plan("list_deliveries"));
+        store.fail_pending_deliveries(webhook, "disabled", now).await.unwrap();
+        uses_unsettled.extend(plan("fail_pending_deliveries"));
+        store.pending_counts().await.unwrap();
+        uses_unsettled.extend(plan("pending_counts"));
+        store.requeue_batch(webhook, DeliveryStatus::Failed, now, now, 10).await.unwrap();
+        uses_unsettled.extend(plan("requeue_batch"));
+        store.list_deliveries(ws, webhook, Some(DeliveryStatus::Succeeded), cursor, 10).await.unwrap();
+        let succeeded = plan("list_deliveries(succeeded)");
+
+        let mut conn = readers.get().await.unwrap();
+        let mut explain = async |sql: &str| -> String {
+            let steps: Vec<PlanStep> =
+                diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}")).load(&mut *conn).await.unwrap();
+            steps.into_iter().map(|s| s.detail).collect::<Vec<_>>().join("; ")
+        };
+        for (sql, calls) in uses_unsettled {
+            let plan = explain(&sql).await;
+            assert!(plan.contains("INDEX deliveries_unsettled"), "{calls}: {sql}\nplan: {plan}");
+        }
+        for (sql, calls) in succeeded {
+            let plan = explain(&sql).await;
+            assert!(plan.contains("INDEX deliveries_by_webhook_id"), "{calls}: {sql}\nplan: {plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "{calls} sorts: {plan}");
+        }
     }
 }
