@@ -180,7 +180,10 @@ impl Server {
         let port = free_port();
         let data_dir = dir.join(format!("data-{port}"));
         let log = dir.join(format!("server-{port}.log"));
-        let child = Command::new(env!("CARGO_BIN_EXE_hookbus"))
+        // `LOADGEN_HOOKBUS_BIN=path` runs another build of the server (to compare two builds
+        // on the same machine at the same time).
+        let binary = std::env::var_os("LOADGEN_HOOKBUS_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_hookbus").into());
+        let child = Command::new(binary)
             .args(["serve", "--dev", "--bind", &format!("127.0.0.1:{port}"), "--database-url", database_url])
             .arg("--data-dir")
             .arg(&data_dir)

@@ -442,6 +442,29 @@ mod tests {
             .value
     }
 
+    /// `.cargo/config.toml` compiles the bundled SQLite for this repository's builds: no
+    /// mutex on every call on a connection, none around every allocation (and fdatasync at
+    /// commit, which `strace` shows; SQLite does not report it).
+    #[actix_rt::test]
+    async fn bundled_sqlite_is_compiled_with_the_repository_settings() {
+        #[derive(diesel::QueryableByName)]
+        struct CompileOption {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            compile_options: String,
+        }
+        let mut conn = SqliteConn::establish(":memory:").await.unwrap();
+        let options: Vec<String> = diesel::sql_query("SELECT compile_options FROM pragma_compile_options")
+            .load::<CompileOption>(&mut conn)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| o.compile_options)
+            .collect();
+        for expected in ["THREADSAFE=2", "DEFAULT_MEMSTATUS=0"] {
+            assert!(options.iter().any(|o| o == expected), "{expected} not in {options:?}");
+        }
+    }
+
     /// The writer's connection fsyncs every commit (a 202 survives power loss) and keeps
     /// statement journals in memory (spilled to a temporary file, each batch created one).
     #[actix_rt::test]
