@@ -366,8 +366,8 @@ async fn publish(
     (sent, round_trips)
 }
 
-/// How many times the ceiling is measured per scenario; the median counts.
-const CEILING_RUNS: usize = 3;
+/// How many times (a) and (b) run, each beside a run of the ceiling; the medians count.
+const COMPARED_RUNS: usize = 3;
 
 /// The same bodies and headers hookbus sends, straight to the receiver: the machine's ceiling.
 async fn ceiling(count: usize, concurrency: usize) -> f64 {
@@ -501,26 +501,46 @@ struct Row {
     ceiling_per_s: Option<f64>,
 }
 
-async fn run(backend: &'static str, database_url: &str, dir: &Path, scenario: &Scenario, args: &Args) -> Row {
+/// A scenario compared with the ceiling ((a) and (b)) runs three times, each run right after
+/// a run of the ceiling; the row is hookbus' median run against the ceiling's median. Single
+/// runs of either moved by a third between minutes on a shared VM.
+async fn run_compared(
+    backend: &'static str,
+    postgres: Option<&str>,
+    dir: &Path,
+    scenario: &Scenario,
+    args: &Args,
+) -> Row {
     eprintln!("{backend}: {}", scenario.title);
-    let ceiling_per_s = if matches!(scenario.key, "a" | "b") {
-        // The median of three runs: one short run moved by half between runs on a shared VM.
-        let mut rates = Vec::new();
-        for _ in 0..CEILING_RUNS {
-            rates.push(ceiling(scenario.expected as usize, args.concurrency).await);
-        }
-        rates.sort_by(f64::total_cmp);
-        let rate = rates[rates.len() / 2];
-        let runs: Vec<String> = rates.iter().map(|r| format!("{r:.0}")).collect();
-        eprintln!(
-            "  ceiling: {rate:.0} requests/s at concurrency {} (median of {})",
-            args.concurrency,
-            runs.join(", ")
-        );
-        Some(rate)
-    } else {
-        None
-    };
+    let (mut ceilings, mut runs) = (Vec::new(), Vec::new());
+    for round in 1..=COMPARED_RUNS {
+        let rate = ceiling(scenario.expected as usize, args.concurrency).await;
+        eprintln!("  round {round}: ceiling {rate:.0} requests/s at concurrency {}", args.concurrency);
+        ceilings.push(rate);
+        let database_url = fresh_database(dir, postgres, &format!("{}{round}", scenario.key));
+        runs.push(run(backend, &database_url, dir, scenario, args).await);
+        drop_database(postgres, &database_url);
+    }
+    ceilings.sort_by(f64::total_cmp);
+    runs.sort_by(|x, y| x.delivery_per_s.total_cmp(&y.delivery_per_s));
+    let show = |rates: Vec<f64>| rates.iter().map(|r| format!("{r:.0}")).collect::<Vec<_>>().join(", ");
+    eprintln!(
+        "  medians: ceiling {:.0} of {}; hookbus {:.0} deliveries/s of {}",
+        ceilings[COMPARED_RUNS / 2],
+        show(ceilings.clone()),
+        runs[COMPARED_RUNS / 2].delivery_per_s,
+        show(runs.iter().map(|r| r.delivery_per_s).collect())
+    );
+    let mut row = runs.swap_remove(COMPARED_RUNS / 2);
+    row.ceiling_per_s = Some(ceilings[COMPARED_RUNS / 2]);
+    row
+}
+
+/// One run of hookbus on a fresh database.
+async fn run(backend: &'static str, database_url: &str, dir: &Path, scenario: &Scenario, args: &Args) -> Row {
+    if !matches!(scenario.key, "a" | "b") {
+        eprintln!("{backend}: {}", scenario.title);
+    }
     let server = Server::start(database_url, dir).await;
     let receiver = Receiver::start();
     let dead = format!("http://127.0.0.1:{}/hook/dead", free_port());
@@ -568,7 +588,7 @@ async fn run(backend: &'static str, database_url: &str, dir: &Path, scenario: &S
         latency_ms: [0.5, 0.95, 0.99].map(|q| latency.value_at_quantile(q) as f64 / 1000.0),
         peak_rss_mib: server.peak_rss_mib(),
         server_cpu_s: server.cpu_seconds(),
-        ceiling_per_s,
+        ceiling_per_s: None,
     };
     eprintln!(
         "  delivered {delivered}/{} in {delivery_s:.2} s ({:.0}/s); p50 {:.1} ms, p99 {:.1} ms; peak RSS {:.1} MiB; server CPU {:.1} s",
@@ -697,6 +717,10 @@ fn main() {
         let mut rows = Vec::new();
         for (backend, postgres) in &backends {
             for scenario in &list {
+                if matches!(scenario.key, "a" | "b") {
+                    rows.push(run_compared(backend, *postgres, dir.path(), scenario, &args).await);
+                    continue;
+                }
                 let database_url = fresh_database(dir.path(), *postgres, scenario.key);
                 rows.push(run(backend, &database_url, dir.path(), scenario, &args).await);
                 drop_database(*postgres, &database_url);
