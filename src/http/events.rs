@@ -6,7 +6,7 @@ use serde::Deserialize;
 use super::auth::Caller;
 use super::body::JsonBody;
 use super::ApiState;
-use crate::actors::registry::Publish;
+use crate::actors::registry::{Publish, StartPublish};
 use crate::domain::ValidationError;
 use crate::error::ApiError;
 
@@ -38,6 +38,8 @@ pub async fn publish(
     let PublishBody { event, data, id } = body.0;
     let event = event.ok_or_else(|| ValidationError::new("event", "is required"))?;
     let data = data.ok_or_else(|| ValidationError::new("data", "is required (a JSON object)"))?;
-    let published = state.registry.send(Publish { workspace_id: caller.workspace_id, event, data, id }).await??;
+    let publish = Publish { workspace_id: caller.workspace_id, event, data, id };
+    // The commit is awaited here, on this worker, not on the registry's thread.
+    let published = state.registry.send(StartPublish(publish)).await??.finish().await?;
     Ok(HttpResponse::Accepted().json(published))
 }

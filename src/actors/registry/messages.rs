@@ -111,6 +111,12 @@ impl Publish {
     }
 }
 
+/// [`Publish`], answered as soon as the writer has it: await [`super::PublishInFlight::finish`]
+/// for the commit (on any thread).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<super::PublishInFlight, RegistryError>")]
+pub struct StartPublish(pub Publish);
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Published {
     pub id: EventId,

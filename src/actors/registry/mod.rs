@@ -17,8 +17,8 @@ use ring::digest;
 
 pub use messages::{
     DeleteWebhook, DeliveryFailed, DisableWebhook, DrainDeliveries, GetWebhook, HealthSnapshot, ListWebhooks, Publish,
-    Published, Redeliver, RegisterWebhook, ReplayDeliveries, RotateSecret, RotatedSecret, TestResult, TestWebhook,
-    UpdateWebhook, WebhookHealth,
+    Published, Redeliver, RegisterWebhook, ReplayDeliveries, RotateSecret, RotatedSecret, StartPublish, TestResult,
+    TestWebhook, UpdateWebhook, WebhookHealth,
 };
 
 use self::subscriptions::Subscriptions;
@@ -230,21 +230,21 @@ impl Registry {
         )
     }
 
-    /// Publishes an event into the workspace, answering once it is committed.
-    fn publish(
+    /// Matches an event to webhooks and hands it to the writer; the returned
+    /// [`PublishInFlight`] answers once it is committed.
+    fn begin_publish(
         &mut self,
         workspace_id: WorkspaceId,
         event: EventType,
         data_json: String,
         id: Option<EventId>,
-    ) -> ResponseActFuture<Self, Result<Published, RegistryError>> {
-        let matched: Vec<WebhookId> = self
+    ) -> PublishInFlight {
+        let matched: Vec<&Arc<Webhook>> = self
             .subscriptions
             .candidates(workspace_id, &event)
             .iter()
             .filter_map(|id| self.webhooks.get(id))
             .filter(|w| w.enabled && w.subscribes_to(&event))
-            .map(|w| w.id)
             .collect();
         let record = EventRecord {
             workspace_id,
@@ -256,48 +256,21 @@ impl Registry {
             created_at: crate::domain::now(),
         };
         let deliveries: Vec<DeliveryRecord> =
-            matched.iter().map(|webhook_id| DeliveryRecord::new_pending(&record, *webhook_id)).collect();
-        let write = PublishWrite { event: record.clone(), deliveries };
-        let persistence = self.persistence.clone();
-        let store = self.store.clone();
-        Box::pin(
-            async move {
-                let outcome = persist(&persistence, WriteOp::Publish(write.clone())).await?;
-                if outcome == WriteOutcome::Published {
-                    return Ok((write, true));
-                }
-                // The id was used before: same body → the original answer; else a conflict.
-                let original =
-                    store.find_event(record.workspace_id, &record.id).await?.ok_or(RegistryError::NotFound("event"))?;
-                if original.body_hash != record.body_hash {
-                    return Err(RegistryError::Conflict(record.id.to_string()));
-                }
-                Ok((PublishWrite { event: original, deliveries: vec![] }, false))
-            }
-            .into_actor(self)
-            .map(|result, act, _| {
-                let (write, created) = result?;
-                if created {
-                    act.metrics.event_published();
-                    let data_json: Arc<str> = write.event.data_json.as_str().into();
-                    for delivery in write.deliveries {
-                        if let Some(endpoint) = act.endpoints.get(&delivery.webhook_id) {
-                            let pending = PendingDelivery {
-                                data_json: data_json.clone(),
-                                event_created_at: write.event.created_at,
-                                delivery,
-                            };
-                            endpoint.do_send(DeliveryEnqueued { delivery: pending, redelivered: false });
-                        }
-                    }
-                }
-                Ok(Published {
-                    id: write.event.id,
-                    event: write.event.event,
-                    matched_webhooks: write.event.matched_webhooks,
-                })
-            }),
-        )
+            matched.iter().map(|webhook| DeliveryRecord::new_pending(&record, webhook.id)).collect();
+        // The endpoints as they are now: one stopped before the commit drops its message, and
+        // the delivery waits in the database (where a restarted endpoint pages it in).
+        let endpoints = matched.iter().map(|webhook| self.endpoints.get(&webhook.id).cloned()).collect();
+        let write = PublishWrite { event: record, deliveries };
+        // Sent through a fresh sender: the shared one, once parked (the writer's mailbox past
+        // its capacity), would keep the message until the request is first polled.
+        let committed = self.persistence.clone().send(PersistWrite { op: WriteOp::Publish(write.clone()) });
+        PublishInFlight {
+            committed,
+            write,
+            endpoints,
+            store: self.store.clone(),
+            metrics: self.metrics.clone(),
+        }
     }
 
     /// Publishes one of hookbus' own `hookbus.*` events (operational webhooks).
@@ -309,7 +282,8 @@ impl Registry {
         ctx: &mut Context<Self>,
     ) {
         let event = EventType::from_stored(event.to_owned());
-        ctx.spawn(self.publish(workspace_id, event, data.to_string(), None).map(|result, _, _| {
+        let published = self.begin_publish(workspace_id, event, data.to_string(), None).finish();
+        ctx.spawn(fut::wrap_future(published).map(|result, _: &mut Self, _| {
             if let Err(error) = result {
                 log::error!("could not publish an operational event: {error}");
             }
@@ -507,10 +481,52 @@ fn body_hash(event: &EventType, data_json: &str) -> String {
     hex::encode(ctx.finish().as_ref())
 }
 
-impl Handler<Publish> for Registry {
-    type Result = ResponseActFuture<Self, Result<Published, RegistryError>>;
+/// A publish handed to the writer; [`PublishInFlight::finish`] waits for its commit, then
+/// queues its deliveries on their endpoints. It can be awaited on any thread, so an HTTP
+/// worker gets its answer straight from the writer rather than back through the registry's
+/// thread, which is busy with the endpoints' sending.
+pub struct PublishInFlight {
+    committed: Request<Persistence, PersistWrite>,
+    write: PublishWrite,
+    endpoints: Vec<Option<Addr<EndpointActor>>>,
+    store: Store,
+    metrics: Arc<Metrics>,
+}
 
-    fn handle(&mut self, msg: Publish, _: &mut Context<Self>) -> Self::Result {
+impl PublishInFlight {
+    pub async fn finish(self) -> Result<Published, RegistryError> {
+        let Self { committed, write, endpoints, store, metrics } = self;
+        let outcome = committed.await.map_err(|_| StoreError::Corrupt("the writer stopped".into()))??;
+        let event = write.event;
+        if outcome != WriteOutcome::Published {
+            // The id was used before: same body → the original answer; else a conflict.
+            let original =
+                store.find_event(event.workspace_id, &event.id).await?.ok_or(RegistryError::NotFound("event"))?;
+            if original.body_hash != event.body_hash {
+                return Err(RegistryError::Conflict(event.id.to_string()));
+            }
+            return Ok(Published {
+                id: original.id,
+                event: original.event,
+                matched_webhooks: original.matched_webhooks,
+            });
+        }
+        metrics.event_published();
+        let data_json: Arc<str> = event.data_json.as_str().into();
+        for (delivery, endpoint) in write.deliveries.into_iter().zip(endpoints) {
+            if let Some(endpoint) = endpoint {
+                let delivery =
+                    PendingDelivery { data_json: data_json.clone(), event_created_at: event.created_at, delivery };
+                endpoint.do_send(DeliveryEnqueued { delivery, redelivered: false });
+            }
+        }
+        Ok(Published { id: event.id, event: event.event, matched_webhooks: event.matched_webhooks })
+    }
+}
+
+impl Registry {
+    /// Checks a publish and hands it to the writer.
+    fn start_publish(&mut self, msg: Publish) -> Result<PublishInFlight, RegistryError> {
         let parsed = (|| {
             let event = EventType::parse("event", &msg.event)?;
             if event.is_operational() {
@@ -525,10 +541,27 @@ impl Handler<Publish> for Registry {
             let id = msg.id.as_deref().map(|raw| EventId::parse("id", raw)).transpose()?;
             Ok((event, id))
         })();
-        match parsed {
-            Ok((event, id)) => self.publish(msg.workspace_id, event, msg.data.to_string(), id),
-            Err(invalid) => Box::pin(fut::ready(Err(invalid.into()))),
+        let (event, id) = parsed?;
+        Ok(self.begin_publish(msg.workspace_id, event, msg.data.to_string(), id))
+    }
+}
+
+impl Handler<Publish> for Registry {
+    type Result = ResponseFuture<Result<Published, RegistryError>>;
+
+    fn handle(&mut self, msg: Publish, _: &mut Context<Self>) -> Self::Result {
+        match self.start_publish(msg) {
+            Ok(in_flight) => Box::pin(in_flight.finish()),
+            Err(invalid) => Box::pin(std::future::ready(Err(invalid))),
         }
+    }
+}
+
+impl Handler<StartPublish> for Registry {
+    type Result = Result<PublishInFlight, RegistryError>;
+
+    fn handle(&mut self, msg: StartPublish, _: &mut Context<Self>) -> Self::Result {
+        self.start_publish(msg.0)
     }
 }
 
