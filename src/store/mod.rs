@@ -273,12 +273,15 @@ impl Store {
         }
     }
 
-    /// How many batches may be written at once: SQLite has one writer; PostgreSQL takes
-    /// several, which overlaps their round trips, and leaves half the pool to readers.
+    /// How many batches may be written at once: SQLite has one writer. On PostgreSQL two, so
+    /// one batch's round trip and WAL flush overlap the next one's; more only split the queue
+    /// into smaller batches (more statements and commits for the same rows): 1 000-event
+    /// publishes to one webhook ran at 12,300/s with one, 14,300/s with two, 11,300/s with
+    /// four (BENCHMARKS.md). Half the pool at most, so readers keep the rest.
     pub fn concurrent_writers(&self) -> usize {
         match &self.pool {
             Pool::Sqlite { .. } => 1,
-            Pool::Postgres(pool) => (pool.status().max_size / 2).clamp(1, 4),
+            Pool::Postgres(pool) => (pool.status().max_size / 2).clamp(1, 2),
         }
     }
 

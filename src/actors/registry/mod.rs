@@ -264,13 +264,7 @@ impl Registry {
         // Sent through a fresh sender: the shared one, once parked (the writer's mailbox past
         // its capacity), would keep the message until the request is first polled.
         let committed = self.persistence.clone().send(PersistWrite { op: WriteOp::Publish(write.clone()) });
-        PublishInFlight {
-            committed,
-            write,
-            endpoints,
-            store: self.store.clone(),
-            metrics: self.metrics.clone(),
-        }
+        PublishInFlight { committed, write, endpoints, store: self.store.clone(), metrics: self.metrics.clone() }
     }
 
     /// Publishes one of hookbus' own `hookbus.*` events (operational webhooks).
