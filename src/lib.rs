@@ -44,8 +44,8 @@ pub mod server;
 pub mod store;
 
 pub use actors::registry::{
-    DeleteWebhook, GetWebhook, HealthSnapshot, ListWebhooks, Publish, Published, Redeliver, RegisterWebhook, Registry,
-    RegistryError, RotateSecret, TestWebhook, UpdateWebhook,
+    DeleteWebhook, GetWebhook, HealthSnapshot, ListWebhooks, Publish, PublishInFlight, Published, Redeliver,
+    RegisterWebhook, Registry, RegistryError, RotateSecret, StartPublish, TestWebhook, UpdateWebhook,
 };
 pub use bus::{Hookbus, StartError};
 pub use config::Config;

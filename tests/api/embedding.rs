@@ -4,7 +4,9 @@
 use actix_web::{test, web, App};
 use serde_json::json;
 
-use hookbus::{Config, Hookbus, Publish, RegisterWebhook, WebhookInput, WorkspaceId};
+use hookbus::{
+    Config, Hookbus, Publish, PublishInFlight, RegisterWebhook, RegistryError, StartPublish, WebhookInput, WorkspaceId,
+};
 
 use crate::helpers::*;
 
@@ -48,5 +50,45 @@ async fn an_actix_app_embeds_hookbus_and_publishes_through_the_registry() {
     let health = test::TestRequest::get().uri("/webhooks-admin/health").to_request();
     let health: serde_json::Value = test::call_and_read_body_json(&app, health).await;
     assert_eq!(health["status"], "ok");
+    bus.shutdown().await;
+}
+
+/// `StartPublish` hands the publish back before its commit; the commit can then be awaited on
+/// another thread (as the HTTP workers do), with the same answers as `Publish`.
+#[actix_web::test]
+async fn a_started_publish_is_finished_on_another_thread() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        dev: true,
+        admin_token: Some(ADMIN_TOKEN.into()),
+        data_dir: data_dir.path().to_path_buf(),
+        ..Config::memory()
+    };
+    let bus = Hookbus::start(config).await.unwrap();
+    let registry = bus.registry();
+    let receiver = TestReceiver::start().await;
+    let input = WebhookInput { url: Some(receiver.url()), events: Some(vec!["*".into()]), ..Default::default() };
+    registry.send(RegisterWebhook { workspace_id: WorkspaceId::DEFAULT, input }).await.unwrap().unwrap();
+
+    let start = |data: serde_json::Value| {
+        let publish = Publish::new(WorkspaceId::DEFAULT, "source.ready", data).with_id("evt-started");
+        registry.send(StartPublish(publish))
+    };
+    // Finished on a thread of its own, with an actix system of its own.
+    let finish_elsewhere = |in_flight: PublishInFlight| {
+        std::thread::spawn(move || actix_rt::System::new().block_on(in_flight.finish())).join().unwrap()
+    };
+    let first = finish_elsewhere(start(json!({"n": 1})).await.unwrap().unwrap()).unwrap();
+    assert_eq!(first.matched_webhooks, 1);
+    assert_eq!(receiver.recv(SHORT).await.expect("delivered").json()["id"], "evt-started");
+
+    // The same id and body: the first answer, and nothing delivered again.
+    let again = finish_elsewhere(start(json!({"n": 1})).await.unwrap().unwrap()).unwrap();
+    assert_eq!(again, first);
+    // The same id with another body: a conflict.
+    let conflict = finish_elsewhere(start(json!({"n": 2})).await.unwrap().unwrap()).unwrap_err();
+    assert!(matches!(conflict, RegistryError::Conflict(ref id) if id == "evt-started"), "{conflict:?}");
+    assert!(receiver.recv(SHORT).await.is_none(), "delivered twice");
+    assert_eq!(receiver.count(), 1);
     bus.shutdown().await;
 }
