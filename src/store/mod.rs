@@ -275,9 +275,9 @@ impl Store {
 
     /// How many batches may be written at once: SQLite has one writer. On PostgreSQL two, so
     /// one batch's round trip and WAL flush overlap the next one's; more only split the queue
-    /// into smaller batches (more statements and commits for the same rows): 1 000-event
-    /// publishes to one webhook ran at 12,300/s with one, 14,300/s with two, 11,300/s with
-    /// four (BENCHMARKS.md). Half the pool at most, so readers keep the rest.
+    /// into smaller batches (more statements and commits for the same rows): publishing to one
+    /// webhook from 64 clients ran at 12,300 events/s with one, 14,300 with two, 11,300 with
+    /// four (BENCHMARKS.md, scenario (a)). Half the pool at most, so readers keep the rest.
     pub fn concurrent_writers(&self) -> usize {
         match &self.pool {
             Pool::Sqlite { .. } => 1,
