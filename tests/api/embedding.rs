@@ -10,8 +10,9 @@ use hookbus::{
 
 use crate::helpers::*;
 
-#[actix_web::test]
-async fn an_actix_app_embeds_hookbus_and_publishes_through_the_registry() {
+/// A hookbus on an in-memory database, started in this test's actix system; the directory
+/// holds its data files while it lives.
+async fn start_embedded() -> (Hookbus, tempfile::TempDir) {
     let data_dir = tempfile::tempdir().unwrap();
     let config = Config {
         dev: true,
@@ -19,7 +20,12 @@ async fn an_actix_app_embeds_hookbus_and_publishes_through_the_registry() {
         data_dir: data_dir.path().to_path_buf(),
         ..Config::memory()
     };
-    let bus = Hookbus::start(config).await.unwrap();
+    (Hookbus::start(config).await.unwrap(), data_dir)
+}
+
+#[actix_web::test]
+async fn an_actix_app_embeds_hookbus_and_publishes_through_the_registry() {
+    let (bus, _data_dir) = start_embedded().await;
     let registry = bus.registry();
     let receiver = TestReceiver::start().await;
 
@@ -57,14 +63,7 @@ async fn an_actix_app_embeds_hookbus_and_publishes_through_the_registry() {
 /// another thread (as the HTTP workers do), with the same answers as `Publish`.
 #[actix_web::test]
 async fn a_started_publish_is_finished_on_another_thread() {
-    let data_dir = tempfile::tempdir().unwrap();
-    let config = Config {
-        dev: true,
-        admin_token: Some(ADMIN_TOKEN.into()),
-        data_dir: data_dir.path().to_path_buf(),
-        ..Config::memory()
-    };
-    let bus = Hookbus::start(config).await.unwrap();
+    let (bus, _data_dir) = start_embedded().await;
     let registry = bus.registry();
     let receiver = TestReceiver::start().await;
     let input = WebhookInput { url: Some(receiver.url()), events: Some(vec!["*".into()]), ..Default::default() };
