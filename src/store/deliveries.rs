@@ -230,15 +230,19 @@ fn delivery_counts(rows: Vec<(String, String, i64)>) -> StoreResult<Vec<Delivery
 impl Store {
     pub async fn workspace_totals(&self, workspace_id: WorkspaceId) -> StoreResult<WorkspaceTotals> {
         let ws = workspace_id.to_string();
+        // Three statements, each seeing the latest commit: deliveries are counted first, so
+        // the attempts counted after them include every attempt of a delivery counted as
+        // settled (an attempt and its delivery's new state commit together, and attempts only
+        // grow), and the events include every event of a counted delivery.
         let (events, attempts, rows) = with_conn!(self, |conn| {
-            let events: i64 = events::table.filter(events::workspace_id.eq(&ws)).count().get_result(conn).await?;
-            let attempts: i64 = attempts::table.filter(attempts::workspace_id.eq(&ws)).count().get_result(conn).await?;
             let rows: Vec<(String, String, i64)> = deliveries::table
                 .filter(deliveries::workspace_id.eq(&ws))
                 .group_by((deliveries::webhook_id, deliveries::status))
                 .select((deliveries::webhook_id, deliveries::status, diesel::dsl::count_star()))
                 .load(conn)
                 .await?;
+            let attempts: i64 = attempts::table.filter(attempts::workspace_id.eq(&ws)).count().get_result(conn).await?;
+            let events: i64 = events::table.filter(events::workspace_id.eq(&ws)).count().get_result(conn).await?;
             (events, attempts, rows)
         });
         Ok(WorkspaceTotals {

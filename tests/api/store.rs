@@ -242,3 +242,44 @@ async fn sqlite_runs_in_wal_mode() {
     let header = std::fs::read(&path).unwrap();
     assert_eq!(header[18], 2, "file format write version 2 means WAL");
 }
+
+backend_test!(totals_never_count_a_settled_delivery_without_its_attempt, |backend| async move {
+    let db = TestDb::new(backend).await;
+    let store = open(&db).await;
+    let hook = webhook();
+    let publishes: Vec<WriteOp> = (0..40).map(|i| publish(&event(&format!("e{i}"), "{}"), &hook, 50)).collect();
+    store.write_batch(publishes.clone()).await.unwrap();
+    let deliveries: Vec<DeliveryRecord> = publishes
+        .iter()
+        .flat_map(|op| match op {
+            WriteOp::Publish(p) => p.deliveries.clone(),
+            WriteOp::Attempt(_) => unreachable!(),
+        })
+        .collect();
+    // Attempt records commit in small batches while the totals are read again and again.
+    let writing = async {
+        for chunk in deliveries.chunks(10) {
+            let records = chunk.iter().map(|d| attempt_write(d, 1, DeliveryStatus::Succeeded, 200)).collect::<Vec<_>>();
+            store.write_batch(records).await.unwrap();
+        }
+    };
+    let reading = async {
+        let mut reads = 0;
+        loop {
+            let totals = store.workspace_totals(WorkspaceId::DEFAULT).await.unwrap();
+            let settled: u64 =
+                totals.deliveries.iter().filter(|c| c.status != DeliveryStatus::Pending).map(|c| c.count).sum();
+            assert!(
+                totals.attempts >= settled,
+                "read {reads}: {settled} settled deliveries but {} attempts",
+                totals.attempts
+            );
+            reads += 1;
+            if settled == deliveries.len() as u64 {
+                return reads;
+            }
+        }
+    };
+    let ((), reads) = futures_util::future::join(writing, reading).await;
+    assert!(reads > 1, "the totals were read while records were being written");
+});
