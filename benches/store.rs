@@ -72,13 +72,7 @@ fn succeeded(mut delivery: DeliveryRecord) -> AttemptWrite {
     delivery.attempt_count = 1;
     delivery.status = DeliveryStatus::Succeeded;
     delivery.status_code = Some(204);
-    let outcome = AttemptOutcome {
-        status_code: Some(204),
-        error_message: None,
-        response_body: Some(String::new()),
-        retry_after: None,
-        duration: Duration::from_micros(300),
-    };
+    let outcome = AttemptOutcome::answered(204, String::new(), None, Duration::from_micros(300));
     let now = hookbus::domain::now();
     AttemptWrite::new(&delivery, now, &outcome, now)
 }

@@ -161,13 +161,7 @@ async fn send_attempt(client: &awc::Client, request: AttemptRequest<'_>) -> Atte
     let result = actix_rt::time::timeout(request.timeout, exchange).await;
     let duration = started.elapsed();
     match result {
-        Ok(Ok((status, retry_after, body))) => AttemptOutcome {
-            status_code: Some(status),
-            error_message: (!(200..300).contains(&status)).then(|| format!("HTTP {status}")),
-            response_body: Some(body),
-            retry_after,
-            duration,
-        },
+        Ok(Ok((status, retry_after, body))) => AttemptOutcome::answered(status, body, retry_after, duration),
         Ok(Err(error)) => AttemptOutcome {
             status_code: None,
             error_message: Some(if error.contains(BLOCKED) { BLOCKED.to_owned() } else { error }),

@@ -51,6 +51,17 @@ pub struct AttemptOutcome {
 }
 
 impl AttemptOutcome {
+    /// The receiver answered with `status`: anything outside 2xx fails as `HTTP <status>`.
+    pub fn answered(status: u16, response_body: String, retry_after: Option<Duration>, duration: Duration) -> Self {
+        Self {
+            status_code: Some(status),
+            error_message: (!(200..300).contains(&status)).then(|| format!("HTTP {status}")),
+            response_body: Some(response_body),
+            retry_after,
+            duration,
+        }
+    }
+
     pub fn succeeded(&self) -> bool {
         self.error_message.is_none() && self.status_code.is_some_and(|s| (200..300).contains(&s))
     }

@@ -343,13 +343,7 @@ mod tests {
     fn publishes_then_records(events: usize) -> (Vec<WriteOp>, Vec<WriteOp>) {
         let webhook = WebhookId::generate();
         let now = crate::domain::now();
-        let outcome = AttemptOutcome {
-            status_code: Some(204),
-            error_message: None,
-            response_body: Some(String::new()),
-            retry_after: None,
-            duration: Duration::from_millis(1),
-        };
+        let outcome = AttemptOutcome::answered(204, String::new(), None, Duration::from_millis(1));
         let (mut publishes, mut records) = (Vec::new(), Vec::new());
         for _ in 0..events {
             let event = EventRecord {
