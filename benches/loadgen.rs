@@ -542,9 +542,6 @@ async fn run_compared(
 
 /// One run of hookbus on a fresh database.
 async fn run(backend: &'static str, database_url: &str, dir: &Path, scenario: &Scenario, args: &Args) -> Row {
-    if !matches!(scenario.key, "a" | "b") {
-        eprintln!("{backend}: {}", scenario.title);
-    }
     let server = Server::start(database_url, dir).await;
     let receiver = Receiver::start();
     let dead = format!("http://127.0.0.1:{}/hook/dead", free_port());
@@ -725,6 +722,7 @@ fn main() {
                     rows.push(run_compared(backend, *postgres, dir.path(), scenario, &args).await);
                     continue;
                 }
+                eprintln!("{backend}: {}", scenario.title);
                 let database_url = fresh_database(dir.path(), *postgres, scenario.key);
                 rows.push(run(backend, &database_url, dir.path(), scenario, &args).await);
                 drop_database(*postgres, &database_url);
