@@ -6,7 +6,7 @@ use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text};
 use diesel::{QueryResult, SqliteConnection};
 use diesel_async::AsyncPgConnection;
 
-use super::prepared::{insert_in_fixed_chunks, SettleDelivery};
+use super::prepared::{insert_in_fixed_chunks, Cached, SettleDelivery};
 use super::records::{AttemptRow, DeliveryChanges, DeliveryRow, EventRow};
 use super::schema::{attempts, deliveries, events};
 use super::{AttemptRecord, DeliveryRecord, DeliveryUpdate, EventRecord, Pool, Store, StoreResult};
@@ -89,8 +89,16 @@ impl Store {
         match &self.pool {
             Pool::Sqlite { writer, .. } => {
                 let mut conn = writer.get().await?;
+                let records_only = ops.iter().all(|op| matches!(op, WriteOp::Attempt(_)));
                 let outcomes = conn
-                    .spawn_blocking(move |conn| conn.immediate_transaction(|conn| write_sqlite(conn, &ops)))
+                    .spawn_blocking(move |conn| {
+                        let write = |conn: &mut SqliteConnection| conn.immediate_transaction(|c| write_sqlite(c, &ops));
+                        if records_only {
+                            without_waiting_for_flush(conn, write)
+                        } else {
+                            write(conn)
+                        }
+                    })
                     .await?;
                 Ok(outcomes)
             }
@@ -160,6 +168,24 @@ fn mark_duplicates<'a>(
             outcomes[i] = WriteOutcome::DuplicateEvent;
         }
     }
+}
+
+/// Runs a transaction of attempt records with `synchronous = NORMAL`: its commit does not
+/// wait for an fsync of the WAL (the next publish's commit flushes the WAL up to and including
+/// it), as the PostgreSQL records statement commits with `synchronous_commit = off`. A power
+/// loss can then lose the last records, as a crash of hookbus can lose those not yet written:
+/// their deliveries are still pending and are sent again. Every other write keeps `FULL`.
+fn without_waiting_for_flush<T>(
+    conn: &mut SqliteConnection,
+    write: impl FnOnce(&mut SqliteConnection) -> QueryResult<T>,
+) -> QueryResult<T> {
+    use diesel::connection::SimpleConnection;
+    conn.batch_execute("PRAGMA synchronous = NORMAL")?;
+    let written = write(conn);
+    let restored = conn.batch_execute("PRAGMA synchronous = FULL");
+    let written = written?;
+    restored?;
+    Ok(written)
 }
 
 /// A batch in a handful of statements, each prepared once per connection (see `prepared`).
@@ -232,6 +258,10 @@ const RECORD_ATTEMPTS_POSTGRES: &str = "WITH recorded AS ( \
    WHERE d.id = u.id AND d.status = 'pending' AND d.attempt_count < u.attempt_count \
      AND (SELECT set_config('synchronous_commit', 'off', true)) = 'off'";
 
+/// Names of the two statements in the connection's cache of prepared statements.
+struct PublishStatement;
+struct RecordAttemptsStatement;
+
 #[derive(diesel::QueryableByName)]
 struct EventKey {
     #[diesel(sql_type = Text)]
@@ -271,7 +301,7 @@ async fn publish_postgres(mut conn: &AsyncPgConnection, ops: &[WriteOp]) -> Quer
         .collect();
     sort_for_indexes(&mut deliveries);
     let text = |f: fn(&DeliveryRow) -> &String| deliveries.iter().map(f).collect::<Vec<_>>();
-    let inserted: Vec<EventKey> = diesel::sql_query(PUBLISH_POSTGRES)
+    let statement = diesel::sql_query(PUBLISH_POSTGRES)
         .bind::<Array<Text>, _>(column(|r| &r.workspace_id))
         .bind::<Array<Text>, _>(column(|r| &r.id))
         .bind::<Array<Text>, _>(column(|r| &r.event_type))
@@ -288,9 +318,8 @@ async fn publish_postgres(mut conn: &AsyncPgConnection, ops: &[WriteOp]) -> Quer
         .bind::<Array<Integer>, _>(deliveries.iter().map(|d| d.attempt_count).collect::<Vec<_>>())
         .bind::<Array<Nullable<BigInt>>, _>(deliveries.iter().map(|d| d.next_attempt_at).collect::<Vec<_>>())
         .bind::<Array<BigInt>, _>(deliveries.iter().map(|d| d.created_at).collect::<Vec<_>>())
-        .bind::<Array<Integer>, _>(deliveries.iter().map(|d| d.retries_used).collect::<Vec<_>>())
-        .load(&mut conn)
-        .await?;
+        .bind::<Array<Integer>, _>(deliveries.iter().map(|d| d.retries_used).collect::<Vec<_>>());
+    let inserted: Vec<EventKey> = Cached::<PublishStatement, _>::new(statement).load(&mut conn).await?;
     let inserted = inserted.into_iter().map(|key| (key.workspace_id, key.id)).collect();
     mark_duplicates(events.iter().map(|(i, row)| (*i, row)), inserted, &mut outcomes);
     Ok(outcomes)
@@ -303,7 +332,7 @@ async fn record_attempts_postgres(mut conn: &AsyncPgConnection, ops: &[WriteOp])
         return Ok(());
     }
     let a: Vec<AttemptRow> = attempt_writes(ops).map(|w| AttemptRow::from(&w.attempt)).collect();
-    diesel::sql_query(RECORD_ATTEMPTS_POSTGRES)
+    let statement = diesel::sql_query(RECORD_ATTEMPTS_POSTGRES)
         .bind::<Array<Text>, _>(&c.id)
         .bind::<Array<Text>, _>(&c.status)
         .bind::<Array<Integer>, _>(&c.attempt_count)
@@ -321,9 +350,8 @@ async fn record_attempts_postgres(mut conn: &AsyncPgConnection, ops: &[WriteOp])
         .bind::<Array<BigInt>, _>(a.iter().map(|r| r.duration_ms).collect::<Vec<_>>())
         .bind::<Array<Nullable<Integer>>, _>(a.iter().map(|r| r.status_code).collect::<Vec<_>>())
         .bind::<Array<Nullable<Text>>, _>(a.iter().map(|r| r.error_message.as_ref()).collect::<Vec<_>>())
-        .bind::<Array<Nullable<Text>>, _>(a.iter().map(|r| r.response_body.as_ref()).collect::<Vec<_>>())
-        .execute(&mut conn)
-        .await?;
+        .bind::<Array<Nullable<Text>>, _>(a.iter().map(|r| r.response_body.as_ref()).collect::<Vec<_>>());
+    Cached::<RecordAttemptsStatement, _>::new(statement).execute(&mut conn).await?;
     Ok(())
 }
 
@@ -400,5 +428,87 @@ mod tests {
         write(&mut conn, publishes_then_records(21));
         let statements = cached.lock().unwrap();
         assert_eq!(statements.len(), first, "prepared again: {:#?}", &statements[first..]);
+    }
+
+    /// A batch of attempt records commits with `synchronous = NORMAL` (no fsync of its own);
+    /// a batch of publishes with `FULL`, and the writer's connection is left at `FULL`.
+    #[actix_rt::test]
+    async fn sqlite_records_commit_without_their_own_fsync_and_publishes_with_one() {
+        use diesel_async::{AsyncConnection, RunQueryDsl};
+        #[derive(diesel::QueryableByName)]
+        struct Synchronous {
+            #[diesel(sql_type = Integer)]
+            synchronous: i32,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hookbus.db");
+        let store = Store::open(&super::super::DatabaseUrl::SqliteFile(path), 2).await.unwrap();
+        let Pool::Sqlite { writer, .. } = &store.pool else { unreachable!() };
+        let ran = Arc::new(Mutex::new(Vec::<String>::new()));
+        let seen = ran.clone();
+        let instrumentation = move |event: InstrumentationEvent<'_>| {
+            if let InstrumentationEvent::StartQuery { query, .. } = event {
+                seen.lock().unwrap().push(query.to_string());
+            }
+        };
+        writer.get().await.unwrap().set_instrumentation(Box::new(instrumentation) as Box<dyn Instrumentation>);
+        // What the writer told SQLite around each transaction.
+        let modes = |ran: &[String]| -> Vec<String> {
+            let around = |q: &&String| q.starts_with("PRAGMA synchronous") || q.starts_with("BEGIN") || *q == "COMMIT";
+            ran.iter().filter(around).cloned().collect()
+        };
+        let (publishes, records) = publishes_then_records(5);
+        store.write_batch(publishes).await.unwrap();
+        assert_eq!(modes(&ran.lock().unwrap()), ["BEGIN IMMEDIATE", "COMMIT"]);
+        ran.lock().unwrap().clear();
+        store.write_batch(records).await.unwrap();
+        assert_eq!(
+            modes(&ran.lock().unwrap()),
+            ["PRAGMA synchronous = NORMAL", "BEGIN IMMEDIATE", "COMMIT", "PRAGMA synchronous = FULL"]
+        );
+        let mut conn = writer.get().await.unwrap();
+        let mode = diesel::sql_query("SELECT synchronous FROM pragma_synchronous").get_result::<Synchronous>(&mut conn);
+        const FULL: i32 = 2;
+        assert_eq!(mode.await.unwrap().synchronous, FULL);
+    }
+
+    /// On PostgreSQL the writer's two statements are cached too: diesel marks every
+    /// `sql_query` unsafe to cache, and tokio-postgres then prepared it on every batch.
+    #[actix_rt::test]
+    async fn postgres_prepares_each_statement_of_the_writer_once_per_connection() {
+        use diesel_async::{AsyncConnection, SimpleAsyncConnection};
+        let admin = match std::env::var("HOOKBUS_TEST_POSTGRES_URL") {
+            Ok(url) if !url.is_empty() => url,
+            _ => {
+                assert!(std::env::var_os("CI").is_none(), "HOOKBUS_TEST_POSTGRES_URL must be set under CI");
+                return eprintln!("HOOKBUS_TEST_POSTGRES_URL is not set: skipping");
+            }
+        };
+        let name = format!("hookbus_unit_{}", uuid::Uuid::new_v4().simple());
+        let mut admin_conn = AsyncPgConnection::establish(&admin).await.unwrap();
+        admin_conn.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+        let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+        super::super::run_migrations(super::super::DatabaseUrl::Postgres(url.clone())).await.unwrap();
+
+        let mut conn = AsyncPgConnection::establish(&url).await.unwrap();
+        let cached = Arc::new(Mutex::new(Vec::<String>::new()));
+        let seen = cached.clone();
+        let instrumentation = move |event: InstrumentationEvent<'_>| {
+            if let InstrumentationEvent::CacheQuery { sql, .. } = event {
+                seen.lock().unwrap().push(sql.to_owned());
+            }
+        };
+        conn.set_instrumentation(Box::new(instrumentation) as Box<dyn Instrumentation>);
+        for (round, size) in [(1, 21), (2, 3), (3, 40)] {
+            let (publishes, records) = publishes_then_records(size);
+            assert!(write_postgres(&conn, &publishes).await.unwrap().iter().all(|o| *o == WriteOutcome::Published));
+            assert!(write_postgres(&conn, &records).await.unwrap().iter().all(|o| *o == WriteOutcome::Recorded));
+            let statements = cached.lock().unwrap();
+            assert_eq!(statements.len(), 2, "after round {round}: {statements:#?}");
+            assert!(statements[0].starts_with("WITH inserted AS"), "{statements:#?}");
+            assert!(statements[1].starts_with("WITH recorded AS"), "{statements:#?}");
+        }
+        drop(conn);
+        admin_conn.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)")).await.unwrap();
     }
 }

@@ -1,13 +1,17 @@
-//! SQLite statements of the batched writer that are prepared once per connection.
+//! Statements of the batched writer that are prepared once per connection.
 //!
 //! diesel keeps prepared statements in a per-connection cache, but marks some as unsafe to
 //! cache: a multi-row `INSERT` of a `Vec` (one SQL text per row count), every `UPDATE` built
 //! with its DSL and `sql_query`. Those were parsed and planned again on every execution,
-//! which for the writer's many small batches cost as much as running them. So rows go in
-//! through multi-row inserts of arrays of a few fixed sizes, and attempt results through one
-//! hand-built `UPDATE` per attempt; the test in `batch.rs` checks that each is cached.
+//! which for the writer's many small batches cost as much as running them. On SQLite, rows go
+//! in through multi-row inserts of arrays of a few fixed sizes, and attempt results through
+//! one hand-built `UPDATE` per attempt; on PostgreSQL, the writer's two fixed `sql_query`
+//! statements are wrapped in [`Cached`]. Tests in `batch.rs` check that each is cached.
 
-use diesel::query_builder::{AstPass, QueryFragment, QueryId};
+use std::marker::PhantomData;
+
+use diesel::pg::Pg;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types::{BigInt, Integer, Nullable, Text};
 use diesel::sqlite::Sqlite;
 use diesel::{QueryResult, RunQueryDsl, SqliteConnection};
@@ -73,3 +77,37 @@ impl QueryFragment<Sqlite> for SettleDelivery<'_> {
 }
 
 impl RunQueryDsl<SqliteConnection> for SettleDelivery<'_> {}
+
+/// A PostgreSQL `sql_query` (with its binds) whose text never changes, kept prepared by
+/// diesel-async like a DSL query. Without it, tokio-postgres prepared the statement again on
+/// every execution: a round trip and a parse per batch. `Statement` names it in the cache, so
+/// each `Statement` type must go with one SQL text only.
+pub(super) struct Cached<Statement, Q> {
+    query: Q,
+    statement: PhantomData<Statement>,
+}
+
+impl<Statement, Q> Cached<Statement, Q> {
+    pub fn new(query: Q) -> Self {
+        Self { query, statement: PhantomData }
+    }
+}
+
+impl<Statement: 'static, Q> QueryId for Cached<Statement, Q> {
+    type QueryId = Statement;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<Statement, Q: QueryFragment<Pg>> QueryFragment<Pg> for Cached<Statement, Q> {
+    fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        self.query.walk_ast(out)
+    }
+
+    fn is_safe_to_cache_prepared(&self, _: &Pg) -> QueryResult<bool> {
+        Ok(true)
+    }
+}
+
+impl<Statement, Q: Query> Query for Cached<Statement, Q> {
+    type SqlType = Q::SqlType;
+}
