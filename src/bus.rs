@@ -8,7 +8,7 @@ use actix_web::web;
 
 use crate::actors::janitor::Janitor;
 use crate::actors::persistence::{FlushWrites, Persistence};
-use crate::actors::registry::{DrainDeliveries, Registry, RegistrySettings};
+use crate::actors::registry::{DrainDeliveries, Publisher, Registry, RegistrySettings};
 use crate::config::{Config, ConfigError};
 use crate::domain::WebhookId;
 use crate::http::auth::AdminToken;
@@ -41,6 +41,7 @@ pub struct Hookbus {
     config: Arc<Config>,
     store: Store,
     registry: Addr<Registry>,
+    publisher: Publisher,
     persistence: Addr<Persistence>,
     _writer_thread: WriterThread,
     admin_token: AdminToken,
@@ -85,12 +86,14 @@ impl Hookbus {
             }
         };
         let idle = webhooks.iter().map(|w| w.id).filter(|id| !pending.contains(id)).collect();
-        let registry =
-            Registry::new(store.clone(), persistence.clone(), metrics.clone(), settings, webhooks, idle).start();
+        let registry = Registry::new(store.clone(), persistence.clone(), metrics.clone(), settings, webhooks, idle);
+        let publisher = registry.publisher();
+        let registry = registry.start();
         Ok(Self {
             config: Arc::new(config),
             store,
             registry,
+            publisher,
             persistence,
             _writer_thread: writer_thread,
             admin_token,
@@ -102,6 +105,12 @@ impl Hookbus {
     /// The registry: send it `Publish`, `RegisterWebhook`, … (SPEC §7).
     pub fn registry(&self) -> Addr<Registry> {
         self.registry.clone()
+    }
+
+    /// Publishes from any thread without a round trip through the registry's (what the HTTP
+    /// route uses); sending the registry `Publish` does the same on its thread.
+    pub fn publisher(&self) -> Publisher {
+        self.publisher.clone()
     }
 
     pub fn store(&self) -> &Store {
@@ -116,6 +125,7 @@ impl Hookbus {
     pub fn admin_routes(&self) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
         let state = web::Data::new(ApiState {
             registry: self.registry.clone(),
+            publisher: self.publisher.clone(),
             store: self.store.clone(),
             admin_token: self.admin_token.clone(),
             metrics: self.metrics.clone(),

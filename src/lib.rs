@@ -44,7 +44,7 @@ pub mod server;
 pub mod store;
 
 pub use actors::registry::{
-    DeleteWebhook, GetWebhook, HealthSnapshot, ListWebhooks, Publish, PublishInFlight, Published, Redeliver,
+    DeleteWebhook, GetWebhook, HealthSnapshot, ListWebhooks, Publish, PublishInFlight, Published, Publisher, Redeliver,
     RegisterWebhook, Registry, RegistryError, RotateSecret, StartPublish, TestWebhook, UpdateWebhook,
 };
 pub use bus::{Hookbus, StartError};

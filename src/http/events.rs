@@ -6,7 +6,7 @@ use serde::Deserialize;
 use super::auth::Caller;
 use super::body::JsonBody;
 use super::ApiState;
-use crate::actors::registry::{Publish, StartPublish};
+use crate::actors::registry::Publish;
 use crate::domain::ValidationError;
 use crate::error::ApiError;
 
@@ -39,7 +39,7 @@ pub async fn publish(
     let event = event.ok_or_else(|| ValidationError::new("event", "is required"))?;
     let data = data.ok_or_else(|| ValidationError::new("data", "is required (a JSON object)"))?;
     let publish = Publish { workspace_id: caller.workspace_id, event, data, id };
-    // The commit is awaited here, on this worker, not on the registry's thread.
-    let published = state.registry.send(StartPublish(publish)).await??.finish().await?;
+    // Matched and awaited here, on this worker, not on the registry's thread.
+    let published = state.publisher.start(publish)?.finish().await?;
     Ok(HttpResponse::Accepted().json(published))
 }

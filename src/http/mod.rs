@@ -16,7 +16,7 @@ use actix::Addr;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-use crate::actors::registry::Registry;
+use crate::actors::registry::{Publisher, Registry};
 use crate::error::ApiError;
 use crate::store::Store;
 use auth::AdminToken;
@@ -25,6 +25,7 @@ use body::BodyLimit;
 /// What every handler can reach.
 pub struct ApiState {
     pub registry: Addr<Registry>,
+    pub publisher: Publisher,
     pub store: Store,
     pub admin_token: AdminToken,
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,

@@ -5,7 +5,8 @@ use actix_web::{test, web, App};
 use serde_json::json;
 
 use hookbus::{
-    Config, Hookbus, Publish, PublishInFlight, RegisterWebhook, RegistryError, StartPublish, WebhookInput, WorkspaceId,
+    Config, DeleteWebhook, Hookbus, Publish, PublishInFlight, RegisterWebhook, RegistryError, StartPublish,
+    UpdateWebhook, WebhookInput, WebhookPatch, WorkspaceId,
 };
 
 use crate::helpers::*;
@@ -89,5 +90,49 @@ async fn a_started_publish_is_finished_on_another_thread() {
     assert!(matches!(conflict, RegistryError::Conflict(ref id) if id == "evt-started"), "{conflict:?}");
     assert!(receiver.recv(SHORT).await.is_none(), "delivered twice");
     assert_eq!(receiver.count(), 1);
+    bus.shutdown().await;
+}
+
+/// A `Publisher` matches events on the caller's thread against the registry's webhooks as
+/// they are at that moment: one registered, changed or deleted through the registry is seen
+/// by the very next publish, from any thread.
+#[actix_web::test]
+async fn a_publisher_on_another_thread_follows_the_registrys_webhooks() {
+    let (bus, _data_dir) = start_embedded().await;
+    let registry = bus.registry();
+    let publisher = bus.publisher();
+    let receiver = TestReceiver::start().await;
+    // Started and finished on a thread of its own, with an actix system of its own; this
+    // thread keeps running its actors meanwhile.
+    let publish_elsewhere = |event: &str| {
+        let (publisher, publish) = (publisher.clone(), Publish::new(WorkspaceId::DEFAULT, event, json!({})));
+        let (done, published) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            let result = actix_rt::System::new().block_on(async move { publisher.start(publish)?.finish().await });
+            let _ = done.send(result);
+        });
+        async move { published.await.unwrap() }
+    };
+    assert_eq!(publish_elsewhere("source.ready").await.unwrap().matched_webhooks, 0);
+
+    let input = WebhookInput { url: Some(receiver.url()), events: Some(vec!["source.*".into()]), ..Default::default() };
+    let webhook = registry.send(RegisterWebhook { workspace_id: WorkspaceId::DEFAULT, input }).await.unwrap().unwrap();
+    assert_eq!(publish_elsewhere("source.ready").await.unwrap().matched_webhooks, 1);
+    assert_eq!(receiver.recv(SHORT).await.expect("delivered").json()["event"], "source.ready");
+    assert_eq!(publish_elsewhere("artifact.completed").await.unwrap().matched_webhooks, 0);
+
+    let patch = WebhookPatch { events: Some(vec!["artifact.*".into()]), ..Default::default() };
+    let update = UpdateWebhook { workspace_id: WorkspaceId::DEFAULT, webhook_id: webhook.id, patch };
+    registry.send(update).await.unwrap().unwrap();
+    assert_eq!(publish_elsewhere("source.ready").await.unwrap().matched_webhooks, 0);
+    assert_eq!(publish_elsewhere("artifact.completed").await.unwrap().matched_webhooks, 1);
+    assert_eq!(receiver.recv(SHORT).await.expect("delivered").json()["event"], "artifact.completed");
+
+    registry.send(DeleteWebhook { workspace_id: WorkspaceId::DEFAULT, webhook_id: webhook.id }).await.unwrap().unwrap();
+    assert_eq!(publish_elsewhere("artifact.completed").await.unwrap().matched_webhooks, 0);
+    // Checked like any publish: the reserved namespace is refused.
+    assert!(matches!(publish_elsewhere("hookbus.webhook.disabled").await, Err(RegistryError::Invalid(_))));
+    assert!(receiver.recv(SHORT).await.is_none(), "delivered after the delete");
+    assert_eq!(receiver.count(), 2);
     bus.shutdown().await;
 }

@@ -6,6 +6,7 @@
 //! not: many wait for their group commit at once.
 
 mod messages;
+mod routes;
 mod subscriptions;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -21,7 +22,7 @@ pub use messages::{
     TestWebhook, UpdateWebhook, WebhookHealth,
 };
 
-use self::subscriptions::Subscriptions;
+use self::routes::SharedRoutes;
 use super::endpoint::{
     DeliveriesRequeued, DeliveryEnqueued, DrainEndpoint, EndpointActor, EndpointDeps, GetEndpointHealth, ResetCircuit,
     StopEndpoint, WebhookChanged,
@@ -80,14 +81,14 @@ pub struct Registry {
     outbound: Outbound,
     metrics: Arc<Metrics>,
     settings: RegistrySettings,
-    webhooks: HashMap<WebhookId, Arc<Webhook>>,
+    /// The webhooks, their subscriptions and endpoints, shared with [`Publisher`]s.
+    routes: SharedRoutes,
     /// Per workspace, ids in creation order (ids are v7), for listing.
     by_workspace: HashMap<WorkspaceId, BTreeSet<WebhookId>>,
-    subscriptions: Subscriptions,
     /// Webhooks known to have nothing pending in the database, so their endpoint need not
     /// look: those idle at start-up and those just registered. Saves a query per endpoint.
     idle: HashSet<WebhookId>,
-    endpoints: HashMap<WebhookId, Addr<EndpointActor>>,
+    publisher: Publisher,
 }
 
 impl Registry {
@@ -101,6 +102,13 @@ impl Registry {
         idle: HashSet<WebhookId>,
     ) -> Self {
         let settings_guard_off = settings.url_policy.allow_private;
+        let routes = SharedRoutes::default();
+        let publisher = Publisher {
+            routes: routes.clone(),
+            persistence: persistence.clone(),
+            store: store.clone(),
+            metrics: metrics.clone(),
+        };
         let mut registry = Self {
             store,
             recorder: AttemptRecorder::new(persistence.clone()),
@@ -108,11 +116,10 @@ impl Registry {
             metrics,
             outbound: Outbound::new(!settings_guard_off),
             settings,
-            webhooks: HashMap::new(),
+            routes,
             by_workspace: HashMap::new(),
-            subscriptions: Subscriptions::default(),
             idle,
-            endpoints: HashMap::new(),
+            publisher,
         };
         for webhook in webhooks {
             registry.remember(Arc::new(webhook));
@@ -120,27 +127,46 @@ impl Registry {
         registry
     }
 
+    /// Publishes from any thread, matching events against the registry's current webhooks.
+    pub fn publisher(&self) -> Publisher {
+        self.publisher.clone()
+    }
+
     fn remember(&mut self, webhook: Arc<Webhook>) {
         self.by_workspace.entry(webhook.workspace_id).or_default().insert(webhook.id);
-        if let Some(before) = self.webhooks.insert(webhook.id, webhook.clone()) {
-            self.subscriptions.remove(&before);
+        let mut routes = self.routes.write();
+        if let Some(before) = routes.webhooks.insert(webhook.id, webhook.clone()) {
+            routes.subscriptions.remove(&before);
         }
-        self.subscriptions.add(&webhook);
+        routes.subscriptions.add(&webhook);
     }
 
     fn forget(&mut self, id: WebhookId) {
-        if let Some(webhook) = self.webhooks.remove(&id) {
-            self.subscriptions.remove(&webhook);
-            if let Some(ids) = self.by_workspace.get_mut(&webhook.workspace_id) {
-                ids.remove(&id);
+        let forgotten = {
+            let mut routes = self.routes.write();
+            let forgotten = routes.webhooks.remove(&id);
+            if let Some(webhook) = &forgotten {
+                routes.subscriptions.remove(webhook);
             }
+            forgotten
+        };
+        if let Some(ids) = forgotten.and_then(|webhook| self.by_workspace.get_mut(&webhook.workspace_id)) {
+            ids.remove(&id);
         }
         self.stop_endpoint(id);
     }
 
+    fn webhook(&self, id: &WebhookId) -> Option<Arc<Webhook>> {
+        self.routes.read().webhooks.get(id).cloned()
+    }
+
+    fn endpoint(&self, id: &WebhookId) -> Option<Addr<EndpointActor>> {
+        self.routes.read().endpoints.get(id).cloned()
+    }
+
     /// Deliveries can be sent again only to a webhook that exists and is enabled.
     fn check_deliverable(&self, webhook_id: WebhookId) -> Result<(), RegistryError> {
-        match self.webhooks.get(&webhook_id) {
+        match self.webhook(&webhook_id) {
             None => Err(ValidationError::new("delivery", "its webhook was deleted").into()),
             Some(w) if !w.enabled => Err(ValidationError::new("webhook", "is disabled; enable it first").into()),
             Some(_) => Ok(()),
@@ -148,16 +174,12 @@ impl Registry {
     }
 
     fn find(&self, workspace_id: WorkspaceId, id: WebhookId) -> Result<Arc<Webhook>, RegistryError> {
-        self.webhooks
-            .get(&id)
-            .filter(|w| w.workspace_id == workspace_id)
-            .cloned()
-            .ok_or(RegistryError::NotFound("webhook"))
+        self.webhook(&id).filter(|w| w.workspace_id == workspace_id).ok_or(RegistryError::NotFound("webhook"))
     }
 
     /// Starts or stops the webhook's endpoint actor to match its enabled flag.
     fn sync_endpoint(&mut self, webhook: &Arc<Webhook>, ctx: &mut Context<Self>) {
-        match (webhook.enabled, self.endpoints.get(&webhook.id)) {
+        match (webhook.enabled, self.endpoint(&webhook.id)) {
             (true, Some(endpoint)) => endpoint.do_send(WebhookChanged { webhook: webhook.clone() }),
             (true, None) => {
                 let deps = EndpointDeps {
@@ -173,14 +195,15 @@ impl Registry {
                 };
                 let backlog = !self.idle.remove(&webhook.id);
                 let endpoint = EndpointActor::new(webhook.clone(), deps, backlog).start();
-                self.endpoints.insert(webhook.id, endpoint);
+                self.routes.write().endpoints.insert(webhook.id, endpoint);
             }
             (false, _) => self.stop_endpoint(webhook.id),
         }
     }
 
     fn stop_endpoint(&mut self, id: WebhookId) {
-        if let Some(endpoint) = self.endpoints.remove(&id) {
+        let stopped = self.routes.write().endpoints.remove(&id);
+        if let Some(endpoint) = stopped {
             endpoint.do_send(StopEndpoint);
         }
     }
@@ -230,43 +253,6 @@ impl Registry {
         )
     }
 
-    /// Matches an event to webhooks and hands it to the writer; the returned
-    /// [`PublishInFlight`] answers once it is committed.
-    fn begin_publish(
-        &mut self,
-        workspace_id: WorkspaceId,
-        event: EventType,
-        data_json: String,
-        id: Option<EventId>,
-    ) -> PublishInFlight {
-        let matched: Vec<&Arc<Webhook>> = self
-            .subscriptions
-            .candidates(workspace_id, &event)
-            .iter()
-            .filter_map(|id| self.webhooks.get(id))
-            .filter(|w| w.enabled && w.subscribes_to(&event))
-            .collect();
-        let record = EventRecord {
-            workspace_id,
-            id: id.unwrap_or_else(EventId::generate),
-            body_hash: body_hash(&event, &data_json),
-            event,
-            data_json,
-            matched_webhooks: matched.len() as u32,
-            created_at: crate::domain::now(),
-        };
-        let deliveries: Vec<DeliveryRecord> =
-            matched.iter().map(|webhook| DeliveryRecord::new_pending(&record, webhook.id)).collect();
-        // The endpoints as they are now: one stopped before the commit drops its message, and
-        // the delivery waits in the database (where a restarted endpoint pages it in).
-        let endpoints = matched.iter().map(|webhook| self.endpoints.get(&webhook.id).cloned()).collect();
-        let write = PublishWrite { event: record, deliveries };
-        // Sent through a fresh sender: the shared one, once parked (the writer's mailbox past
-        // its capacity), would keep the message until the request is first polled.
-        let committed = self.persistence.clone().send(PersistWrite { op: WriteOp::Publish(write.clone()) });
-        PublishInFlight { committed, write, endpoints, store: self.store.clone(), metrics: self.metrics.clone() }
-    }
-
     /// Publishes one of hookbus' own `hookbus.*` events (operational webhooks).
     fn publish_operational(
         &mut self,
@@ -276,7 +262,7 @@ impl Registry {
         ctx: &mut Context<Self>,
     ) {
         let event = EventType::from_stored(event.to_owned());
-        let published = self.begin_publish(workspace_id, event, data.to_string(), None).finish();
+        let published = self.publisher.begin(workspace_id, event, data.to_string(), None).finish();
         ctx.spawn(fut::wrap_future(published).map(|result, _: &mut Self, _| {
             if let Err(error) = result {
                 log::error!("could not publish an operational event: {error}");
@@ -289,11 +275,12 @@ impl Actor for Registry {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let enabled: Vec<_> = self.webhooks.values().filter(|w| w.enabled).cloned().collect();
+        let enabled: Vec<_> = self.routes.read().webhooks.values().filter(|w| w.enabled).cloned().collect();
         for webhook in enabled {
             self.sync_endpoint(&webhook, ctx);
         }
-        log::info!("registry started with {} webhooks ({} enabled)", self.webhooks.len(), self.endpoints.len());
+        let routes = self.routes.read();
+        log::info!("registry started with {} webhooks ({} enabled)", routes.webhooks.len(), routes.endpoints.len());
     }
 }
 
@@ -336,7 +323,7 @@ impl Handler<UpdateWebhook> for Registry {
     fn handle(&mut self, msg: UpdateWebhook, _: &mut Context<Self>) -> Self::Result {
         if msg.patch.enabled == Some(true) {
             // Explicitly enabling closes the circuit (a disabled webhook starts afresh anyway).
-            if let Some(endpoint) = self.endpoints.get(&msg.webhook_id) {
+            if let Some(endpoint) = self.endpoint(&msg.webhook_id) {
                 endpoint.do_send(ResetCircuit);
             }
         }
@@ -355,7 +342,7 @@ impl Handler<DisableWebhook> for Registry {
     type Result = AtomicResponse<Self, ()>;
 
     fn handle(&mut self, msg: DisableWebhook, _: &mut Context<Self>) -> Self::Result {
-        let Some(before) = self.webhooks.get(&msg.webhook_id).filter(|w| w.enabled).cloned() else {
+        let Some(before) = self.webhook(&msg.webhook_id).filter(|w| w.enabled) else {
             return AtomicResponse::new(Box::pin(fut::ready(())));
         };
         log::warn!("webhook {} disabled: {}", msg.webhook_id, msg.reason.as_str());
@@ -389,7 +376,7 @@ impl Handler<DeleteWebhook> for Registry {
                     }
                     Err(e) => {
                         // Not deleted: put its endpoint back.
-                        if let Some(webhook) = act.webhooks.get(&msg.webhook_id).cloned() {
+                        if let Some(webhook) = act.webhook(&msg.webhook_id) {
                             act.sync_endpoint(&webhook, ctx);
                         }
                         Err(e.into())
@@ -416,13 +403,8 @@ impl Handler<ListWebhooks> for Registry {
             return Ok(Page { data: vec![], next_cursor: None });
         };
         let newer_than_cursor = |id: &&WebhookId| msg.cursor.is_none_or(|cursor| **id < cursor);
-        let mut data: Vec<_> = ids
-            .iter()
-            .rev()
-            .filter(newer_than_cursor)
-            .take(msg.limit + 1)
-            .filter_map(|id| self.webhooks.get(id).cloned())
-            .collect();
+        let mut data: Vec<_> =
+            ids.iter().rev().filter(newer_than_cursor).take(msg.limit + 1).filter_map(|id| self.webhook(id)).collect();
         let next_cursor = (data.len() > msg.limit).then(|| {
             data.truncate(msg.limit);
             data.last().map(|w| w.id.to_string()).unwrap_or_default()
@@ -518,9 +500,22 @@ impl PublishInFlight {
     }
 }
 
-impl Registry {
-    /// Checks a publish and hands it to the writer.
-    fn start_publish(&mut self, msg: Publish) -> Result<PublishInFlight, RegistryError> {
+/// Publishes events from any thread: matches them against the registry's webhooks as they
+/// are now and hands them to the writer. The HTTP routes publish through one of these, so a
+/// publish never waits for the registry's thread; embedding apps can use it too, or send the
+/// registry [`Publish`] (which uses the same one).
+#[derive(Clone)]
+pub struct Publisher {
+    routes: SharedRoutes,
+    persistence: Addr<Persistence>,
+    store: Store,
+    metrics: Arc<Metrics>,
+}
+
+impl Publisher {
+    /// Checks a publish and hands it to the writer; [`PublishInFlight::finish`] answers once
+    /// it is committed.
+    pub fn start(&self, msg: Publish) -> Result<PublishInFlight, RegistryError> {
         let parsed = (|| {
             let event = EventType::parse("event", &msg.event)?;
             if event.is_operational() {
@@ -536,7 +531,35 @@ impl Registry {
             Ok((event, id))
         })();
         let (event, id) = parsed?;
-        Ok(self.begin_publish(msg.workspace_id, event, msg.data.to_string(), id))
+        Ok(self.begin(msg.workspace_id, event, msg.data.to_string(), id))
+    }
+
+    /// Matches an event to webhooks and hands it to the writer.
+    fn begin(
+        &self,
+        workspace_id: WorkspaceId,
+        event: EventType,
+        data_json: String,
+        id: Option<EventId>,
+    ) -> PublishInFlight {
+        let (matched, endpoints): (Vec<_>, Vec<_>) =
+            self.routes.read().matching(workspace_id, &event).into_iter().unzip();
+        let record = EventRecord {
+            workspace_id,
+            id: id.unwrap_or_else(EventId::generate),
+            body_hash: body_hash(&event, &data_json),
+            event,
+            data_json,
+            matched_webhooks: matched.len() as u32,
+            created_at: crate::domain::now(),
+        };
+        let deliveries: Vec<DeliveryRecord> =
+            matched.iter().map(|webhook| DeliveryRecord::new_pending(&record, webhook.id)).collect();
+        let write = PublishWrite { event: record, deliveries };
+        // Sent through a fresh sender: the shared one, once parked (the writer's mailbox past
+        // its capacity), would keep the message until the request is first polled.
+        let committed = self.persistence.clone().send(PersistWrite { op: WriteOp::Publish(write.clone()) });
+        PublishInFlight { committed, write, endpoints, store: self.store.clone(), metrics: self.metrics.clone() }
     }
 }
 
@@ -544,7 +567,7 @@ impl Handler<Publish> for Registry {
     type Result = ResponseFuture<Result<Published, RegistryError>>;
 
     fn handle(&mut self, msg: Publish, _: &mut Context<Self>) -> Self::Result {
-        match self.start_publish(msg) {
+        match self.publisher.start(msg) {
             Ok(in_flight) => Box::pin(in_flight.finish()),
             Err(invalid) => Box::pin(std::future::ready(Err(invalid))),
         }
@@ -555,7 +578,7 @@ impl Handler<StartPublish> for Registry {
     type Result = Result<PublishInFlight, RegistryError>;
 
     fn handle(&mut self, msg: StartPublish, _: &mut Context<Self>) -> Self::Result {
-        self.start_publish(msg.0)
+        self.publisher.start(msg.0)
     }
 }
 
@@ -591,8 +614,8 @@ impl Handler<HealthSnapshot> for Registry {
             .into_iter()
             .flatten()
             .rev()
-            .filter_map(|id| self.webhooks.get(id).cloned())
-            .map(|webhook| (self.endpoints.get(&webhook.id).cloned(), webhook))
+            .filter_map(|id| self.webhook(id))
+            .map(|webhook| (self.endpoint(&webhook.id), webhook))
             .collect();
         Box::pin(async move {
             let mut snapshot = Vec::with_capacity(webhooks.len());
@@ -673,7 +696,7 @@ impl Handler<TestWebhook> for Registry {
             .map(move |result, act, _| {
                 // A successful test closes an open circuit.
                 if result.as_ref().is_ok_and(|r| r.succeeded) {
-                    if let Some(endpoint) = act.endpoints.get(&webhook_id) {
+                    if let Some(endpoint) = act.endpoint(&webhook_id) {
                         endpoint.do_send(ResetCircuit);
                     }
                 }
@@ -717,7 +740,7 @@ impl Handler<Redeliver> for Registry {
             .map(|result, act, _| {
                 let pending = result?;
                 let record = pending.delivery.clone();
-                if let Some(endpoint) = act.endpoints.get(&record.webhook_id) {
+                if let Some(endpoint) = act.endpoint(&record.webhook_id) {
                     endpoint.do_send(DeliveryEnqueued { delivery: pending, redelivered: true });
                 }
                 Ok(record)
@@ -757,7 +780,7 @@ impl Handler<ReplayDeliveries> for Registry {
             }
             .into_actor(self)
             .map(move |result, act, _| {
-                if let Some(endpoint) = act.endpoints.get(&msg.webhook_id) {
+                if let Some(endpoint) = act.endpoint(&msg.webhook_id) {
                     endpoint.do_send(DeliveriesRequeued);
                 }
                 result
@@ -770,7 +793,7 @@ impl Handler<DrainDeliveries> for Registry {
     type Result = ResponseFuture<()>;
 
     fn handle(&mut self, msg: DrainDeliveries, _: &mut Context<Self>) -> Self::Result {
-        let drains: Vec<_> = self.endpoints.values().map(|e| e.send(DrainEndpoint)).collect();
+        let drains: Vec<_> = self.routes.read().endpoints.values().map(|e| e.send(DrainEndpoint)).collect();
         let recorder = self.recorder.clone();
         Box::pin(async move {
             if actix_rt::time::timeout(msg.timeout, futures_util::future::join_all(drains)).await.is_err() {

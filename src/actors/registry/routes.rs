@@ -1,0 +1,55 @@
+//! What a publish needs to know: the webhooks, which of them subscribe to what, and their
+//! endpoint actors. The registry is its only writer; publishers read it from their own
+//! threads (an HTTP worker matches its event without a round trip through the registry's
+//! thread, which is busy with the endpoints' sending).
+
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use actix::Addr;
+
+use super::subscriptions::Subscriptions;
+use crate::actors::endpoint::EndpointActor;
+use crate::domain::webhook::Webhook;
+use crate::domain::{EventType, WebhookId, WorkspaceId};
+
+#[derive(Default)]
+pub(super) struct Routes {
+    pub webhooks: HashMap<WebhookId, Arc<Webhook>>,
+    pub subscriptions: Subscriptions,
+    pub endpoints: HashMap<WebhookId, Addr<EndpointActor>>,
+}
+
+impl Routes {
+    /// The enabled webhooks subscribed to `event`, in id order, each with its endpoint as it
+    /// is now (`None` when stopped: its deliveries wait in the database).
+    pub fn matching(
+        &self,
+        workspace_id: WorkspaceId,
+        event: &EventType,
+    ) -> Vec<(Arc<Webhook>, Option<Addr<EndpointActor>>)> {
+        self.subscriptions
+            .candidates(workspace_id, event)
+            .iter()
+            .filter_map(|id| self.webhooks.get(id))
+            .filter(|w| w.enabled && w.subscribes_to(event))
+            .map(|w| (w.clone(), self.endpoints.get(&w.id).cloned()))
+            .collect()
+    }
+}
+
+/// Shared [`Routes`]. Nothing holds a guard across an `.await` or while taking another one.
+#[derive(Clone, Default)]
+pub(super) struct SharedRoutes(Arc<RwLock<Routes>>);
+
+impl SharedRoutes {
+    /// A panic elsewhere while writing leaves maps that are each still whole, so a poisoned
+    /// lock is used as it is.
+    pub fn read(&self) -> RwLockReadGuard<'_, Routes> {
+        self.0.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn write(&self) -> RwLockWriteGuard<'_, Routes> {
+        self.0.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
