@@ -88,7 +88,7 @@ impl Hookbus {
         let idle = webhooks.iter().map(|w| w.id).filter(|id| !pending.contains(id)).collect();
         let registry = Registry::new(store.clone(), persistence.clone(), metrics.clone(), settings, webhooks, idle);
         let publisher = registry.publisher();
-        let registry = registry.start();
+        let registry = registry.launch();
         Ok(Self {
             config: Arc::new(config),
             store,

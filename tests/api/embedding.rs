@@ -136,3 +136,30 @@ async fn a_publisher_on_another_thread_follows_the_registrys_webhooks() {
     assert_eq!(receiver.count(), 2);
     bus.shutdown().await;
 }
+
+/// A publish made the moment `Hookbus::start` returns reaches a webhook registered in an
+/// earlier run: its endpoint is already running (were it not, the publisher would match the
+/// webhook without an endpoint, and an endpoint that started idle would never look).
+#[actix_web::test]
+async fn a_publish_right_after_start_reaches_a_webhook_from_the_last_run() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let config = || Config {
+        dev: true,
+        admin_token: Some(ADMIN_TOKEN.into()),
+        data_dir: data_dir.path().to_path_buf(),
+        ..Config::sqlite(data_dir.path().join("hookbus.db"))
+    };
+    let receiver = TestReceiver::start().await;
+    let first_run = Hookbus::start(config()).await.unwrap();
+    let input = WebhookInput { url: Some(receiver.url()), events: Some(vec!["*".into()]), ..Default::default() };
+    first_run.registry().send(RegisterWebhook { workspace_id: WorkspaceId::DEFAULT, input }).await.unwrap().unwrap();
+    first_run.shutdown().await;
+    drop(first_run);
+
+    let bus = Hookbus::start(config()).await.unwrap();
+    let publish = Publish::new(WorkspaceId::DEFAULT, "source.ready", json!({})).with_id("evt-right-away");
+    let in_flight = bus.publisher().start(publish).unwrap();
+    assert_eq!(in_flight.finish().await.unwrap().matched_webhooks, 1);
+    assert_eq!(receiver.recv(SHORT).await.expect("delivered").json()["id"], "evt-right-away");
+    bus.shutdown().await;
+}

@@ -128,8 +128,43 @@ impl Registry {
     }
 
     /// Publishes from any thread, matching events against the registry's current webhooks.
+    /// Use it once the registry runs with its endpoints ([`Registry::launch`]).
     pub fn publisher(&self) -> Publisher {
         self.publisher.clone()
+    }
+
+    /// Starts the registry with every enabled webhook's endpoint already running, so the
+    /// [`Publisher`] finds each webhook with its endpoint from the first publish (a delivery
+    /// matched to a webhook without its endpoint would wait in the database).
+    pub fn launch(self) -> Addr<Self> {
+        Self::create(move |ctx| {
+            let mut registry = self;
+            registry.start_endpoints(ctx);
+            registry
+        })
+    }
+
+    fn start_endpoints(&mut self, ctx: &mut Context<Self>) {
+        let missing: Vec<_> = {
+            let routes = self.routes.read();
+            routes.webhooks.values().filter(|w| w.enabled && !routes.endpoints.contains_key(&w.id)).cloned().collect()
+        };
+        for webhook in missing {
+            self.sync_endpoint(&webhook, ctx);
+        }
+    }
+
+    /// Applies a new or changed webhook. Publishers match on other threads, so the order
+    /// matters: an enabled webhook's endpoint runs before publishes can match the webhook,
+    /// and a disabled one stops matching before its endpoint stops.
+    fn apply(&mut self, webhook: Arc<Webhook>, ctx: &mut Context<Self>) {
+        if webhook.enabled {
+            self.sync_endpoint(&webhook, ctx);
+            self.remember(webhook);
+        } else {
+            self.remember(webhook.clone());
+            self.sync_endpoint(&webhook, ctx);
+        }
     }
 
     fn remember(&mut self, webhook: Arc<Webhook>) {
@@ -141,19 +176,26 @@ impl Registry {
         routes.subscriptions.add(&webhook);
     }
 
-    fn forget(&mut self, id: WebhookId) {
-        let forgotten = {
+    /// Takes a webhook out of the routes (no publish matches it any more) and stops its
+    /// endpoint; it stays listed until [`Registry::forget`].
+    fn unroute(&mut self, id: WebhookId) -> Option<Arc<Webhook>> {
+        let removed = {
             let mut routes = self.routes.write();
-            let forgotten = routes.webhooks.remove(&id);
-            if let Some(webhook) = &forgotten {
+            let removed = routes.webhooks.remove(&id);
+            if let Some(webhook) = &removed {
                 routes.subscriptions.remove(webhook);
             }
-            forgotten
+            removed
         };
-        if let Some(ids) = forgotten.and_then(|webhook| self.by_workspace.get_mut(&webhook.workspace_id)) {
+        self.stop_endpoint(id);
+        removed
+    }
+
+    fn forget(&mut self, workspace_id: WorkspaceId, id: WebhookId) {
+        self.unroute(id);
+        if let Some(ids) = self.by_workspace.get_mut(&workspace_id) {
             ids.remove(&id);
         }
-        self.stop_endpoint(id);
     }
 
     fn webhook(&self, id: &WebhookId) -> Option<Arc<Webhook>> {
@@ -236,8 +278,7 @@ impl Registry {
             .into_actor(self)
             .map(move |result, act, ctx| {
                 let failed = result?;
-                act.remember(after.clone());
-                act.sync_endpoint(&after, ctx);
+                act.apply(after.clone(), ctx);
                 if disabled_now {
                     act.metrics.deliveries_completed(FinalStatus::Failed, failed as u64);
                     let data = serde_json::json!({
@@ -275,10 +316,8 @@ impl Actor for Registry {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let enabled: Vec<_> = self.routes.read().webhooks.values().filter(|w| w.enabled).cloned().collect();
-        for webhook in enabled {
-            self.sync_endpoint(&webhook, ctx);
-        }
+        // Already done by `launch`; here for a registry started as a plain actor.
+        self.start_endpoints(ctx);
         let routes = self.routes.read();
         log::info!("registry started with {} webhooks ({} enabled)", routes.webhooks.len(), routes.endpoints.len());
     }
@@ -309,9 +348,8 @@ impl Handler<RegisterWebhook> for Registry {
         };
         AtomicResponse::new(Box::pin(register.into_actor(self).map(move |result, act, ctx| {
             result?;
-            act.remember(webhook.clone());
             act.idle.insert(webhook.id);
-            act.sync_endpoint(&webhook, ctx);
+            act.apply(webhook.clone(), ctx);
             Ok(webhook)
         })))
     }
@@ -360,25 +398,25 @@ impl Handler<DeleteWebhook> for Registry {
     type Result = AtomicResponse<Self, Result<(), RegistryError>>;
 
     fn handle(&mut self, msg: DeleteWebhook, _: &mut Context<Self>) -> Self::Result {
-        if let Err(e) = self.find(msg.workspace_id, msg.webhook_id) {
-            return AtomicResponse::new(Box::pin(fut::ready(Err(e))));
-        }
-        // Stop first: no attempt may reach the URL once the delete is answered.
-        self.stop_endpoint(msg.webhook_id);
+        let webhook = match self.find(msg.workspace_id, msg.webhook_id) {
+            Ok(webhook) => webhook,
+            Err(e) => return AtomicResponse::new(Box::pin(fut::ready(Err(e)))),
+        };
+        // Out of the routes and stopped first: no publish adds a delivery the delete would
+        // miss, and no attempt reaches the URL once the delete is answered.
+        self.unroute(msg.webhook_id);
         let store = self.store.clone();
         AtomicResponse::new(Box::pin(
             async move { store.delete_webhook(msg.webhook_id, crate::domain::now()).await }.into_actor(self).map(
                 move |result, act, ctx| match result {
                     Ok(cancelled) => {
                         act.metrics.deliveries_completed(FinalStatus::Cancelled, cancelled as u64);
-                        act.forget(msg.webhook_id);
+                        act.forget(msg.workspace_id, msg.webhook_id);
                         Ok(())
                     }
                     Err(e) => {
-                        // Not deleted: put its endpoint back.
-                        if let Some(webhook) = act.webhook(&msg.webhook_id) {
-                            act.sync_endpoint(&webhook, ctx);
-                        }
+                        // Not deleted: put it back.
+                        act.apply(webhook, ctx);
                         Err(e.into())
                     }
                 },
