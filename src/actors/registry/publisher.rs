@@ -1,0 +1,133 @@
+//! [`Publisher`]: publishing from any thread. It matches an event against the routes the
+//! registry shares, hands it to the writer, and once committed queues its deliveries on their
+//! endpoints.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use ring::digest;
+
+use super::routes::SharedRoutes;
+use super::{Publish, Published, RegistryError};
+use crate::actors::endpoint::{DeliveryEnqueued, EndpointActor};
+use crate::actors::persistence::{PersistWrite, Persistence};
+use crate::domain::{EventId, EventType, ValidationError, WorkspaceId};
+use crate::metrics::Metrics;
+use crate::store::{
+    DeliveryRecord, EventRecord, PendingDelivery, PublishWrite, Store, StoreError, WriteOp, WriteOutcome,
+};
+
+/// SHA-256 of the event type and data, to tell a replay of a publish from a conflicting one.
+pub(super) fn body_hash(event: &EventType, data_json: &str) -> String {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    ctx.update(event.as_str().as_bytes());
+    ctx.update(b"\n");
+    ctx.update(data_json.as_bytes());
+    hex::encode(ctx.finish().as_ref())
+}
+
+/// A publish handed to the writer; [`PublishInFlight::finish`] waits for its commit, then
+/// queues its deliveries on their endpoints. It can be awaited on any thread, so an HTTP
+/// worker gets its answer straight from the writer rather than back through the registry's
+/// thread, which is busy with the endpoints' sending.
+pub struct PublishInFlight {
+    committed: Request<Persistence, PersistWrite>,
+    write: PublishWrite,
+    endpoints: Vec<Option<Addr<EndpointActor>>>,
+    store: Store,
+    metrics: Arc<Metrics>,
+}
+
+impl PublishInFlight {
+    pub async fn finish(self) -> Result<Published, RegistryError> {
+        let Self { committed, write, endpoints, store, metrics } = self;
+        let outcome = committed.await.map_err(|_| StoreError::Corrupt("the writer stopped".into()))??;
+        let event = write.event;
+        if outcome != WriteOutcome::Published {
+            // The id was used before: same body → the original answer; else a conflict.
+            let original =
+                store.find_event(event.workspace_id, &event.id).await?.ok_or(RegistryError::NotFound("event"))?;
+            if original.body_hash != event.body_hash {
+                return Err(RegistryError::Conflict(event.id.to_string()));
+            }
+            return Ok(Published {
+                id: original.id,
+                event: original.event,
+                matched_webhooks: original.matched_webhooks,
+            });
+        }
+        metrics.event_published();
+        let data_json: Arc<str> = event.data_json.as_str().into();
+        for (delivery, endpoint) in write.deliveries.into_iter().zip(endpoints) {
+            if let Some(endpoint) = endpoint {
+                let delivery =
+                    PendingDelivery { data_json: data_json.clone(), event_created_at: event.created_at, delivery };
+                endpoint.do_send(DeliveryEnqueued { delivery, redelivered: false });
+            }
+        }
+        Ok(Published { id: event.id, event: event.event, matched_webhooks: event.matched_webhooks })
+    }
+}
+
+/// Publishes events from any thread: matches them against the registry's webhooks as they
+/// are now and hands them to the writer. The HTTP routes publish through one of these, so a
+/// publish never waits for the registry's thread; embedding apps can use it too, or send the
+/// registry [`Publish`] (which uses the same one).
+#[derive(Clone)]
+pub struct Publisher {
+    pub(super) routes: SharedRoutes,
+    pub(super) persistence: Addr<Persistence>,
+    pub(super) store: Store,
+    pub(super) metrics: Arc<Metrics>,
+}
+
+impl Publisher {
+    /// Checks a publish and hands it to the writer; [`PublishInFlight::finish`] answers once
+    /// it is committed.
+    pub fn start(&self, msg: Publish) -> Result<PublishInFlight, RegistryError> {
+        let parsed = (|| {
+            let event = EventType::parse("event", &msg.event)?;
+            if event.is_operational() {
+                return Err(ValidationError::new(
+                    "event",
+                    "the hookbus.* namespace is reserved for hookbus' own events",
+                ));
+            }
+            if !msg.data.is_object() {
+                return Err(ValidationError::new("data", "must be a JSON object"));
+            }
+            let id = msg.id.as_deref().map(|raw| EventId::parse("id", raw)).transpose()?;
+            Ok((event, id))
+        })();
+        let (event, id) = parsed?;
+        Ok(self.begin(msg.workspace_id, event, msg.data.to_string(), id))
+    }
+
+    /// Matches an event to webhooks and hands it to the writer.
+    pub(super) fn begin(
+        &self,
+        workspace_id: WorkspaceId,
+        event: EventType,
+        data_json: String,
+        id: Option<EventId>,
+    ) -> PublishInFlight {
+        let (matched, endpoints): (Vec<_>, Vec<_>) =
+            self.routes.read().matching(workspace_id, &event).into_iter().unzip();
+        let record = EventRecord {
+            workspace_id,
+            id: id.unwrap_or_else(EventId::generate),
+            body_hash: body_hash(&event, &data_json),
+            event,
+            data_json,
+            matched_webhooks: matched.len() as u32,
+            created_at: crate::domain::now(),
+        };
+        let deliveries: Vec<DeliveryRecord> =
+            matched.iter().map(|webhook| DeliveryRecord::new_pending(&record, webhook.id)).collect();
+        let write = PublishWrite { event: record, deliveries };
+        // Sent through a fresh sender: the shared one, once parked (the writer's mailbox past
+        // its capacity), would keep the message until the request is first polled.
+        let committed = self.persistence.clone().send(PersistWrite { op: WriteOp::Publish(write.clone()) });
+        PublishInFlight { committed, write, endpoints, store: self.store.clone(), metrics: self.metrics.clone() }
+    }
+}
