@@ -394,11 +394,8 @@ mod tests {
         (publishes, records)
     }
 
-    /// The point of `prepared`: a second batch of the same sizes prepares nothing new.
-    #[test]
-    fn sqlite_prepares_each_statement_of_the_writer_once_per_connection() {
-        let mut conn = SqliteConnection::establish(":memory:").unwrap();
-        conn.run_pending_migrations(super::super::SQLITE_MIGRATIONS).unwrap();
+    /// Instrumentation that records the SQL of every statement a connection adds to its cache.
+    fn recording_cached_statements() -> (Arc<Mutex<Vec<String>>>, Box<dyn Instrumentation>) {
         let cached = Arc::new(Mutex::new(Vec::<String>::new()));
         let seen = cached.clone();
         let instrumentation = move |event: InstrumentationEvent<'_>| {
@@ -406,7 +403,16 @@ mod tests {
                 seen.lock().unwrap().push(sql.to_owned());
             }
         };
-        conn.set_instrumentation(Box::new(instrumentation) as Box<dyn Instrumentation>);
+        (cached, Box::new(instrumentation))
+    }
+
+    /// The point of `prepared`: a second batch of the same sizes prepares nothing new.
+    #[test]
+    fn sqlite_prepares_each_statement_of_the_writer_once_per_connection() {
+        let mut conn = SqliteConnection::establish(":memory:").unwrap();
+        conn.run_pending_migrations(super::super::SQLITE_MIGRATIONS).unwrap();
+        let (cached, instrumentation) = recording_cached_statements();
+        conn.set_instrumentation(instrumentation);
         let write = |conn: &mut SqliteConnection, (publishes, records): (Vec<WriteOp>, Vec<WriteOp>)| {
             assert!(write_sqlite(conn, &publishes).unwrap().iter().all(|o| *o == WriteOutcome::Published));
             assert!(write_sqlite(conn, &records).unwrap().iter().all(|o| *o == WriteOutcome::Recorded));
@@ -494,14 +500,8 @@ mod tests {
         super::super::run_migrations(super::super::DatabaseUrl::Postgres(url.clone())).await.unwrap();
 
         let mut conn = AsyncPgConnection::establish(&url).await.unwrap();
-        let cached = Arc::new(Mutex::new(Vec::<String>::new()));
-        let seen = cached.clone();
-        let instrumentation = move |event: InstrumentationEvent<'_>| {
-            if let InstrumentationEvent::CacheQuery { sql, .. } = event {
-                seen.lock().unwrap().push(sql.to_owned());
-            }
-        };
-        conn.set_instrumentation(Box::new(instrumentation) as Box<dyn Instrumentation>);
+        let (cached, instrumentation) = recording_cached_statements();
+        conn.set_instrumentation(instrumentation);
         for (round, size) in [(1, 21), (2, 3), (3, 40)] {
             let (publishes, records) = publishes_then_records(size);
             assert!(write_postgres(&conn, &publishes).await.unwrap().iter().all(|o| *o == WriteOutcome::Published));
