@@ -171,26 +171,14 @@ impl Registry {
 
     fn remember(&mut self, webhook: Arc<Webhook>) {
         self.by_workspace.entry(webhook.workspace_id).or_default().insert(webhook.id);
-        let mut routes = self.routes.write();
-        if let Some(before) = routes.webhooks.insert(webhook.id, webhook.clone()) {
-            routes.subscriptions.remove(&before);
-        }
-        routes.subscriptions.add(&webhook);
+        self.routes.write().insert(webhook);
     }
 
     /// Takes a webhook out of the routes (no publish matches it any more) and stops its
     /// endpoint; it stays listed until [`Registry::forget`].
-    fn unroute(&mut self, id: WebhookId) -> Option<Arc<Webhook>> {
-        let removed = {
-            let mut routes = self.routes.write();
-            let removed = routes.webhooks.remove(&id);
-            if let Some(webhook) = &removed {
-                routes.subscriptions.remove(webhook);
-            }
-            removed
-        };
+    fn unroute(&mut self, id: WebhookId) {
+        self.routes.write().remove(id);
         self.stop_endpoint(id);
-        removed
     }
 
     fn forget(&mut self, workspace_id: WorkspaceId, id: WebhookId) {

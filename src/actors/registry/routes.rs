@@ -16,11 +16,26 @@ use crate::domain::{EventType, WebhookId, WorkspaceId};
 #[derive(Default)]
 pub(super) struct Routes {
     pub webhooks: HashMap<WebhookId, Arc<Webhook>>,
-    pub subscriptions: Subscriptions,
+    subscriptions: Subscriptions,
     pub endpoints: HashMap<WebhookId, Addr<EndpointActor>>,
 }
 
 impl Routes {
+    /// Adds a webhook, or replaces it and its subscriptions.
+    pub fn insert(&mut self, webhook: Arc<Webhook>) {
+        if let Some(before) = self.webhooks.insert(webhook.id, webhook.clone()) {
+            self.subscriptions.remove(&before);
+        }
+        self.subscriptions.add(&webhook);
+    }
+
+    /// Removes a webhook and its subscriptions (its endpoint is the caller's to stop).
+    pub fn remove(&mut self, id: WebhookId) {
+        if let Some(webhook) = self.webhooks.remove(&id) {
+            self.subscriptions.remove(&webhook);
+        }
+    }
+
     /// The enabled webhooks subscribed to `event`, in id order, each with its endpoint as it
     /// is now (`None` when stopped: its deliveries wait in the database).
     pub fn matching(
