@@ -71,6 +71,7 @@ impl Hookbus {
             url_policy: config.url_policy(),
             backoff_max: config.backoff_max(),
             pending_window: config.pending_window,
+            pending_pool: config.pending_pool,
             rotation_overlap: std::time::Duration::from_secs(config.secret_rotation_overlap_s),
             circuit: config.circuit(),
             max_webhooks_per_workspace: config.max_webhooks_per_workspace,

@@ -36,6 +36,9 @@ pub struct Config {
     pub backoff_max_ms: u64,
     /// How many pending deliveries one webhook keeps in memory; the rest stay in the database.
     pub pending_window: usize,
+    /// How many pending deliveries all webhooks together may keep in memory beyond their
+    /// own window, so a burst is not paged back from the database.
+    pub pending_pool: usize,
     /// Size of the database connection pool.
     pub db_max_connections: usize,
     /// Most writes committed in one group-commit transaction.
@@ -90,6 +93,7 @@ impl Default for Config {
             max_payload_bytes: 256 * 1024,
             backoff_max_ms: 3_600_000,
             pending_window: 1_000,
+            pending_pool: 100_000,
             db_max_connections: 8,
             max_batch_writes: 1_000,
             shutdown_timeout_ms: 10_000,

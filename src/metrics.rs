@@ -52,6 +52,7 @@ pub struct Metrics {
     deliveries: Family<StatusLabel, Counter>,
     queue_depth: Family<WebhookLabel, Gauge>,
     circuit: Family<WebhookLabel, Gauge>,
+    pending_pool_used: Gauge,
     attempt_seconds: Histogram,
 }
 
@@ -63,14 +64,20 @@ impl Default for Metrics {
         let deliveries = Family::<StatusLabel, Counter>::default();
         let queue_depth = Family::<WebhookLabel, Gauge>::default();
         let circuit = Family::<WebhookLabel, Gauge>::default();
+        let pending_pool_used = Gauge::default();
         let attempt_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 16));
         registry.register("events_published", "Events accepted by publish", events.clone());
         registry.register("attempts", "HTTP attempts by outcome", attempts.clone());
         registry.register("deliveries_completed", "Deliveries by final status", deliveries.clone());
         registry.register("queue_depth", "Pending deliveries per webhook", queue_depth.clone());
         registry.register("circuit_state", "Circuit per webhook: 0 closed, 1 half-open, 2 open", circuit.clone());
+        registry.register(
+            "pending_pool_used",
+            "Pending deliveries held in memory beyond their webhook's window (in the shared pool)",
+            pending_pool_used.clone(),
+        );
         registry.register("attempt_duration_seconds", "Attempt latency", attempt_seconds.clone());
-        Self { registry, events, attempts, deliveries, queue_depth, circuit, attempt_seconds }
+        Self { registry, events, attempts, deliveries, queue_depth, circuit, pending_pool_used, attempt_seconds }
     }
 }
 
@@ -109,6 +116,11 @@ impl Metrics {
         for (webhook_id, depth) in depths {
             self.queue_depth.get_or_create(&WebhookLabel { webhook_id: webhook_id.to_string() }).set(depth as i64);
         }
+    }
+
+    /// The gauge the endpoints' shared pool keeps up to date.
+    pub fn pending_pool_gauge(&self) -> Gauge {
+        self.pending_pool_used.clone()
     }
 
     /// Drops a webhook's series once it no longer runs.

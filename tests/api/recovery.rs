@@ -114,7 +114,11 @@ backend_test!(sigterm_finishes_attempts_in_flight_and_loses_nothing, |backend| a
 });
 
 backend_test!(a_backlog_larger_than_the_window_is_paged_through_in_order, |backend| async move {
-    let app = spawn_app_with(backend, |c| c.pending_window = 16).await;
+    let app = spawn_app_with(backend, |c| {
+        c.pending_window = 16;
+        c.pending_pool = 0;
+    })
+    .await;
     let receiver = TestReceiver::start().await;
     let webhook = app.create_webhook(json!({"url": receiver.url(), "events": ["*"], "max_in_flight": 1})).await;
     for i in 0..120 {
@@ -125,9 +129,41 @@ backend_test!(a_backlog_larger_than_the_window_is_paged_through_in_order, |backe
     assert_eq!(order, (0..120).collect::<Vec<_>>(), "strict FIFO holds across pages");
 });
 
+/// `hookbus_pending_pool_used` from `/metrics`.
+async fn pool_used(app: &TestApp) -> f64 {
+    let mut response = app.client.get(format!("{}/metrics", app.base)).send().await.unwrap();
+    let text = String::from_utf8(response.body().await.unwrap().to_vec()).unwrap();
+    let line = text.lines().find(|l| l.starts_with("hookbus_pending_pool_used ")).expect("the pool gauge is exported");
+    line.rsplit_once(' ').unwrap().1.parse().unwrap()
+}
+
+backend_test!(a_burst_beyond_the_window_borrows_from_the_shared_pool, |backend| async move {
+    // Each webhook holds 4 pending deliveries, and all of them together 6 more.
+    let app = spawn_app_with(backend, |c| {
+        c.pending_window = 4;
+        c.pending_pool = 6;
+    })
+    .await;
+    let receiver = TestReceiver::start().await;
+    // The first attempt hangs while the burst arrives; the rest are answered at once.
+    receiver.script(vec![Answer::status(204).delayed(Duration::from_secs(2))]);
+    let webhook = app.create_webhook(json!({"url": receiver.url(), "events": ["*"], "max_in_flight": 1})).await;
+    for i in 0..30 {
+        app.publish("source.ready", json!({"i": i})).await;
+    }
+    wait_until(SHORT, "the first attempt", || receiver.count() == 1).await;
+    assert_eq!(pool_used(&app).await, 6.0, "4 held in the window, 6 in the pool, 20 left in the database");
+
+    app.wait_for_all(webhook["id"].as_str().unwrap(), 30, "succeeded", LONG).await;
+    let order: Vec<i64> = receiver.seen().iter().map(|r| r.json()["data"]["i"].as_i64().unwrap()).collect();
+    assert_eq!(order, (0..30).collect::<Vec<_>>(), "strict FIFO from the window, the pool and the pages");
+    assert_eq!(pool_used(&app).await, 0.0, "every slot came back");
+});
+
 backend_test!(replay_requeues_matching_deliveries_in_batches, |backend| async move {
     let app = spawn_app_with(backend, |c| {
         c.pending_window = 10;
+        c.pending_pool = 0;
         // Every delivery must reach its own failure, so the circuit must not open.
         c.failure_threshold = 1000;
     })
@@ -362,7 +398,11 @@ backend_test!(a_full_window_under_concurrent_publishes_delivers_each_delivery_on
     // Concurrent publishes reach the endpoint slightly out of id order; with a tiny window
     // most of them find it full. None may be re-read from the database and sent twice while
     // its attempt record is still on its way to the writer.
-    let app = spawn_app_with(backend, |c| c.pending_window = 4).await;
+    let app = spawn_app_with(backend, |c| {
+        c.pending_window = 4;
+        c.pending_pool = 0;
+    })
+    .await;
     let receiver = TestReceiver::start().await;
     app.create_webhook(json!({"url": receiver.url(), "events": ["*"]})).await;
     const EVENTS: usize = 1200;

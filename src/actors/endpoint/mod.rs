@@ -8,6 +8,7 @@
 //! types; this actor glues them to timers.
 
 mod messages;
+mod pool;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -22,6 +23,7 @@ pub use messages::{
     DeliveriesRequeued, DeliveryEnqueued, DrainEndpoint, EndpointHealth, GetEndpointHealth, ResetCircuit, StopEndpoint,
     WebhookChanged,
 };
+pub use pool::OverflowPool;
 
 use super::persistence::AttemptRecorder;
 use super::registry::{DeliveryFailed, DisableWebhook};
@@ -52,8 +54,10 @@ pub struct EndpointDeps {
     pub metrics: Arc<Metrics>,
     pub backoff_max: Duration,
     pub circuit: CircuitSettings,
-    /// Most pending deliveries held in memory.
+    /// Pending deliveries held in memory by each endpoint.
     pub window: usize,
+    /// Room beyond `window`, shared by all endpoints.
+    pub pool: Arc<OverflowPool>,
 }
 
 /// A delivery held in memory, with its body built once.
@@ -78,6 +82,8 @@ pub struct EndpointActor {
     wake: Option<SpawnHandle>,
     /// The circuit state last written to the metrics gauge.
     reported_circuit: Option<CircuitState>,
+    /// Slots of the shared pool this endpoint holds: deliveries held beyond its window.
+    borrowed: usize,
     /// Highest delivery id taken into the window; paging continues after it.
     cursor: Option<DeliveryId>,
     /// The database may hold pending deliveries that are not in the window.
@@ -112,6 +118,7 @@ impl EndpointActor {
             in_flight: HashSet::new(),
             wake: None,
             reported_circuit: None,
+            borrowed: 0,
             cursor: None,
             backlog,
             paging: false,
@@ -321,8 +328,28 @@ impl EndpointActor {
                 let _ = tx.send(());
             });
         }
+        self.return_pool_slots();
         self.release_idle_window();
         self.dispatch(ctx);
+    }
+
+    /// Room for one more new delivery in memory: in the window, or a slot of the shared pool.
+    fn has_room(&mut self) -> bool {
+        if self.held.len() < self.deps.window {
+            return true;
+        }
+        let borrowed = self.deps.pool.try_take();
+        self.borrowed += usize::from(borrowed);
+        borrowed
+    }
+
+    /// Gives back the pool slots no longer needed now that fewer deliveries are held.
+    fn return_pool_slots(&mut self) {
+        let beyond_window = self.held.len().saturating_sub(self.deps.window);
+        if self.borrowed > beyond_window {
+            self.deps.pool.give_back(self.borrowed - beyond_window);
+            self.borrowed = beyond_window;
+        }
     }
 
     /// Gives back the window's memory once nothing is held: maps keep their capacity when
@@ -421,6 +448,7 @@ impl Actor for EndpointActor {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
+        self.deps.pool.give_back(std::mem::take(&mut self.borrowed));
         self.deps.metrics.forget_webhook(self.webhook.id);
     }
 }
@@ -438,7 +466,8 @@ impl Handler<DeliveryEnqueued> for EndpointActor {
         // start could re-read deliveries already sent whose records are not written yet, so
         // it joins the window even when the window is full (by at most the publishes in flight).
         let behind_cursor = Some(id) <= self.cursor;
-        if !behind_cursor && (self.held.len() >= self.deps.window || self.backlog) {
+        // With a backlog in the database, new ones queue behind it there, in order.
+        if !behind_cursor && (self.backlog || !self.has_room()) {
             // It is in the database; paging will bring it in, in order.
             self.backlog = true;
             if self.paging {

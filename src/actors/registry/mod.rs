@@ -26,8 +26,8 @@ use self::publisher::body_hash;
 pub use self::publisher::{PublishInFlight, Publisher};
 use self::routes::SharedRoutes;
 use super::endpoint::{
-    DeliveriesRequeued, DeliveryEnqueued, DrainEndpoint, EndpointActor, EndpointDeps, GetEndpointHealth, ResetCircuit,
-    StopEndpoint, WebhookChanged,
+    DeliveriesRequeued, DeliveryEnqueued, DrainEndpoint, EndpointActor, EndpointDeps, GetEndpointHealth, OverflowPool,
+    ResetCircuit, StopEndpoint, WebhookChanged,
 };
 use super::persistence::{AttemptRecorder, PersistWrite, Persistence};
 use crate::delivery::{AttemptRequest, Outbound};
@@ -70,6 +70,7 @@ pub struct RegistrySettings {
     pub url_policy: UrlPolicy,
     pub backoff_max: Duration,
     pub pending_window: usize,
+    pub pending_pool: usize,
     pub rotation_overlap: Duration,
     pub circuit: CircuitSettings,
     pub max_webhooks_per_workspace: usize,
@@ -81,6 +82,8 @@ pub struct Registry {
     /// Shared by every endpoint actor: their attempt records go to the writer in batches.
     recorder: AttemptRecorder,
     outbound: Outbound,
+    /// Room for pending deliveries beyond the endpoints' windows, shared by all of them.
+    pool: Arc<OverflowPool>,
     metrics: Arc<Metrics>,
     settings: RegistrySettings,
     /// The webhooks, their subscriptions and endpoints, shared with [`Publisher`]s.
@@ -114,6 +117,7 @@ impl Registry {
         let mut registry = Self {
             store,
             recorder: AttemptRecorder::new(persistence.clone()),
+            pool: Arc::new(OverflowPool::new(settings.pending_pool, metrics.pending_pool_gauge())),
             persistence,
             metrics,
             outbound: Outbound::new(!settings_guard_off),
@@ -224,6 +228,7 @@ impl Registry {
                     circuit: self.settings.circuit,
                     backoff_max: self.settings.backoff_max,
                     window: self.settings.pending_window,
+                    pool: self.pool.clone(),
                 };
                 let backlog = !self.idle.remove(&webhook.id);
                 let endpoint = EndpointActor::new(webhook.clone(), deps, backlog).start();
