@@ -60,16 +60,12 @@ pub struct EndpointDeps {
     pub pool: Arc<OverflowPool>,
 }
 
-/// A delivery held in memory, with its body built once.
-struct Held {
-    pending: PendingDelivery,
-    body: Bytes,
-}
-
 pub struct EndpointActor {
     webhook: Arc<Webhook>,
     deps: EndpointDeps,
-    held: HashMap<DeliveryId, Held>,
+    /// The window. Bodies are built when sent, not held: a full window of a fan-out would
+    /// otherwise keep a body per delivery where the event's data is shared.
+    held: HashMap<DeliveryId, PendingDelivery>,
     /// Due now, oldest first.
     ready: BTreeSet<DeliveryId>,
     /// Waiting for a retry timer; the handle cancels it.
@@ -137,9 +133,8 @@ impl EndpointActor {
             return;
         }
         self.cursor = self.cursor.max(Some(id));
-        let body = pending.body();
         let wait = pending.delivery.next_attempt_at.and_then(|at| (at - Utc::now()).to_std().ok()).unwrap_or_default();
-        self.held.insert(id, Held { pending, body: Bytes::from(body) });
+        self.held.insert(id, pending);
         if wait.is_zero() {
             self.ready.insert(id);
         } else {
@@ -219,11 +214,12 @@ impl EndpointActor {
             return;
         };
         self.in_flight.insert(id);
-        let attempt = held.pending.delivery.attempt_count + 1;
+        let attempt = held.delivery.attempt_count + 1;
         let webhook = self.webhook.clone();
         let outbound = self.deps.outbound.clone();
-        let body = held.body.clone();
-        let event = held.pending.delivery.event.clone();
+        // The same fields give the same bytes on every attempt.
+        let body = Bytes::from(held.body());
+        let event = held.delivery.event.clone();
         let started_at = crate::domain::now();
         log::debug!("webhook {} delivery {id}: attempt {attempt}{}", webhook.id, if probe { " (probe)" } else { "" });
         let send = async move {
@@ -272,7 +268,7 @@ impl EndpointActor {
         let Some(held) = self.held.get_mut(&id) else {
             return;
         };
-        let delivery = &mut held.pending.delivery;
+        let delivery = &mut held.delivery;
         let policy = self.webhook.settings.retry_policy(self.deps.backoff_max);
         // A failed probe is the circuit's business: the delivery waits for the next probe
         // without using up a retry. A 410 is final whoever sent it.
@@ -314,7 +310,7 @@ impl EndpointActor {
             NextStep::Failed | NextStep::Gone => {
                 if let Some(held) = self.held.remove(&id) {
                     self.deps.metrics.deliveries_completed(FinalStatus::Failed, 1);
-                    self.deps.failed.do_send(DeliveryFailed { delivery: held.pending.delivery });
+                    self.deps.failed.do_send(DeliveryFailed { delivery: held.delivery });
                 }
             }
         }
@@ -424,7 +420,7 @@ impl EndpointActor {
                 let wait = at.saturating_duration_since(now).as_millis() as i64;
                 Some(crate::domain::now() + chrono::Duration::milliseconds(wait))
             }
-            None => self.waiting.keys().filter_map(|id| self.held.get(id)?.pending.delivery.next_attempt_at).min(),
+            None => self.waiting.keys().filter_map(|id| self.held.get(id)?.delivery.next_attempt_at).min(),
         };
         EndpointHealth {
             circuit: self.breaker.state(),
