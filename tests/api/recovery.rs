@@ -160,6 +160,27 @@ backend_test!(a_burst_beyond_the_window_borrows_from_the_shared_pool, |backend| 
     assert_eq!(pool_used(&app).await, 0.0, "every slot came back");
 });
 
+backend_test!(a_webhook_whose_circuit_is_open_does_not_borrow_from_the_pool, |backend| async move {
+    let app = spawn_app_with(backend, |c| {
+        c.pending_window = 4;
+        c.pending_pool = 10;
+        c.failure_threshold = 1;
+    })
+    .await;
+    let receiver = TestReceiver::start().await;
+    receiver.answer(Answer::status(500));
+    let webhook = app.create_webhook(json!({"url": receiver.url(), "events": ["*"]})).await;
+    let id = webhook["id"].as_str().unwrap();
+    app.publish("source.ready", json!({"i": 0})).await;
+    app.dashboard_when(|board| webhook_in(board, id)["circuit"] == "open").await;
+    for i in 1..15 {
+        app.publish("source.ready", json!({"i": i})).await;
+    }
+    let pending = app.deliveries(id).await.iter().filter(|d| d["status"] == "pending").count();
+    assert_eq!(pending, 15, "all wait for the circuit");
+    assert_eq!(pool_used(&app).await, 0.0, "the backlog beyond the window waits in the database");
+});
+
 backend_test!(replay_requeues_matching_deliveries_in_batches, |backend| async move {
     let app = spawn_app_with(backend, |c| {
         c.pending_window = 10;

@@ -330,9 +330,14 @@ impl EndpointActor {
     }
 
     /// Room for one more new delivery in memory: in the window, or a slot of the shared pool.
+    /// Only a webhook whose circuit is closed borrows: a failing one would keep its slots for
+    /// as long as it fails, and its backlog waits just as well in the database.
     fn has_room(&mut self) -> bool {
         if self.held.len() < self.deps.window {
             return true;
+        }
+        if self.breaker.state() != CircuitState::Closed {
+            return false;
         }
         let borrowed = self.deps.pool.try_take();
         self.borrowed += usize::from(borrowed);
