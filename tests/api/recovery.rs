@@ -181,6 +181,28 @@ backend_test!(a_webhook_whose_circuit_is_open_does_not_borrow_from_the_pool, |ba
     assert_eq!(pool_used(&app).await, 0.0, "the backlog beyond the window waits in the database");
 });
 
+backend_test!(a_deleted_webhook_gives_back_its_pool_slots, |backend| async move {
+    let app = spawn_app_with(backend, |c| {
+        c.pending_window = 4;
+        c.pending_pool = 6;
+    })
+    .await;
+    let receiver = TestReceiver::start().await;
+    receiver.answer(Answer::status(204).delayed(Duration::from_secs(5)));
+    let webhook = app.create_webhook(json!({"url": receiver.url(), "events": ["*"], "max_in_flight": 1})).await;
+    for i in 0..10 {
+        app.publish("source.ready", json!({"i": i})).await;
+    }
+    assert_eq!(pool_used(&app).await, 6.0);
+    let deleted = app.request("DELETE", &format!("/api/v1/webhooks/{}", webhook["id"].as_str().unwrap()), None).await;
+    assert_eq!(deleted.status, 204, "{}", deleted.body);
+    let deadline = Instant::now() + SHORT;
+    while pool_used(&app).await != 0.0 {
+        assert!(Instant::now() < deadline, "the stopped endpoint kept its slots");
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+});
+
 backend_test!(replay_requeues_matching_deliveries_in_batches, |backend| async move {
     let app = spawn_app_with(backend, |c| {
         c.pending_window = 10;
