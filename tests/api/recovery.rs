@@ -129,6 +129,22 @@ backend_test!(a_backlog_larger_than_the_window_is_paged_through_in_order, |backe
     assert_eq!(order, (0..120).collect::<Vec<_>>(), "strict FIFO holds across pages");
 });
 
+/// An app whose webhooks hold 4 pending deliveries each, and all of them together `pool` more.
+async fn app_with_pool(backend: Backend, pool: usize, adjust: impl FnOnce(&mut hookbus::config::Config)) -> TestApp {
+    spawn_app_with(backend, |c| {
+        c.pending_window = 4;
+        c.pending_pool = pool;
+        adjust(c);
+    })
+    .await
+}
+
+async fn publish_numbered(app: &TestApp, numbers: std::ops::Range<usize>) {
+    for i in numbers {
+        app.publish("source.ready", json!({"i": i})).await;
+    }
+}
+
 /// `hookbus_pending_pool_used` from `/metrics`.
 async fn pool_used(app: &TestApp) -> f64 {
     let mut response = app.client.get(format!("{}/metrics", app.base)).send().await.unwrap();
@@ -138,19 +154,12 @@ async fn pool_used(app: &TestApp) -> f64 {
 }
 
 backend_test!(a_burst_beyond_the_window_borrows_from_the_shared_pool, |backend| async move {
-    // Each webhook holds 4 pending deliveries, and all of them together 6 more.
-    let app = spawn_app_with(backend, |c| {
-        c.pending_window = 4;
-        c.pending_pool = 6;
-    })
-    .await;
+    let app = app_with_pool(backend, 6, |_| ()).await;
     let receiver = TestReceiver::start().await;
     // The first attempt hangs while the burst arrives; the rest are answered at once.
     receiver.script(vec![Answer::status(204).delayed(Duration::from_secs(2))]);
     let webhook = app.create_webhook(json!({"url": receiver.url(), "events": ["*"], "max_in_flight": 1})).await;
-    for i in 0..30 {
-        app.publish("source.ready", json!({"i": i})).await;
-    }
+    publish_numbered(&app, 0..30).await;
     wait_until(SHORT, "the first attempt", || receiver.count() == 1).await;
     assert_eq!(pool_used(&app).await, 6.0, "4 held in the window, 6 in the pool, 20 left in the database");
 
@@ -161,38 +170,25 @@ backend_test!(a_burst_beyond_the_window_borrows_from_the_shared_pool, |backend| 
 });
 
 backend_test!(a_webhook_whose_circuit_is_open_does_not_borrow_from_the_pool, |backend| async move {
-    let app = spawn_app_with(backend, |c| {
-        c.pending_window = 4;
-        c.pending_pool = 10;
-        c.failure_threshold = 1;
-    })
-    .await;
+    let app = app_with_pool(backend, 10, |c| c.failure_threshold = 1).await;
     let receiver = TestReceiver::start().await;
     receiver.answer(Answer::status(500));
     let webhook = app.create_webhook(json!({"url": receiver.url(), "events": ["*"]})).await;
     let id = webhook["id"].as_str().unwrap();
     app.publish("source.ready", json!({"i": 0})).await;
     app.dashboard_when(|board| webhook_in(board, id)["circuit"] == "open").await;
-    for i in 1..15 {
-        app.publish("source.ready", json!({"i": i})).await;
-    }
+    publish_numbered(&app, 1..15).await;
     let pending = app.deliveries(id).await.iter().filter(|d| d["status"] == "pending").count();
     assert_eq!(pending, 15, "all wait for the circuit");
     assert_eq!(pool_used(&app).await, 0.0, "the backlog beyond the window waits in the database");
 });
 
 backend_test!(a_deleted_webhook_gives_back_its_pool_slots, |backend| async move {
-    let app = spawn_app_with(backend, |c| {
-        c.pending_window = 4;
-        c.pending_pool = 6;
-    })
-    .await;
+    let app = app_with_pool(backend, 6, |_| ()).await;
     let receiver = TestReceiver::start().await;
     receiver.answer(Answer::status(204).delayed(Duration::from_secs(5)));
     let webhook = app.create_webhook(json!({"url": receiver.url(), "events": ["*"], "max_in_flight": 1})).await;
-    for i in 0..10 {
-        app.publish("source.ready", json!({"i": i})).await;
-    }
+    publish_numbered(&app, 0..10).await;
     assert_eq!(pool_used(&app).await, 6.0);
     let deleted = app.request("DELETE", &format!("/api/v1/webhooks/{}", webhook["id"].as_str().unwrap()), None).await;
     assert_eq!(deleted.status, 204, "{}", deleted.body);
