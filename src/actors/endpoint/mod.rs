@@ -467,9 +467,8 @@ impl Handler<DeliveryEnqueued> for EndpointActor {
         // start could re-read deliveries already sent whose records are not written yet, so
         // it joins the window even when the window is full (by at most the publishes in flight).
         let behind_cursor = Some(id) <= self.cursor;
-        // With a backlog in the database, new ones queue behind it there, in order.
         if !behind_cursor && (self.backlog || !self.has_room()) {
-            // It is in the database; paging will bring it in, in order.
+            // It is in the database; paging will bring it in, in order (behind any backlog).
             self.backlog = true;
             if self.paging {
                 self.missed_while_paging = true;
