@@ -317,11 +317,15 @@ async fn a_locked_sqlite_database_makes_writers_wait_instead_of_failing() {
         use diesel::Connection;
         let mut conn = diesel::SqliteConnection::establish(&path).unwrap();
         // The holder waits its turn too: hookbus' own start-up writes may hold the lock now.
-        conn.batch_execute(
-            "PRAGMA busy_timeout = 10000; BEGIN IMMEDIATE; \
-             INSERT INTO workspaces (id, name, created_at) VALUES ('x', 'x', 0);",
-        )
-        .unwrap();
+        // SQLite can answer busy without waiting (for one, while another connection recovers
+        // the WAL index), so it asks again until it has the lock.
+        conn.batch_execute("PRAGMA busy_timeout = 10000;").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while let Err(error) = conn.batch_execute("BEGIN IMMEDIATE;") {
+            assert!(Instant::now() < deadline, "the holder never got the write lock: {error}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        conn.batch_execute("INSERT INTO workspaces (id, name, created_at) VALUES ('x', 'x', 0);").unwrap();
         locked_tx.send(()).unwrap();
         std::thread::sleep(Duration::from_millis(1500));
         conn.batch_execute("ROLLBACK;").unwrap();
