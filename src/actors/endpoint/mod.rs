@@ -329,10 +329,11 @@ impl EndpointActor {
         self.dispatch(ctx);
     }
 
-    /// Room for one more new delivery in memory: in the window, or a slot of the shared pool.
+    /// Makes room for one more new delivery in memory: in the window, or by taking a slot of
+    /// the shared pool.
     /// Only a webhook whose circuit is closed borrows: a failing one would keep its slots for
     /// as long as it fails, and its backlog waits just as well in the database.
-    fn has_room(&mut self) -> bool {
+    fn take_room(&mut self) -> bool {
         if self.held.len() < self.deps.window {
             return true;
         }
@@ -467,7 +468,7 @@ impl Handler<DeliveryEnqueued> for EndpointActor {
         // start could re-read deliveries already sent whose records are not written yet, so
         // it joins the window even when the window is full (by at most the publishes in flight).
         let behind_cursor = Some(id) <= self.cursor;
-        if !behind_cursor && (self.backlog || !self.has_room()) {
+        if !behind_cursor && (self.backlog || !self.take_room()) {
             // It is in the database; paging will bring it in, in order (behind any backlog).
             self.backlog = true;
             if self.paging {

@@ -9,45 +9,40 @@
 //! memory while the total held beyond the windows stays bounded by one number, however many
 //! webhooks there are.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
 use prometheus_client::metrics::gauge::Gauge;
 
 #[derive(Debug)]
 pub struct OverflowPool {
-    capacity: usize,
-    used: AtomicUsize,
-    /// `hookbus_pending_pool_used`, kept equal to `used`.
-    gauge: Gauge,
+    capacity: i64,
+    /// Slots taken: the `hookbus_pending_pool_used` gauge is the count itself.
+    used: Gauge,
 }
 
 impl OverflowPool {
-    pub fn new(capacity: usize, gauge: Gauge) -> Self {
-        Self { capacity, used: AtomicUsize::new(0), gauge }
+    pub fn new(capacity: usize, used: Gauge) -> Self {
+        Self { capacity: i64::try_from(capacity).unwrap_or(i64::MAX), used }
     }
 
     /// Takes one slot, if any is free.
     pub fn try_take(&self) -> bool {
-        let taken = self
-            .used
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| (used < self.capacity).then_some(used + 1))
-            .is_ok();
-        if taken {
-            self.gauge.inc();
-        }
-        taken
+        let capacity = self.capacity;
+        self.used
+            .inner()
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| (used < capacity).then_some(used + 1))
+            .is_ok()
     }
 
     /// Gives back `slots` taken earlier.
     pub fn give_back(&self, slots: usize) {
         if slots > 0 {
-            self.used.fetch_sub(slots, Ordering::AcqRel);
-            self.gauge.dec_by(slots as i64);
+            self.used.dec_by(slots as i64);
         }
     }
 
     pub fn used(&self) -> usize {
-        self.used.load(Ordering::Acquire)
+        self.used.get() as usize
     }
 }
 
