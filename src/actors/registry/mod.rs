@@ -108,12 +108,7 @@ impl Registry {
     ) -> Self {
         let settings_guard_off = settings.url_policy.allow_private;
         let routes = SharedRoutes::default();
-        let publisher = Publisher {
-            routes: routes.clone(),
-            persistence: persistence.clone(),
-            store: store.clone(),
-            metrics: metrics.clone(),
-        };
+        let publisher = Publisher::new(routes.clone(), persistence.clone(), store.clone(), metrics.clone());
         let mut registry = Self {
             store,
             recorder: AttemptRecorder::new(persistence.clone()),

@@ -75,13 +75,22 @@ impl PublishInFlight {
 /// registry [`Publish`] (which uses the same one).
 #[derive(Clone)]
 pub struct Publisher {
-    pub(super) routes: SharedRoutes,
-    pub(super) persistence: Addr<Persistence>,
-    pub(super) store: Store,
-    pub(super) metrics: Arc<Metrics>,
+    routes: SharedRoutes,
+    persistence: Addr<Persistence>,
+    store: Store,
+    metrics: Arc<Metrics>,
 }
 
 impl Publisher {
+    pub(super) fn new(
+        routes: SharedRoutes,
+        persistence: Addr<Persistence>,
+        store: Store,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self { routes, persistence, store, metrics }
+    }
+
     /// Checks a publish and hands it to the writer; [`PublishInFlight::finish`] answers once
     /// it is committed.
     pub fn start(&self, msg: Publish) -> Result<PublishInFlight, RegistryError> {
