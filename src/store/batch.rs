@@ -358,41 +358,41 @@ async fn record_attempts_postgres(mut conn: &AsyncPgConnection, ops: &[WriteOp])
 }
 
 #[cfg(test)]
+/// `events` publishes (one delivery each), then the records of their first attempts.
+pub(crate) fn publishes_then_records(events: usize) -> (Vec<WriteOp>, Vec<WriteOp>) {
+    use crate::domain::{EventId, EventType, WebhookId, WorkspaceId};
+    let webhook = WebhookId::generate();
+    let now = crate::domain::now();
+    let outcome = AttemptOutcome::answered(204, String::new(), None, std::time::Duration::from_millis(1));
+    let (mut publishes, mut records) = (Vec::new(), Vec::new());
+    for _ in 0..events {
+        let event = EventRecord {
+            workspace_id: WorkspaceId::DEFAULT,
+            id: EventId::generate(),
+            event: EventType::parse("event", "artifact.completed").unwrap(),
+            data_json: "{}".into(),
+            body_hash: String::new(),
+            matched_webhooks: 1,
+            created_at: now,
+        };
+        let mut delivery = DeliveryRecord::new_pending(&event, webhook);
+        publishes.push(WriteOp::Publish(PublishWrite { event, deliveries: vec![delivery.clone()] }));
+        delivery.attempt_count = 1;
+        delivery.status = DeliveryStatus::Succeeded;
+        records.push(WriteOp::Attempt(AttemptWrite::new(&delivery, now, &outcome, now)));
+    }
+    (publishes, records)
+}
+
+#[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
-    use std::time::Duration;
 
     use diesel::connection::{Instrumentation, InstrumentationEvent};
     use diesel::Connection;
     use diesel_migrations::MigrationHarness;
 
     use super::*;
-    use crate::domain::{EventId, EventType, WebhookId, WorkspaceId};
-
-    /// `events` publishes (one delivery each), then the records of their first attempts.
-    fn publishes_then_records(events: usize) -> (Vec<WriteOp>, Vec<WriteOp>) {
-        let webhook = WebhookId::generate();
-        let now = crate::domain::now();
-        let outcome = AttemptOutcome::answered(204, String::new(), None, Duration::from_millis(1));
-        let (mut publishes, mut records) = (Vec::new(), Vec::new());
-        for _ in 0..events {
-            let event = EventRecord {
-                workspace_id: WorkspaceId::DEFAULT,
-                id: EventId::generate(),
-                event: EventType::parse("event", "artifact.completed").unwrap(),
-                data_json: "{}".into(),
-                body_hash: String::new(),
-                matched_webhooks: 1,
-                created_at: now,
-            };
-            let mut delivery = DeliveryRecord::new_pending(&event, webhook);
-            publishes.push(WriteOp::Publish(PublishWrite { event, deliveries: vec![delivery.clone()] }));
-            delivery.attempt_count = 1;
-            delivery.status = DeliveryStatus::Succeeded;
-            records.push(WriteOp::Attempt(AttemptWrite::new(&delivery, now, &outcome, now)));
-        }
-        (publishes, records)
-    }
 
     /// Instrumentation that records the SQL of every statement a connection adds to its cache.
     fn recording_cached_statements() -> (Arc<Mutex<Vec<String>>>, Box<dyn Instrumentation>) {

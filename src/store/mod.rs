@@ -26,6 +26,8 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use futures_util::FutureExt;
 
+#[cfg(test)]
+pub(crate) use batch::publishes_then_records;
 pub use batch::{AttemptWrite, PublishWrite, WriteOp, WriteOutcome};
 pub use deliveries::{DeliveryCount, WorkspaceTotals};
 pub use records::{AttemptRecord, DeliveryRecord, DeliveryUpdate, EventRecord, PendingDelivery};
