@@ -539,25 +539,29 @@ async fn run_compared(
         runs.push(run(backend, &database_url, dir, scenario, args).await);
         drop_database(postgres, &database_url);
     }
-    ceilings.sort_by(f64::total_cmp);
-    same_ceilings.sort_by(f64::total_cmp);
+    let (ceiling_median, same_ceiling_median) = (median(&mut ceilings), median(&mut same_ceilings));
     runs.sort_by(|x, y| x.delivery_per_s.total_cmp(&y.delivery_per_s));
-    let show = |rates: Vec<f64>| rates.iter().map(|r| format!("{r:.0}")).collect::<Vec<_>>().join(", ");
+    let show = |rates: &[f64]| rates.iter().map(|r| format!("{r:.0}")).collect::<Vec<_>>().join(", ");
     eprintln!(
-        "  medians: ceiling {:.0} of {}; hookbus {:.0} deliveries/s of {}",
-        ceilings[COMPARED_RUNS / 2],
-        show(ceilings.clone()),
+        "  medians: ceiling {ceiling_median:.0} of {}; hookbus {:.0} deliveries/s of {}",
+        show(&ceilings),
         runs[COMPARED_RUNS / 2].delivery_per_s,
-        show(runs.iter().map(|r| r.delivery_per_s).collect())
+        show(&runs.iter().map(|r| r.delivery_per_s).collect::<Vec<_>>())
     );
     // A run that lost or repeated a delivery must not hide behind the median: its count is
     // the one the table shows and the verdicts check.
     let wrong_count = runs.iter().map(|r| r.delivered).find(|delivered| *delivered != scenario.expected);
     let mut row = runs.swap_remove(COMPARED_RUNS / 2);
-    row.ceiling_per_s = Some(ceilings[COMPARED_RUNS / 2]);
-    row.same_concurrency_ceiling_per_s = Some(same_ceilings[COMPARED_RUNS / 2]);
+    row.ceiling_per_s = Some(ceiling_median);
+    row.same_concurrency_ceiling_per_s = Some(same_ceiling_median);
     row.delivered = wrong_count.unwrap_or(row.delivered);
     row
+}
+
+/// The middle one of `rates`, which it sorts.
+fn median(rates: &mut [f64]) -> f64 {
+    rates.sort_by(f64::total_cmp);
+    rates[rates.len() / 2]
 }
 
 /// One run of hookbus on a fresh database.
