@@ -26,8 +26,8 @@ const RETRY_DELAY: Duration = Duration::from_millis(500);
 /// has queued or someone waits for them. Nobody waits on an attempt's record, and under a
 /// steady load one transaction per handful of records took most of the SQLite writer's time:
 /// at 10,000 deliveries/s, 6,700 record transactions in 10 s (2.5 s of the writer's time)
-/// became 850 (0.9 s), and the server's CPU fell by a tenth (BENCHMARKS.md).
-pub const RECORDS_LINGER: Duration = Duration::from_millis(10);
+/// became 850 (0.9 s; BENCHMARKS.md).
+const RECORDS_LINGER: Duration = Duration::from_millis(10);
 /// Records enough for a transaction of their own at once.
 const RECORDS_FULL_BATCH: usize = 128;
 
@@ -80,7 +80,8 @@ impl Persistence {
     }
 
     /// Lets attempt records wait `linger` for company instead of [`RECORDS_LINGER`].
-    pub fn with_records_linger(mut self, linger: Duration) -> Self {
+    #[cfg(test)]
+    fn with_records_linger(mut self, linger: Duration) -> Self {
         self.records_linger = linger;
         self
     }
@@ -292,13 +293,12 @@ mod tests {
         found
     }
 
-    async fn wait_until_written(store: &Store, records: &[AttemptWrite], within: Duration) -> Duration {
+    async fn wait_until_written(store: &Store, records: &[AttemptWrite], within: Duration) {
         let started = Instant::now();
         while written(store, records).await < records.len() {
             assert!(started.elapsed() < within, "records not written within {within:?}");
             actix_rt::time::sleep(Duration::from_millis(10)).await;
         }
-        started.elapsed()
     }
 
     #[actix_rt::test]
