@@ -106,22 +106,6 @@ backend_test!(the_dashboard_reports_every_field_from_live_state, |backend| async
     assert_eq!(board["status"], "ok");
 });
 
-/// Parses the Prometheus text format into (series with labels, value) pairs.
-fn parse_metrics(text: &str) -> Vec<(String, f64)> {
-    text.lines()
-        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
-        .map(|line| {
-            let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("not a sample: {line}"));
-            let value = value.parse::<f64>().unwrap_or_else(|_| panic!("not a number: {line}"));
-            (series.to_owned(), value)
-        })
-        .collect()
-}
-
-fn sample(samples: &[(String, f64)], series: &str) -> f64 {
-    samples.iter().find(|(s, _)| s == series).unwrap_or_else(|| panic!("no series {series} in {samples:?}")).1
-}
-
 backend_test!(metrics_parse_and_show_no_urls_secrets_or_payloads, |backend| async move {
     let app = spawn_app(backend).await;
     let receiver = TestReceiver::start().await;
@@ -134,9 +118,8 @@ backend_test!(metrics_parse_and_show_no_urls_secrets_or_payloads, |backend| asyn
     app.publish("artifact.completed", json!({"payload_marker": "do-not-leak-me"})).await;
     app.wait_for_all(id, 2, "succeeded", SHORT).await;
 
-    let mut response = app.client.get(format!("{}/metrics", app.base)).send().await.unwrap();
-    assert_eq!(response.status().as_u16(), 200, "no auth needed");
-    let text = String::from_utf8(response.body().await.unwrap().to_vec()).unwrap();
+    // Without a token: `/metrics` needs no auth.
+    let text = app.metrics().await;
     for secret in [receiver.url().as_str(), "127.0.0.1", "metrics-secret-value-123", "do-not-leak-me", ADMIN_TOKEN] {
         assert!(!text.contains(secret), "/metrics shows {secret}");
     }
@@ -156,9 +139,7 @@ backend_test!(metrics_parse_and_show_no_urls_secrets_or_payloads, |backend| asyn
     receiver.recv_n(3, SHORT).await;
     let deadline = Instant::now() + SHORT;
     loop {
-        let mut response = app.client.get(format!("{}/metrics", app.base)).send().await.unwrap();
-        let text = String::from_utf8(response.body().await.unwrap().to_vec()).unwrap();
-        let samples = parse_metrics(&text);
+        let samples = parse_metrics(&app.metrics().await);
         let depth = samples.iter().find(|(s, _)| *s == format!(r#"hookbus_queue_depth{{webhook_id="{id}"}}"#));
         if depth.map(|d| d.1) == Some(1.0) {
             break;

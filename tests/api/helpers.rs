@@ -208,6 +208,20 @@ impl TestApp {
         reply.body
     }
 
+    /// Publishes `event` once per number, each with `{"i": number}` as its data, in order.
+    pub async fn publish_numbered(&self, event: &str, numbers: std::ops::Range<usize>) {
+        for i in numbers {
+            self.publish(event, json!({"i": i})).await;
+        }
+    }
+
+    /// `GET /metrics` (no token), which must answer 200; the text exposition.
+    pub async fn metrics(&self) -> String {
+        let mut response = self.client.get(format!("{}/metrics", self.base)).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 200, "no auth needed");
+        String::from_utf8(response.body().await.unwrap().to_vec()).unwrap()
+    }
+
     pub async fn deliveries(&self, webhook_id: &str) -> Vec<Value> {
         let reply = self.get(&format!("/api/v1/webhooks/{webhook_id}/deliveries?limit=500")).await;
         assert_eq!(reply.status, 200, "{}", reply.body);
@@ -548,4 +562,21 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Parses the Prometheus text format into (series with labels, value) pairs.
+pub fn parse_metrics(text: &str) -> Vec<(String, f64)> {
+    text.lines()
+        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+        .map(|line| {
+            let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("not a sample: {line}"));
+            let value = value.parse::<f64>().unwrap_or_else(|_| panic!("not a number: {line}"));
+            (series.to_owned(), value)
+        })
+        .collect()
+}
+
+/// The value of `series`; panics if it is missing.
+pub fn sample(samples: &[(String, f64)], series: &str) -> f64 {
+    samples.iter().find(|(s, _)| s == series).unwrap_or_else(|| panic!("no series {series} in {samples:?}")).1
 }

@@ -121,9 +121,7 @@ backend_test!(a_backlog_larger_than_the_window_is_paged_through_in_order, |backe
     .await;
     let receiver = TestReceiver::start().await;
     let webhook = app.create_webhook(json!({"url": receiver.url(), "events": ["*"], "max_in_flight": 1})).await;
-    for i in 0..120 {
-        app.publish("source.ready", json!({"i": i})).await;
-    }
+    app.publish_numbered("source.ready", 0..120).await;
     app.wait_for_all(webhook["id"].as_str().unwrap(), 120, "succeeded", LONG).await;
     let order: Vec<i64> = receiver.seen().iter().map(|r| r.json()["data"]["i"].as_i64().unwrap()).collect();
     assert_eq!(order, (0..120).collect::<Vec<_>>(), "strict FIFO holds across pages");
@@ -139,18 +137,9 @@ async fn app_with_pool(backend: Backend, pool: usize, adjust: impl FnOnce(&mut h
     .await
 }
 
-async fn publish_numbered(app: &TestApp, numbers: std::ops::Range<usize>) {
-    for i in numbers {
-        app.publish("source.ready", json!({"i": i})).await;
-    }
-}
-
 /// `hookbus_pending_pool_used` from `/metrics`.
 async fn pool_used(app: &TestApp) -> f64 {
-    let mut response = app.client.get(format!("{}/metrics", app.base)).send().await.unwrap();
-    let text = String::from_utf8(response.body().await.unwrap().to_vec()).unwrap();
-    let line = text.lines().find(|l| l.starts_with("hookbus_pending_pool_used ")).expect("the pool gauge is exported");
-    line.rsplit_once(' ').unwrap().1.parse().unwrap()
+    sample(&parse_metrics(&app.metrics().await), "hookbus_pending_pool_used")
 }
 
 backend_test!(a_burst_beyond_the_window_borrows_from_the_shared_pool, |backend| async move {
@@ -159,7 +148,7 @@ backend_test!(a_burst_beyond_the_window_borrows_from_the_shared_pool, |backend| 
     // The first attempt hangs while the burst arrives; the rest are answered at once.
     receiver.script(vec![Answer::status(204).delayed(Duration::from_secs(2))]);
     let webhook = app.create_webhook(json!({"url": receiver.url(), "events": ["*"], "max_in_flight": 1})).await;
-    publish_numbered(&app, 0..30).await;
+    app.publish_numbered("source.ready", 0..30).await;
     wait_until(SHORT, "the first attempt", || receiver.count() == 1).await;
     assert_eq!(pool_used(&app).await, 6.0, "4 held in the window, 6 in the pool, 20 left in the database");
 
@@ -177,7 +166,7 @@ backend_test!(a_webhook_whose_circuit_is_open_does_not_borrow_from_the_pool, |ba
     let id = webhook["id"].as_str().unwrap();
     app.publish("source.ready", json!({"i": 0})).await;
     app.dashboard_when(|board| webhook_in(board, id)["circuit"] == "open").await;
-    publish_numbered(&app, 1..15).await;
+    app.publish_numbered("source.ready", 1..15).await;
     let pending = app.deliveries(id).await.iter().filter(|d| d["status"] == "pending").count();
     assert_eq!(pending, 15, "all wait for the circuit");
     assert_eq!(pool_used(&app).await, 0.0, "the backlog beyond the window waits in the database");
@@ -188,7 +177,7 @@ backend_test!(a_deleted_webhook_gives_back_its_pool_slots, |backend| async move 
     let receiver = TestReceiver::start().await;
     receiver.answer(Answer::status(204).delayed(Duration::from_secs(5)));
     let webhook = app.create_webhook(json!({"url": receiver.url(), "events": ["*"], "max_in_flight": 1})).await;
-    publish_numbered(&app, 0..10).await;
+    app.publish_numbered("source.ready", 0..10).await;
     assert_eq!(pool_used(&app).await, 6.0);
     let deleted = app.request("DELETE", &format!("/api/v1/webhooks/{}", webhook["id"].as_str().unwrap()), None).await;
     assert_eq!(deleted.status, 204, "{}", deleted.body);
@@ -212,9 +201,7 @@ backend_test!(replay_requeues_matching_deliveries_in_batches, |backend| async mo
     let webhook = app.create_webhook(json!({"url": receiver.url(), "events": ["*"], "max_retries": 0})).await;
     let id = webhook["id"].as_str().unwrap();
     let before = chrono::Utc::now() - chrono::Duration::seconds(1);
-    for i in 0..40 {
-        app.publish("source.ready", json!({"i": i})).await;
-    }
+    app.publish_numbered("source.ready", 0..40).await;
     app.wait_for_all(id, 40, "failed", LONG).await;
 
     for (body, field) in [
