@@ -1,6 +1,7 @@
 //! The batched writer behind group commit: many publishes and attempt records, one transaction.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text};
 use diesel::{QueryResult, SqliteConnection};
@@ -9,7 +10,7 @@ use diesel_async::AsyncPgConnection;
 use super::prepared::{insert_in_fixed_chunks, Cached, SettleDelivery};
 use super::records::{AttemptRow, DeliveryChanges, DeliveryRow, EventRow};
 use super::schema::{attempts, deliveries, events};
-use super::{AttemptRecord, DeliveryRecord, DeliveryUpdate, EventRecord, Pool, Store, StoreResult};
+use super::{AttemptRecord, DeliveryRecord, DeliveryUpdate, EventRecord, Pool, Store, StoreError, StoreResult};
 use crate::domain::{AttemptOutcome, DeliveryStatus};
 
 /// An event and its deliveries, committed together.
@@ -83,30 +84,85 @@ impl Store {
     /// another, each atomic on its own and sent together (one round trip, no `BEGIN`/`COMMIT`).
     /// The writer never mixes the two kinds in one batch, so a failure never leaves a batch
     /// half reported (and on SQLite a publish does not share its commit with records).
-    /// Shared, not owned, so the writer keeps its batch for replies without a copy.
-    pub async fn write_batch(&self, ops: impl Into<std::sync::Arc<[WriteOp]>>) -> StoreResult<Vec<WriteOutcome>> {
-        let ops: std::sync::Arc<[WriteOp]> = ops.into();
+    pub async fn write_batch(&self, ops: impl Into<Arc<[WriteOp]>>) -> StoreResult<Vec<WriteOutcome>> {
+        let outcomes = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let reported = outcomes.clone();
+        let session = self.write_batches(ops.into(), Arc::clone, move |_, written| {
+            *reported.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = written;
+            None
+        });
+        session.await.map_err(|(_, error)| error)?;
+        let outcomes = std::mem::take(&mut *outcomes.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        Ok(outcomes)
+    }
+
+    /// Writes `first`, then each batch `written` hands back after reporting the last one,
+    /// until it hands back none or a batch fails (returned with its error; nothing of it was
+    /// reported). On SQLite every batch of the session runs in one blocking task on the
+    /// writer's connection: the connection goes from one commit to the next without a hop
+    /// back to the async side and a wake-up of the blocking thread in between, which on two
+    /// busy cores cost as much as the transaction itself (BENCHMARKS.md). On PostgreSQL the
+    /// batches go one after another over one pooled connection.
+    pub async fn write_batches<B: Send + 'static>(
+        &self,
+        first: B,
+        ops: fn(&B) -> Arc<[WriteOp]>,
+        mut written: impl FnMut(B, Vec<WriteOutcome>) -> Option<B> + Send + 'static,
+    ) -> Result<(), (Option<B>, StoreError)> {
         match &self.pool {
-            Pool::Sqlite { writer, .. } => {
-                let mut conn = writer.get().await?;
-                let records_only = ops.iter().all(|op| matches!(op, WriteOp::Attempt(_)));
-                let outcomes = conn
-                    .spawn_blocking(move |conn| {
-                        let write = |conn: &mut SqliteConnection| conn.immediate_transaction(|c| write_sqlite(c, &ops));
-                        if records_only {
-                            without_waiting_for_flush(conn, write)
-                        } else {
-                            write(conn)
+            Pool::Sqlite { writer, writer_is_shared, .. } => {
+                // A shared connection goes back to the readers between batches.
+                let keep_going = !writer_is_shared;
+                let mut batch = first;
+                loop {
+                    let mut conn = match writer.get().await {
+                        Ok(conn) => conn,
+                        Err(error) => return Err((Some(batch), error.into())),
+                    };
+                    let session = conn.spawn_blocking(move |conn| loop {
+                        match write_sqlite_batch(conn, &ops(&batch)) {
+                            Ok(outcomes) => match (written(batch, outcomes), keep_going) {
+                                (Some(next), true) => batch = next,
+                                (next, _) => return Ok(Ok((next, written))),
+                            },
+                            Err(error) => return Ok(Err((Some(batch), StoreError::from(error)))),
                         }
-                    })
-                    .await?;
-                Ok(outcomes)
+                    });
+                    // Err only if the blocking task itself failed; the batch went with it.
+                    match session.await.map_err(|error| (None, error.into()))?? {
+                        (Some(next), report) => (batch, written) = (next, report),
+                        (None, _) => return Ok(()),
+                    }
+                }
             }
             Pool::Postgres(pool) => {
-                let conn = pool.get().await?;
-                Ok(write_postgres(&conn, &ops).await?)
+                let conn = match pool.get().await {
+                    Ok(conn) => conn,
+                    Err(error) => return Err((Some(first), error.into())),
+                };
+                let mut batch = first;
+                loop {
+                    match write_postgres(&conn, &ops(&batch)).await {
+                        Ok(outcomes) => match written(batch, outcomes) {
+                            Some(next) => batch = next,
+                            None => return Ok(()),
+                        },
+                        Err(error) => return Err((Some(batch), error.into())),
+                    }
+                }
             }
         }
+    }
+}
+
+/// One SQLite transaction; a batch of attempt records only commits without its own fsync.
+fn write_sqlite_batch(conn: &mut SqliteConnection, ops: &[WriteOp]) -> QueryResult<Vec<WriteOutcome>> {
+    let records_only = ops.iter().all(|op| matches!(op, WriteOp::Attempt(_)));
+    let write = |conn: &mut SqliteConnection| conn.immediate_transaction(|c| write_sqlite(c, ops));
+    if records_only {
+        without_waiting_for_flush(conn, write)
+    } else {
+        write(conn)
     }
 }
 
@@ -478,6 +534,57 @@ mod tests {
         let mode = diesel::sql_query("SELECT synchronous FROM pragma_synchronous").get_result::<Synchronous>(&mut conn);
         const FULL: i32 = 2;
         assert_eq!(mode.await.unwrap().synchronous, FULL);
+    }
+
+    /// A session writes each batch its callback hands back, in order, until it is handed
+    /// none; a batch that fails comes back with its error, unreported, and the batches
+    /// before it stay written.
+    #[actix_rt::test]
+    async fn a_session_writes_the_batches_it_is_handed_and_returns_the_one_that_failed() {
+        use crate::domain::{EventId, WorkspaceId};
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            Store::open(&super::super::DatabaseUrl::SqliteFile(dir.path().join("hookbus.db")), 2).await.unwrap();
+        let (publishes, records) = publishes_then_records(3);
+        let WriteOp::Publish(first) = &publishes[0] else { unreachable!() };
+        let delivery_id = first.deliveries[0].id;
+        // Another event whose delivery reuses that id: its insert fails on the primary key.
+        let mut clash = first.clone();
+        clash.event.id = EventId::generate();
+        clash.deliveries[0].event_id = clash.event.id.clone();
+        let handed: Vec<Arc<[WriteOp]>> = vec![records.into(), vec![WriteOp::Publish(clash)].into()];
+        let reported = Arc::new(Mutex::new(Vec::new()));
+        let (mut next, seen) = (handed.into_iter(), reported.clone());
+        let session = store.write_batches(Arc::<[WriteOp]>::from(publishes), Arc::clone, move |batch, outcomes| {
+            seen.lock().unwrap().push((batch.len(), outcomes));
+            next.next()
+        });
+        let (failed, _) = session.await.expect_err("the third batch fails");
+        assert_eq!(failed.expect("handed back").len(), 1);
+        assert_eq!(
+            *reported.lock().unwrap(),
+            [(3, vec![WriteOutcome::Published; 3]), (3, vec![WriteOutcome::Recorded; 3])],
+            "the first two, in order"
+        );
+        let (delivery, attempts) = store.get_delivery(WorkspaceId::DEFAULT, delivery_id).await.unwrap().unwrap();
+        assert_eq!(
+            (delivery.delivery.status, attempts.len()),
+            (DeliveryStatus::Succeeded, 1),
+            "the records were written"
+        );
+
+        // Handed nothing after the first batch, the session ends with it.
+        let (publishes, _) = publishes_then_records(2);
+        let calls = Arc::new(Mutex::new(0));
+        let counted = calls.clone();
+        store
+            .write_batches(Arc::<[WriteOp]>::from(publishes), Arc::clone, move |_, _| {
+                *counted.lock().unwrap() += 1;
+                None
+            })
+            .await
+            .unwrap_or_else(|(_, error)| panic!("{error}"));
+        assert_eq!(*calls.lock().unwrap(), 1);
     }
 
     /// On PostgreSQL the publish statement is cached too (diesel marks every `sql_query` unsafe

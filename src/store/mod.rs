@@ -158,6 +158,8 @@ enum Pool {
     Sqlite {
         readers: DeadPool<SqliteConn>,
         writer: DeadPool<SqliteConn>,
+        /// In memory the writer's connection is the readers' only one.
+        writer_is_shared: bool,
     },
     Postgres(DeadPool<AsyncPgConnection>),
 }
@@ -227,10 +229,10 @@ impl Store {
                     let mut conn = readers.get().await?;
                     migrate_sqlite_memory(&mut conn).await?;
                     drop(conn);
-                    Pool::Sqlite { writer: readers.clone(), readers }
+                    Pool::Sqlite { writer: readers.clone(), readers, writer_is_shared: true }
                 } else {
                     let writer = build_pool(AsyncDieselConnectionManager::new_with_config(path, sqlite_setup(true)), 1);
-                    Pool::Sqlite { readers, writer }
+                    Pool::Sqlite { readers, writer, writer_is_shared: false }
                 }
             }
         };
@@ -476,7 +478,7 @@ mod tests {
     async fn sqlite_writer_commits_durably_and_keeps_statement_journals_in_memory() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&DatabaseUrl::SqliteFile(dir.path().join("hookbus.db")), 2).await.unwrap();
-        let Pool::Sqlite { writer, readers } = &store.pool else { unreachable!() };
+        let Pool::Sqlite { writer, readers, .. } = &store.pool else { unreachable!() };
         let mut conn = writer.get().await.unwrap();
         const FULL: i32 = 2;
         const MEMORY: i32 = 2;

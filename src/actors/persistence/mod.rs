@@ -6,6 +6,7 @@
 //! few batches at once, so their round trips overlap.
 
 mod messages;
+mod queue;
 mod recorder;
 
 use std::sync::Arc;
@@ -15,9 +16,10 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 pub use messages::{FlushWrites, PersistWrite, RecordAttempts};
+use queue::{Batch, Reply, WriteQueue, Writing};
 pub use recorder::AttemptRecorder;
 
-use crate::store::{Store, StoreError, WriteOp, WriteOutcome};
+use crate::store::{Backend, Store, StoreError, WriteOp, WriteOutcome};
 
 /// How long a failed batch of attempt records waits before it is written again.
 const RETRY_DELAY: Duration = Duration::from_millis(500);
@@ -28,92 +30,59 @@ const RETRY_DELAY: Duration = Duration::from_millis(500);
 /// at 10,000 deliveries/s, 6,700 record transactions in 10 s (2.5 s of the writer's time)
 /// became 850 (0.9 s; BENCHMARKS.md).
 const RECORDS_LINGER: Duration = Duration::from_millis(10);
-/// Records enough for a transaction of their own at once.
-const RECORDS_FULL_BATCH: usize = 128;
 
-type Reply = oneshot::Sender<Result<WriteOutcome, Arc<StoreError>>>;
-
-/// One transaction's writes, and whom to answer.
-struct Batch {
-    ops: Arc<[WriteOp]>,
-    replies: Vec<Option<Reply>>,
-    records_only: bool,
-}
-
+/// Starts writing sessions and answers what they could not write. A session takes batch
+/// after batch from the shared queue until it is empty, answering each batch's writers
+/// itself as it commits; the actor sees a session again only when it ends.
 pub struct Persistence {
     store: Store,
-    max_batch: usize,
-    /// Publishes go first: a client waits for each one. Attempt records can wait (until
-    /// written, their delivery is still pending in the database: at-least-once).
-    publishes: Vec<(WriteOp, Option<Reply>)>,
-    records: Vec<(WriteOp, Option<Reply>)>,
-    /// Transactions running now (of which holding only records), and how many may run at once.
-    writing: usize,
-    records_writing: usize,
-    max_writing: usize,
+    writing: Arc<Writing>,
     /// Failed writes waiting to be tried again; a flush is not complete until they land.
     retrying: usize,
     drained: Vec<oneshot::Sender<()>>,
-    /// When the queued records are to be written even if few, and whether a timer is set for it.
-    records_due: Option<Instant>,
+    /// Whether a timer is set for records waiting for company.
     records_timer: bool,
-    records_linger: Duration,
 }
 
 impl Persistence {
     pub fn new(store: Store, max_batch: usize) -> Self {
-        let max_writing = store.concurrent_writers();
-        Self {
-            max_batch,
-            publishes: Vec::new(),
-            records: Vec::new(),
-            writing: 0,
-            records_writing: 0,
-            store,
-            max_writing,
-            retrying: 0,
-            drained: Vec::new(),
-            records_due: None,
-            records_timer: false,
-            records_linger: RECORDS_LINGER,
-        }
+        let queue = WriteQueue::new(max_batch, store.concurrent_writers(), RECORDS_LINGER);
+        Self { store, writing: Arc::new(Writing::new(queue)), retrying: 0, drained: Vec::new(), records_timer: false }
     }
 
     /// Lets attempt records wait `linger` for company instead of [`RECORDS_LINGER`].
     #[cfg(test)]
-    fn with_records_linger(mut self, linger: Duration) -> Self {
-        self.records_linger = linger;
+    fn with_records_linger(self, linger: Duration) -> Self {
+        self.writing.lock().records_linger = linger;
         self
     }
 
-    /// Queues attempt records, due after the linger, or at once when someone waits for them.
-    fn queue_records(&mut self, records: impl IntoIterator<Item = (WriteOp, Option<Reply>)>, awaited: bool) {
-        self.records.extend(records);
-        if !self.records.is_empty() {
-            let now = Instant::now();
-            let due = if awaited { now } else { now + self.records_linger };
-            self.records_due = Some(self.records_due.map_or(due, |earlier| earlier.min(due)));
-        }
-    }
-
-    /// Starts as many transactions as the queues and the limit allow.
+    /// Starts as many sessions as the queue and the limit allow.
     fn flush(&mut self, ctx: &mut Context<Self>) {
-        if self.publishes.is_empty() && self.records.is_empty() {
-            if self.retrying == 0 && self.writing == 0 {
+        let mut queue = self.writing.lock();
+        if queue.is_empty() {
+            if self.retrying == 0 && queue.writing == 0 {
+                queue.flushing = false;
                 self.drained.drain(..).for_each(|tx| {
                     let _ = tx.send(());
                 });
             }
             return;
         }
-        while self.writing < self.max_writing {
-            let Some(batch) = self.next_batch() else { break };
-            self.write(batch, ctx);
+        queue.flushing |= !self.drained.is_empty();
+        let mut started = Vec::new();
+        while let Some(batch) = queue.start() {
+            started.push(batch);
         }
         // Records waiting for company: come back when they are due. Records already due but
-        // not started wait for a running batch, whose end calls `flush`.
+        // not started wait for a running session, which takes them after its batch.
         let now = Instant::now();
-        if let Some(due) = self.records_due.filter(|due| *due > now && !self.records_timer) {
+        let timer_due = queue.records_due().filter(|due| *due > now && !self.records_timer);
+        drop(queue);
+        for batch in started {
+            self.write(batch, ctx);
+        }
+        if let Some(due) = timer_due {
             self.records_timer = true;
             ctx.run_later(due - now, |act, ctx| {
                 act.records_timer = false;
@@ -122,94 +91,67 @@ impl Persistence {
         }
     }
 
-    /// Publishes get batches of their own, ahead of records (sharing a commit with a batch of
-    /// records made SQLite publishes slower and cost more CPU; sharing it with only as many
-    /// records as publishes showed no gain: BENCHMARKS.md). With several writers (PostgreSQL),
-    /// records never take the last free one, so a publish does not wait behind a long batch
-    /// of records. Records go once due, a full batch, or a flush is asked for.
-    fn next_batch(&mut self) -> Option<Batch> {
-        let publishes = self.publishes.len().min(self.max_batch);
-        let records_may_start = self.max_writing == 1 || self.records_writing + 1 < self.max_writing;
-        let records_ready = self.records.len() >= RECORDS_FULL_BATCH
-            || !self.drained.is_empty()
-            || self.records_due.is_some_and(|due| due <= Instant::now());
-        let records = if publishes == 0 && records_may_start && records_ready {
-            self.records.len().min(self.max_batch)
-        } else {
-            0
-        };
-        if publishes + records == 0 {
-            return None;
-        }
-        let (ops, replies): (Vec<WriteOp>, Vec<Option<Reply>>) =
-            self.publishes.drain(..publishes).chain(self.records.drain(..records)).unzip();
-        if records > 0 {
-            // What is left over has waited as long as what went: due now.
-            self.records_due = (!self.records.is_empty()).then(Instant::now);
-        }
-        Some(Batch { ops: ops.into(), replies, records_only: publishes == 0 })
-    }
-
-    fn write(&mut self, batch: Batch, ctx: &mut Context<Self>) {
-        self.writing += 1;
-        self.records_writing += usize::from(batch.records_only);
-        let (store, written) = (self.store.clone(), batch.ops.clone());
-        let started = std::time::Instant::now();
-        ctx.spawn(async move { store.write_batch(written).await }.into_actor(self).map(move |result, act, ctx| {
+    /// Runs a session from `first` on; when it ends, looks at the queue again.
+    fn write(&mut self, first: Batch, ctx: &mut Context<Self>) {
+        let (store, writing) = (self.store.clone(), self.writing.clone());
+        // SQLite sessions run on a blocking thread and may wait there for a fuller batch;
+        // PostgreSQL sessions run on this actor's thread, which must never block.
+        let may_wait = store.backend() == Backend::Sqlite;
+        let written = move |mut batch: Batch, outcomes: Vec<WriteOutcome>| {
             log::debug!(
                 "wrote a batch of {} {} in {:?}",
                 batch.ops.len(),
                 if batch.records_only { "records" } else { "publishes" },
-                started.elapsed()
+                batch.taken_at.elapsed()
             );
-            act.writing -= 1;
-            act.records_writing -= usize::from(batch.records_only);
-            act.committed(&batch.ops, batch.replies, result, ctx);
+            batch.answer(outcomes);
+            let mut queue = if may_wait { writing.wait_to_fill() } else { writing.lock() };
+            queue.next_after(&batch)
+        };
+        let session = async move { store.write_batches(first, Batch::ops, written).await };
+        ctx.spawn(session.into_actor(self).map(move |result, act, ctx| {
+            if let Err((batch, error)) = result {
+                match batch {
+                    Some(batch) => {
+                        act.writing.lock().finished(&batch);
+                        act.failed(batch, error, ctx);
+                    }
+                    // The batch went down with the task that ran it; its writers hear so
+                    // through their dropped replies.
+                    None => {
+                        log::error!("the writer's session failed: {error}: {error:?}");
+                        act.writing.lock().writing -= 1;
+                    }
+                }
+            }
             act.flush(ctx);
         }));
     }
 
-    fn committed(
-        &mut self,
-        ops: &[WriteOp],
-        replies: Vec<Option<Reply>>,
-        result: Result<Vec<WriteOutcome>, StoreError>,
-        ctx: &mut Context<Self>,
-    ) {
-        match result {
-            Ok(outcomes) => {
-                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+    /// A batch that could not be written: its publishes are refused, its records kept.
+    fn failed(&mut self, batch: Batch, error: StoreError, ctx: &mut Context<Self>) {
+        log::error!("a batch of {} writes failed: {error}: {error:?}", batch.ops.len());
+        let error = Arc::new(error);
+        let mut retry: Vec<(WriteOp, Option<Reply>)> = Vec::new();
+        for (op, reply) in batch.ops.iter().zip(batch.replies) {
+            match op {
+                // The publisher is told and answers 503; nothing was accepted.
+                WriteOp::Publish(_) => {
                     if let Some(reply) = reply {
-                        let _ = reply.send(Ok(outcome));
+                        let _ = reply.send(Err(error.clone()));
                     }
                 }
+                // An attempt already happened: keep its record until it is written.
+                WriteOp::Attempt(_) => retry.push((op.clone(), reply)),
             }
-            Err(error) => {
-                log::error!("a batch of {} writes failed: {error}: {error:?}", ops.len());
-                let error = Arc::new(error);
-                let mut retry = Vec::new();
-                for (op, reply) in ops.iter().zip(replies) {
-                    match op {
-                        // The publisher is told and answers 503; nothing was accepted.
-                        WriteOp::Publish(_) => {
-                            if let Some(reply) = reply {
-                                let _ = reply.send(Err(error.clone()));
-                            }
-                        }
-                        // An attempt already happened: keep its record until it is written.
-                        WriteOp::Attempt(_) => retry.push((op.clone(), reply)),
-                    }
-                }
-                if !retry.is_empty() {
-                    self.retrying += retry.len();
-                    ctx.run_later(RETRY_DELAY, move |act, ctx| {
-                        act.retrying -= retry.len();
-                        act.records.splice(0..0, retry);
-                        act.records_due = Some(Instant::now());
-                        act.flush(ctx);
-                    });
-                }
-            }
+        }
+        if !retry.is_empty() {
+            self.retrying += retry.len();
+            ctx.run_later(RETRY_DELAY, move |act, ctx| {
+                act.retrying -= retry.len();
+                act.writing.lock().requeue_records(retry, Instant::now());
+                act.flush(ctx);
+            });
         }
     }
 }
@@ -224,8 +166,8 @@ impl Handler<PersistWrite> for Persistence {
     fn handle(&mut self, msg: PersistWrite, ctx: &mut Context<Self>) -> Self::Result {
         let (tx, rx) = oneshot::channel();
         match msg.op {
-            WriteOp::Publish(_) => self.publishes.push((msg.op, Some(tx))),
-            WriteOp::Attempt(_) => self.queue_records([(msg.op, Some(tx))], true),
+            WriteOp::Publish(_) => self.writing.queue_publish(msg.op, tx),
+            WriteOp::Attempt(_) => self.writing.lock().queue_records([(msg.op, Some(tx))], true),
         }
         self.flush(ctx);
         Box::pin(
@@ -238,7 +180,7 @@ impl Handler<RecordAttempts> for Persistence {
     type Result = ();
 
     fn handle(&mut self, msg: RecordAttempts, ctx: &mut Context<Self>) {
-        self.queue_records(msg.writes.into_iter().map(|write| (WriteOp::Attempt(write), None)), false);
+        self.writing.lock().queue_records(msg.writes.into_iter().map(|write| (WriteOp::Attempt(write), None)), false);
         self.flush(ctx);
     }
 }
@@ -258,6 +200,7 @@ impl Handler<FlushWrites> for Persistence {
 
 #[cfg(test)]
 mod tests {
+    use super::queue::RECORDS_FULL_BATCH;
     use super::*;
     use crate::domain::WorkspaceId;
     use crate::store::{publishes_then_records, AttemptWrite, DatabaseUrl};

@@ -1,0 +1,332 @@
+//! [`WriteQueue`]: what the writer has queued and who is writing it, shared by the actor and
+//! its writing sessions (each session takes its next batch here without a hop to the actor).
+
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use crate::store::{StoreError, WriteOp, WriteOutcome};
+
+/// The longest a session waits for a batch of publishes to fill up (see [`Writing::wait_to_fill`]).
+const FILL_WAIT: Duration = Duration::from_millis(1);
+
+/// Records enough for a transaction of their own at once.
+pub(super) const RECORDS_FULL_BATCH: usize = 128;
+
+pub(super) type Reply = oneshot::Sender<Result<WriteOutcome, Arc<StoreError>>>;
+
+/// One transaction's writes, and whom to answer.
+pub(super) struct Batch {
+    pub ops: Arc<[WriteOp]>,
+    pub replies: Vec<Option<Reply>>,
+    pub records_only: bool,
+    pub taken_at: Instant,
+}
+
+impl Batch {
+    pub fn ops(&self) -> Arc<[WriteOp]> {
+        self.ops.clone()
+    }
+
+    /// Answers everyone waiting on a write of this committed batch.
+    pub fn answer(&mut self, outcomes: Vec<WriteOutcome>) {
+        for (reply, outcome) in self.replies.drain(..).zip(outcomes) {
+            if let Some(reply) = reply {
+                let _ = reply.send(Ok(outcome));
+            }
+        }
+    }
+}
+
+pub(super) struct WriteQueue {
+    max_batch: usize,
+    /// Publishes go first: a client waits for each one. Attempt records can wait (until
+    /// written, their delivery is still pending in the database: at-least-once).
+    publishes: Vec<(WriteOp, Option<Reply>)>,
+    records: Vec<(WriteOp, Option<Reply>)>,
+    /// When the queued records are to be written even if few.
+    records_due: Option<Instant>,
+    pub records_linger: Duration,
+    /// Someone waits until everything queued is written: records go at once.
+    pub flushing: bool,
+    /// Whether the last batch taken held publishes: records that are ready go next, so a
+    /// session that always finds publishes queued does not keep records waiting for ever.
+    last_took_publishes: bool,
+    /// Publishes in recent batches: the largest, fading by an eighth per batch.
+    publishes_peak: f32,
+    /// How many queued publishes the waiting session wants before it goes on, and how long
+    /// it waits at most.
+    awaited: Option<usize>,
+    pub fill_wait: Duration,
+    /// Sessions writing now (of which holding records), and how many may write at once.
+    pub writing: usize,
+    records_writing: usize,
+    max_writing: usize,
+}
+
+impl WriteQueue {
+    pub fn new(max_batch: usize, max_writing: usize, records_linger: Duration) -> Self {
+        Self {
+            max_batch,
+            publishes: Vec::new(),
+            records: Vec::new(),
+            records_due: None,
+            records_linger,
+            flushing: false,
+            last_took_publishes: false,
+            publishes_peak: 0.0,
+            awaited: None,
+            fill_wait: FILL_WAIT,
+            writing: 0,
+            records_writing: 0,
+            max_writing,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.publishes.is_empty() && self.records.is_empty()
+    }
+
+    pub fn records_due(&self) -> Option<Instant> {
+        self.records_due
+    }
+
+    /// Queues a publish; true if a session waits for it (see [`Writing::wait_to_fill`]).
+    #[must_use]
+    pub fn queue_publish(&mut self, op: WriteOp, reply: Reply) -> bool {
+        self.publishes.push((op, Some(reply)));
+        self.awaited.is_some_and(|wanted| self.publishes.len() >= wanted)
+    }
+
+    /// Whether ready records go next.
+    fn records_turn(&self) -> bool {
+        let records_may_start = self.max_writing == 1 || self.records_writing + 1 < self.max_writing;
+        let records_ready = self.records.len() >= RECORDS_FULL_BATCH
+            || self.flushing
+            || self.records_due.is_some_and(|due| due <= Instant::now());
+        records_may_start && records_ready && (self.publishes.is_empty() || self.last_took_publishes)
+    }
+
+    /// Publishes worth waiting for: half the recent peak.
+    fn publishes_wanted(&self) -> Option<usize> {
+        let wanted = (self.publishes_peak / 2.0) as usize;
+        (!self.records_turn() && !self.flushing && self.publishes.len() < wanted).then_some(wanted)
+    }
+
+    /// Queues attempt records, due after the linger, or at once when someone waits for them.
+    pub fn queue_records(&mut self, records: impl IntoIterator<Item = (WriteOp, Option<Reply>)>, awaited: bool) {
+        self.records.extend(records);
+        if !self.records.is_empty() {
+            let now = Instant::now();
+            let due = if awaited { now } else { now + self.records_linger };
+            self.records_due = Some(self.records_due.map_or(due, |earlier| earlier.min(due)));
+        }
+    }
+
+    /// Records that failed to be written, first in line again once `due`.
+    pub fn requeue_records(&mut self, records: Vec<(WriteOp, Option<Reply>)>, due: Instant) {
+        self.records.splice(0..0, records);
+        self.records_due = Some(due);
+    }
+
+    /// A new session's first batch, if a session may start and there is something to write.
+    pub fn start(&mut self) -> Option<Batch> {
+        if self.writing >= self.max_writing {
+            return None;
+        }
+        let batch = self.next_batch()?;
+        self.writing += 1;
+        self.records_writing += usize::from(batch.records_only);
+        Some(batch)
+    }
+
+    /// A session wrote `batch` (or gave up on it); frees its place.
+    pub fn finished(&mut self, batch: &Batch) {
+        self.writing -= 1;
+        self.records_writing -= usize::from(batch.records_only);
+    }
+
+    /// The session that wrote `written` goes on with the next batch, or ends if there is none.
+    pub fn next_after(&mut self, written: &Batch) -> Option<Batch> {
+        self.finished(written);
+        self.start()
+    }
+
+    /// Publishes get batches of their own (sharing a commit with a batch of records made
+    /// SQLite publishes slower and cost more CPU; sharing it with only as many records as
+    /// publishes showed no gain: BENCHMARKS.md). Records go once due, a full batch, or a
+    /// flush is asked for; after a batch of publishes, ready records go first. With several
+    /// writers (PostgreSQL), records never take the last free one, so a publish does not wait
+    /// behind a long batch of records.
+    fn next_batch(&mut self) -> Option<Batch> {
+        let (publishes, records) = if self.records_turn() {
+            (0, self.records.len().min(self.max_batch))
+        } else {
+            (self.publishes.len().min(self.max_batch), 0)
+        };
+        if publishes + records == 0 {
+            return None;
+        }
+        let (ops, replies): (Vec<WriteOp>, Vec<Option<Reply>>) =
+            self.publishes.drain(..publishes).chain(self.records.drain(..records)).unzip();
+        if records > 0 {
+            // What is left over has waited as long as what went: due now.
+            self.records_due = (!self.records.is_empty()).then(Instant::now);
+        }
+        self.last_took_publishes = publishes > 0;
+        if publishes > 0 {
+            self.publishes_peak = (publishes as f32).max(self.publishes_peak * 0.875);
+        }
+        Some(Batch { ops: ops.into(), replies, records_only: publishes == 0, taken_at: Instant::now() })
+    }
+}
+
+/// The queue, and how a session waiting for it to fill up is woken.
+pub(super) struct Writing {
+    queue: Mutex<WriteQueue>,
+    filled: Condvar,
+}
+
+impl Writing {
+    pub fn new(queue: WriteQueue) -> Self {
+        Self { queue: Mutex::new(queue), filled: Condvar::new() }
+    }
+
+    /// The queue, locked. A panic while it was held leaves it consistent (every change is
+    /// a few plain assignments), so a poisoned lock is taken as is.
+    pub fn lock(&self) -> MutexGuard<'_, WriteQueue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues a publish and wakes the session waiting for it, if one is.
+    pub fn queue_publish(&self, op: WriteOp, reply: Reply) {
+        if self.lock().queue_publish(op, reply) {
+            self.filled.notify_one();
+        }
+    }
+
+    /// Waits (at most `fill_wait`, [`FILL_WAIT`]) until at least half as many publishes as in the recent
+    /// peak batch have queued. A commit costs about as much for a few publishes as for 60
+    /// (the fsync, the pages every commit rewrites); without the wait, the few that arrive
+    /// while a large batch commits make a batch of their own, and the writer alternates
+    /// between full and nearly empty commits (BENCHMARKS.md). A light load, one publish at a
+    /// time, has a peak of one and never waits. Blocks the thread: sessions on a blocking
+    /// thread only.
+    pub fn wait_to_fill(&self) -> MutexGuard<'_, WriteQueue> {
+        let mut queue = self.lock();
+        let Some(wanted) = queue.publishes_wanted() else { return queue };
+        queue.awaited = Some(wanted);
+        let wait = queue.fill_wait;
+        let (mut queue, _) = self
+            .filled
+            .wait_timeout_while(queue, wait, |queue| queue.publishes.len() < wanted)
+            .unwrap_or_else(PoisonError::into_inner);
+        queue.awaited = None;
+        queue
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::store::publishes_then_records;
+
+    fn queue_publishes(queue: &mut WriteQueue, count: usize) {
+        for op in publishes_then_records(count).0 {
+            let _ = queue.queue_publish(op, oneshot::channel().0);
+        }
+    }
+
+    fn queue_records(queue: &mut WriteQueue, count: usize) {
+        queue.queue_records(publishes_then_records(count).1.into_iter().map(|op| (op, None)), false);
+    }
+
+    /// A session that finds publishes queued after every batch still lets ready records go
+    /// every other batch.
+    #[test]
+    fn ready_records_go_after_a_batch_of_publishes_even_with_publishes_queued() {
+        let mut queue = WriteQueue::new(1000, 1, Duration::ZERO);
+        queue_publishes(&mut queue, 3);
+        queue_records(&mut queue, 2);
+        let first = queue.start().unwrap();
+        assert!(!first.records_only, "publishes first");
+        assert_eq!(first.ops.len(), 3);
+        queue_publishes(&mut queue, 4);
+        let second = queue.next_after(&first).unwrap();
+        assert!(second.records_only, "then the records that were ready");
+        assert_eq!(second.ops.len(), 2);
+        let third = queue.next_after(&second).unwrap();
+        assert_eq!((third.records_only, third.ops.len()), (false, 4));
+        assert!(queue.next_after(&third).is_none(), "nothing left: the session ends");
+        assert_eq!(queue.writing, 0);
+    }
+
+    /// Records still lingering do not jump the queue.
+    #[test]
+    fn records_not_yet_due_wait_behind_publishes() {
+        let mut queue = WriteQueue::new(1000, 1, Duration::from_secs(600));
+        queue_records(&mut queue, 2);
+        queue_publishes(&mut queue, 1);
+        let first = queue.start().unwrap();
+        assert!(!first.records_only);
+        queue_publishes(&mut queue, 1);
+        let second = queue.next_after(&first).unwrap();
+        assert!(!second.records_only, "the records are not due");
+        assert!(queue.next_after(&second).is_none());
+    }
+
+    /// After a batch of 40 publishes a session waits for 20; a publish at a time never waits.
+    #[test]
+    fn publishes_worth_waiting_for_follow_the_recent_peak() {
+        let mut queue = WriteQueue::new(1000, 1, Duration::from_secs(600));
+        queue_publishes(&mut queue, 1);
+        let one = queue.start().unwrap();
+        assert_eq!(queue.publishes_wanted(), None, "a light load never waits");
+        queue.finished(&one);
+        queue_publishes(&mut queue, 40);
+        let forty = queue.start().unwrap();
+        assert_eq!(queue.publishes_wanted(), Some(20));
+        queue_publishes(&mut queue, 19);
+        assert_eq!(queue.publishes_wanted(), Some(20));
+        queue_publishes(&mut queue, 1);
+        assert_eq!(queue.publishes_wanted(), None, "enough have queued");
+        // The peak fades with every batch, so a load that drops stops waiting.
+        let mut last = queue.next_after(&forty).unwrap();
+        for _ in 0..40 {
+            queue_publishes(&mut queue, 1);
+            last = queue.next_after(&last).unwrap();
+        }
+        assert_eq!(queue.publishes_wanted(), None);
+    }
+
+    /// The session waits at most `fill_wait`, and a publish that completes the batch wakes it.
+    #[test]
+    fn a_waiting_session_is_woken_by_the_publish_it_waits_for() {
+        let writing = Arc::new(Writing::new(WriteQueue::new(1000, 1, Duration::from_secs(600))));
+        queue_publishes(&mut writing.lock(), 40);
+        let forty = writing.lock().start().unwrap();
+        let started = Instant::now();
+        assert_eq!(writing.wait_to_fill().publishes.len(), 0, "nobody came");
+        assert!(started.elapsed() >= FILL_WAIT);
+
+        writing.lock().fill_wait = Duration::from_secs(20);
+        let publisher = writing.clone();
+        let publishes = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            for op in publishes_then_records(20).0 {
+                publisher.queue_publish(op, oneshot::channel().0);
+            }
+        });
+        let started = Instant::now();
+        let queue = writing.wait_to_fill();
+        assert_eq!(queue.publishes.len(), 20, "woken by the 20th");
+        assert!(started.elapsed() >= Duration::from_millis(50), "waited for them");
+        assert!(started.elapsed() < Duration::from_secs(10), "woken, not timed out");
+        drop(queue);
+        publishes.join().unwrap();
+        assert_eq!(writing.lock().next_after(&forty).unwrap().ops.len(), 20);
+    }
+}
