@@ -7,7 +7,7 @@ use actix::{Actor, Addr};
 use actix_web::web;
 
 use crate::actors::janitor::Janitor;
-use crate::actors::persistence::{FlushWrites, Persistence};
+use crate::actors::persistence::{FlushWrites, Persistence, Writer};
 use crate::actors::registry::{DrainDeliveries, Publisher, Registry, RegistrySettings};
 use crate::config::{Config, ConfigError};
 use crate::domain::WebhookId;
@@ -42,7 +42,7 @@ pub struct Hookbus {
     store: Store,
     registry: Addr<Registry>,
     publisher: Publisher,
-    persistence: Addr<Persistence>,
+    writer: Writer,
     _writer_thread: WriterThread,
     admin_token: AdminToken,
     metrics: Arc<Metrics>,
@@ -65,8 +65,7 @@ impl Hookbus {
             AdminToken::resolve(config.admin_token.as_deref(), &config.data_dir).map_err(StartError::AdminToken)?;
         // The writer gets a thread of its own: a transaction's round trips and its replies
         // then never wait behind the delivery loop's work on the main arbiter.
-        let (persistence, writer_thread) =
-            WriterThread::start(Persistence::new(store.clone(), config.max_batch_writes))?;
+        let (writer, writer_thread) = WriterThread::start(Persistence::new(store.clone(), config.max_batch_writes))?;
         let settings = RegistrySettings {
             url_policy: config.url_policy(),
             backoff_max: config.backoff_max(),
@@ -87,7 +86,7 @@ impl Hookbus {
             }
         };
         let idle = webhooks.iter().map(|w| w.id).filter(|id| !pending.contains(id)).collect();
-        let registry = Registry::new(store.clone(), persistence.clone(), metrics.clone(), settings, webhooks, idle);
+        let registry = Registry::new(store.clone(), writer.clone(), metrics.clone(), settings, webhooks, idle);
         let publisher = registry.publisher();
         let registry = registry.launch();
         Ok(Self {
@@ -95,7 +94,7 @@ impl Hookbus {
             store,
             registry,
             publisher,
-            persistence,
+            writer,
             _writer_thread: writer_thread,
             admin_token,
             metrics,
@@ -149,7 +148,7 @@ impl Hookbus {
         }
         // Bounded: with the database gone, records that cannot be written are given up on
         // (their deliveries stay pending and are attempted again on the next start).
-        match actix_rt::time::timeout(timeout, self.persistence.send(FlushWrites)).await {
+        match actix_rt::time::timeout(timeout, self.writer.address().send(FlushWrites)).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => log::warn!("shutdown: the writer had already stopped"),
             Err(_) => log::warn!("shutdown: some records could not be written within {timeout:?}"),
@@ -163,14 +162,14 @@ impl Hookbus {
 struct WriterThread(actix_rt::System);
 
 impl WriterThread {
-    fn start(writer: Persistence) -> Result<(Addr<Persistence>, Self), StartError> {
+    fn start(writer: Persistence) -> Result<(Writer, Self), StartError> {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::Builder::new()
             .name("hookbus-writer".into())
             .spawn(move || {
                 let runner = actix_rt::System::new();
                 runner.block_on(async {
-                    let _ = tx.send((writer.start(), actix_rt::System::current()));
+                    let _ = tx.send((writer.start_writer(), actix_rt::System::current()));
                 });
                 if let Err(error) = runner.run() {
                     log::error!("the writer thread failed: {error}");

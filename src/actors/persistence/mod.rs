@@ -8,6 +8,7 @@
 mod messages;
 mod queue;
 mod recorder;
+mod writer;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,6 +19,7 @@ use tokio::sync::oneshot;
 pub use messages::{FlushWrites, PersistWrite, RecordAttempts};
 use queue::{Batch, Reply, WriteQueue, Writing};
 pub use recorder::AttemptRecorder;
+pub use writer::Writer;
 
 use crate::store::{Backend, Store, StoreError, WriteOp, WriteOutcome};
 
@@ -55,6 +57,12 @@ impl Persistence {
     fn with_records_linger(self, linger: Duration) -> Self {
         self.writing.lock().records_linger = linger;
         self
+    }
+
+    /// Starts the actor in the current arbiter; writes go straight into its queue.
+    pub fn start_writer(self) -> Writer {
+        let writing = self.writing.clone();
+        Writer::new(self.start(), writing)
     }
 
     /// Starts as many sessions as the queue and the limit allow.
@@ -160,19 +168,21 @@ impl Actor for Persistence {
     type Context = Context<Self>;
 }
 
+impl Handler<writer::Wake> for Persistence {
+    type Result = ();
+
+    fn handle(&mut self, _: writer::Wake, ctx: &mut Context<Self>) {
+        self.flush(ctx);
+    }
+}
+
 impl Handler<PersistWrite> for Persistence {
     type Result = ResponseFuture<Result<WriteOutcome, Arc<StoreError>>>;
 
     fn handle(&mut self, msg: PersistWrite, ctx: &mut Context<Self>) -> Self::Result {
-        let (tx, rx) = oneshot::channel();
-        match msg.op {
-            WriteOp::Publish(_) => self.writing.queue_publish(msg.op, tx),
-            WriteOp::Attempt(_) => self.writing.lock().queue_records([(msg.op, Some(tx))], true),
-        }
+        let answer = writer::queue_write(&self.writing, msg.op);
         self.flush(ctx);
-        Box::pin(
-            async move { rx.await.unwrap_or_else(|_| Err(Arc::new(StoreError::Corrupt("the writer stopped".into())))) },
-        )
+        Box::pin(answer)
     }
 }
 
@@ -180,7 +190,7 @@ impl Handler<RecordAttempts> for Persistence {
     type Result = ();
 
     fn handle(&mut self, msg: RecordAttempts, ctx: &mut Context<Self>) {
-        self.writing.lock().queue_records(msg.writes.into_iter().map(|write| (WriteOp::Attempt(write), None)), false);
+        let _ = self.writing.queue_records(msg.writes.into_iter().map(|write| (WriteOp::Attempt(write), None)), false);
         self.flush(ctx);
     }
 }
@@ -271,6 +281,22 @@ mod tests {
         let flushed = actix_rt::time::timeout(Duration::from_secs(30), writer.send(FlushWrites)).await;
         flushed.expect("flushed before the linger").unwrap();
         assert_eq!(written(&store, &records).await, 1);
+    }
+
+    /// Writes made through the [`Writer`] go into the queue without a message; an idle
+    /// actor is woken to start a session for a publish, and to time lingering records.
+    #[actix_rt::test]
+    async fn writes_through_the_writer_wake_an_idle_actor() {
+        let (_dir, store, _, records) = writer_with_published(1, Duration::from_millis(50)).await;
+        let writer =
+            Persistence::new(store.clone(), 1000).with_records_linger(Duration::from_millis(50)).start_writer();
+        writer.record(records.clone());
+        wait_until_written(&store, &records, Duration::from_secs(30)).await;
+
+        let (publishes, _) = crate::store::publishes_then_records(1);
+        let publish = publishes.into_iter().next().unwrap();
+        let outcome = actix_rt::time::timeout(Duration::from_secs(30), writer.write(publish)).await;
+        assert_eq!(outcome.expect("answered").unwrap(), WriteOutcome::Published);
     }
 
     #[actix_rt::test]

@@ -199,11 +199,24 @@ impl Writing {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Queues a publish and wakes the session waiting for it, if one is.
-    pub fn queue_publish(&self, op: WriteOp, reply: Reply) {
-        if self.lock().queue_publish(op, reply) {
+    /// Queues a publish and wakes the session waiting for it, if one is. True if the actor
+    /// should look: a session may start that would take it.
+    #[must_use]
+    pub fn queue_publish(&self, op: WriteOp, reply: Reply) -> bool {
+        let mut queue = self.lock();
+        if queue.queue_publish(op, reply) {
             self.filled.notify_one();
         }
+        queue.writing < queue.max_writing
+    }
+
+    /// Queues attempt records (see [`WriteQueue::queue_records`]). True if the actor should
+    /// look: a session may start, or a timer is needed for them.
+    #[must_use]
+    pub fn queue_records(&self, records: impl IntoIterator<Item = (WriteOp, Option<Reply>)>, awaited: bool) -> bool {
+        let mut queue = self.lock();
+        queue.queue_records(records, awaited);
+        queue.writing < queue.max_writing
     }
 
     /// Waits (at most `fill_wait`, [`FILL_WAIT`]) until at least half as many publishes as in the recent
@@ -317,7 +330,7 @@ mod tests {
         let publishes = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(50));
             for op in publishes_then_records(20).0 {
-                publisher.queue_publish(op, oneshot::channel().0);
+                let _ = publisher.queue_publish(op, oneshot::channel().0);
             }
         });
         let started = Instant::now();

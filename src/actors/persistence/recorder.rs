@@ -2,9 +2,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use actix::Addr;
-
-use super::{Persistence, RecordAttempts};
+use super::Writer;
 use crate::store::AttemptWrite;
 
 /// Collects attempt records on the delivery thread and sends them to the writer as one
@@ -15,12 +13,12 @@ use crate::store::AttemptWrite;
 /// database, so a record lost with the process means the attempt is made again.
 #[derive(Clone)]
 pub struct AttemptRecorder {
-    writer: Addr<Persistence>,
+    writer: Writer,
     collected: Arc<Mutex<Vec<AttemptWrite>>>,
 }
 
 impl AttemptRecorder {
-    pub fn new(writer: Addr<Persistence>) -> Self {
+    pub fn new(writer: Writer) -> Self {
         Self { writer, collected: Arc::default() }
     }
 
@@ -46,7 +44,7 @@ impl AttemptRecorder {
     pub fn send_now(&self) {
         let writes = std::mem::take(&mut *self.collected.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
         if !writes.is_empty() {
-            self.writer.do_send(RecordAttempts { writes });
+            self.writer.record(writes);
         }
     }
 }

@@ -29,7 +29,7 @@ use super::endpoint::{
     DeliveriesRequeued, DeliveryEnqueued, DrainEndpoint, EndpointActor, EndpointDeps, GetEndpointHealth, OverflowPool,
     ResetCircuit, StopEndpoint, WebhookChanged,
 };
-use super::persistence::{AttemptRecorder, PersistWrite, Persistence};
+use super::persistence::{AttemptRecorder, Writer};
 use crate::delivery::{AttemptRequest, Outbound};
 use crate::domain::circuit::CircuitSettings;
 use crate::domain::url::UrlPolicy;
@@ -78,7 +78,7 @@ pub struct RegistrySettings {
 
 pub struct Registry {
     store: Store,
-    persistence: Addr<Persistence>,
+    writer: Writer,
     /// Shared by every endpoint actor: their attempt records go to the writer in batches.
     recorder: AttemptRecorder,
     outbound: Outbound,
@@ -100,7 +100,7 @@ impl Registry {
     /// A registry over the webhooks already loaded from `store`.
     pub fn new(
         store: Store,
-        persistence: Addr<Persistence>,
+        writer: Writer,
         metrics: Arc<Metrics>,
         settings: RegistrySettings,
         webhooks: Vec<Webhook>,
@@ -108,12 +108,12 @@ impl Registry {
     ) -> Self {
         let settings_guard_off = settings.url_policy.allow_private;
         let routes = SharedRoutes::default();
-        let publisher = Publisher::new(routes.clone(), persistence.clone(), store.clone(), metrics.clone());
+        let publisher = Publisher::new(routes.clone(), writer.clone(), store.clone(), metrics.clone());
         let mut registry = Self {
             store,
-            recorder: AttemptRecorder::new(persistence.clone()),
+            recorder: AttemptRecorder::new(writer.clone()),
             pool: Arc::new(OverflowPool::new(settings.pending_pool, metrics.pending_pool_gauge())),
-            persistence,
+            writer,
             metrics,
             outbound: Outbound::new(!settings_guard_off),
             settings,
@@ -564,7 +564,7 @@ impl Handler<TestWebhook> for Registry {
         };
         let delivery = DeliveryRecord::new_pending(&record, webhook.id);
         let webhook_id = webhook.id;
-        let persistence = self.persistence.clone();
+        let writer = self.writer.clone();
         let outbound = self.outbound.clone();
         Box::pin(
             async move {
@@ -577,7 +577,7 @@ impl Handler<TestWebhook> for Registry {
                 }
                 .body();
                 let publish = WriteOp::Publish(PublishWrite { event: record.clone(), deliveries: vec![delivery] });
-                persist(&persistence, publish).await?;
+                persist(&writer, publish).await?;
                 let started_at = crate::domain::now();
                 let request = AttemptRequest {
                     url: &webhook.url,
@@ -596,7 +596,7 @@ impl Handler<TestWebhook> for Registry {
                 tested.attempt_count = 1;
                 tested.status = if succeeded { DeliveryStatus::Succeeded } else { DeliveryStatus::Failed };
                 let record = WriteOp::Attempt(AttemptWrite::new(&tested, started_at, &outcome, crate::domain::now()));
-                persist(&persistence, record).await?;
+                persist(&writer, record).await?;
                 Ok(TestResult {
                     delivery_id,
                     succeeded,
@@ -619,10 +619,8 @@ impl Handler<TestWebhook> for Registry {
     }
 }
 
-async fn persist(persistence: &Addr<Persistence>, op: WriteOp) -> Result<WriteOutcome, RegistryError> {
-    let outcome =
-        persistence.send(PersistWrite { op }).await.map_err(|_| StoreError::Corrupt("the writer stopped".into()))??;
-    Ok(outcome)
+async fn persist(writer: &Writer, op: WriteOp) -> Result<WriteOutcome, RegistryError> {
+    Ok(writer.write(op).await?)
 }
 
 impl Handler<Redeliver> for Registry {

@@ -5,12 +5,13 @@
 use std::sync::Arc;
 
 use actix::prelude::*;
+use futures_util::future::BoxFuture;
 use ring::digest;
 
 use super::routes::SharedRoutes;
 use super::{Publish, Published, RegistryError};
 use crate::actors::endpoint::{DeliveryEnqueued, EndpointActor};
-use crate::actors::persistence::{PersistWrite, Persistence};
+use crate::actors::persistence::Writer;
 use crate::domain::{EventId, EventType, ValidationError, WorkspaceId};
 use crate::metrics::Metrics;
 use crate::store::{
@@ -31,7 +32,7 @@ pub(super) fn body_hash(event: &EventType, data_json: &str) -> String {
 /// worker gets its answer straight from the writer rather than back through the registry's
 /// thread, which is busy with the endpoints' sending.
 pub struct PublishInFlight {
-    committed: Request<Persistence, PersistWrite>,
+    committed: BoxFuture<'static, Result<WriteOutcome, Arc<StoreError>>>,
     write: PublishWrite,
     endpoints: Vec<Option<Addr<EndpointActor>>>,
     store: Store,
@@ -41,7 +42,7 @@ pub struct PublishInFlight {
 impl PublishInFlight {
     pub async fn finish(self) -> Result<Published, RegistryError> {
         let Self { committed, write, endpoints, store, metrics } = self;
-        let outcome = committed.await.map_err(|_| StoreError::Corrupt("the writer stopped".into()))??;
+        let outcome = committed.await?;
         let event = write.event;
         if outcome != WriteOutcome::Published {
             // The id was used before: same body → the original answer; else a conflict.
@@ -76,19 +77,14 @@ impl PublishInFlight {
 #[derive(Clone)]
 pub struct Publisher {
     routes: SharedRoutes,
-    persistence: Addr<Persistence>,
+    writer: Writer,
     store: Store,
     metrics: Arc<Metrics>,
 }
 
 impl Publisher {
-    pub(super) fn new(
-        routes: SharedRoutes,
-        persistence: Addr<Persistence>,
-        store: Store,
-        metrics: Arc<Metrics>,
-    ) -> Self {
-        Self { routes, persistence, store, metrics }
+    pub(super) fn new(routes: SharedRoutes, writer: Writer, store: Store, metrics: Arc<Metrics>) -> Self {
+        Self { routes, writer, store, metrics }
     }
 
     /// Checks a publish and hands it to the writer; [`PublishInFlight::finish`] answers once
@@ -134,9 +130,7 @@ impl Publisher {
         let deliveries: Vec<DeliveryRecord> =
             matched.iter().map(|webhook| DeliveryRecord::new_pending(&record, webhook.id)).collect();
         let write = PublishWrite { event: record, deliveries };
-        // Sent through a fresh sender: the shared one, once parked (the writer's mailbox past
-        // its capacity), would keep the message until the request is first polled.
-        let committed = self.persistence.clone().send(PersistWrite { op: WriteOp::Publish(write.clone()) });
+        let committed = Box::pin(self.writer.write(WriteOp::Publish(write.clone())));
         PublishInFlight { committed, write, endpoints, store: self.store.clone(), metrics: self.metrics.clone() }
     }
 }
