@@ -9,7 +9,7 @@ use tokio::sync::oneshot;
 use crate::store::{StoreError, WriteOp, WriteOutcome};
 
 /// The longest a session waits for a batch of publishes to fill up (see [`Writing::wait_to_fill`]).
-const FILL_WAIT: Duration = Duration::from_millis(1);
+const FILL_WAIT: Duration = Duration::from_millis(2);
 
 /// Records enough for a transaction of their own at once.
 pub(super) const RECORDS_FULL_BATCH: usize = 128;
@@ -108,9 +108,9 @@ impl WriteQueue {
         records_may_start && records_ready && (self.publishes.is_empty() || self.last_took_publishes)
     }
 
-    /// Publishes worth waiting for: half the recent peak.
+    /// Publishes worth waiting for: three quarters of the recent peak.
     fn publishes_wanted(&self) -> Option<usize> {
-        let wanted = (self.publishes_peak / 2.0) as usize;
+        let wanted = (self.publishes_peak * 0.75) as usize;
         (!self.records_turn() && !self.flushing && self.publishes.len() < wanted).then_some(wanted)
     }
 
@@ -219,8 +219,8 @@ impl Writing {
         queue.writing < queue.max_writing
     }
 
-    /// Waits (at most `fill_wait`, [`FILL_WAIT`]) until at least half as many publishes as in the recent
-    /// peak batch have queued. A commit costs about as much for a few publishes as for 60
+    /// Waits (at most `fill_wait`, [`FILL_WAIT`]) until at least three quarters as many
+    /// publishes as in the recent peak batch have queued. A commit costs about as much for a few publishes as for 60
     /// (the fsync, the pages every commit rewrites); without the wait, the few that arrive
     /// while a large batch commits make a batch of their own, and the writer alternates
     /// between full and nearly empty commits (BENCHMARKS.md). A light load, one publish at a
@@ -291,7 +291,7 @@ mod tests {
         assert!(queue.next_after(&second).is_none());
     }
 
-    /// After a batch of 40 publishes a session waits for 20; a publish at a time never waits.
+    /// After a batch of 40 publishes a session waits for 30; a publish at a time never waits.
     #[test]
     fn publishes_worth_waiting_for_follow_the_recent_peak() {
         let mut queue = WriteQueue::new(1000, 1, Duration::from_secs(600));
@@ -301,9 +301,9 @@ mod tests {
         queue.finished(&one);
         queue_publishes(&mut queue, 40);
         let forty = queue.start().unwrap();
-        assert_eq!(queue.publishes_wanted(), Some(20));
-        queue_publishes(&mut queue, 19);
-        assert_eq!(queue.publishes_wanted(), Some(20));
+        assert_eq!(queue.publishes_wanted(), Some(30));
+        queue_publishes(&mut queue, 29);
+        assert_eq!(queue.publishes_wanted(), Some(30));
         queue_publishes(&mut queue, 1);
         assert_eq!(queue.publishes_wanted(), None, "enough have queued");
         // The peak fades with every batch, so a load that drops stops waiting.
@@ -329,17 +329,17 @@ mod tests {
         let publisher = writing.clone();
         let publishes = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(50));
-            for op in publishes_then_records(20).0 {
+            for op in publishes_then_records(30).0 {
                 let _ = publisher.queue_publish(op, oneshot::channel().0);
             }
         });
         let started = Instant::now();
         let queue = writing.wait_to_fill();
-        assert_eq!(queue.publishes.len(), 20, "woken by the 20th");
+        assert_eq!(queue.publishes.len(), 30, "woken by the 30th");
         assert!(started.elapsed() >= Duration::from_millis(50), "waited for them");
         assert!(started.elapsed() < Duration::from_secs(10), "woken, not timed out");
         drop(queue);
         publishes.join().unwrap();
-        assert_eq!(writing.lock().next_after(&forty).unwrap().ops.len(), 20);
+        assert_eq!(writing.lock().next_after(&forty).unwrap().ops.len(), 30);
     }
 }
