@@ -1,9 +1,10 @@
 //! The `Persistence` actor: group commit of publishes and attempt records.
 //!
-//! Writes queue up while batches are being written; when one commits, everything that
-//! queued meanwhile goes into the next one. Under load, one batch carries many writes;
-//! when idle, a write commits at once. SQLite takes one writer at a time; PostgreSQL takes a
-//! few batches at once, so their round trips overlap.
+//! Writes queue up (through a [`Writer`], from any thread) while batches are being written;
+//! when one commits, the session that wrote it takes everything that queued meanwhile as its
+//! next batch. Under load, one batch carries many writes; when idle, a write commits at once.
+//! SQLite takes one writer at a time; PostgreSQL takes a few batches at once, so their round
+//! trips overlap.
 
 mod messages;
 mod queue;

@@ -53,7 +53,8 @@ pub(super) struct WriteQueue {
     /// Whether the last batch taken held publishes: records that are ready go next, so a
     /// session that always finds publishes queued does not keep records waiting for ever.
     last_took_publishes: bool,
-    /// Publishes in recent batches: the largest, fading by an eighth per batch.
+    /// Publishes in recent batches: the largest, halving with every batch (a burst that has
+    /// passed stops making sessions wait within a few batches).
     publishes_peak: f32,
     /// How many queued publishes the waiting session wants before it goes on, and how long
     /// it waits at most.
@@ -176,7 +177,7 @@ impl WriteQueue {
         }
         self.last_took_publishes = publishes > 0;
         if publishes > 0 {
-            self.publishes_peak = (publishes as f32).max(self.publishes_peak * 0.875);
+            self.publishes_peak = (publishes as f32).max(self.publishes_peak * 0.5);
         }
         Some(Batch { ops: ops.into(), replies, records_only: publishes == 0, taken_at: Instant::now() })
     }
@@ -306,9 +307,9 @@ mod tests {
         assert_eq!(queue.publishes_wanted(), Some(30));
         queue_publishes(&mut queue, 1);
         assert_eq!(queue.publishes_wanted(), None, "enough have queued");
-        // The peak fades with every batch, so a load that drops stops waiting.
+        // The peak halves with every batch, so a load that drops soon stops waiting.
         let mut last = queue.next_after(&forty).unwrap();
-        for _ in 0..40 {
+        for _ in 0..6 {
             queue_publishes(&mut queue, 1);
             last = queue.next_after(&last).unwrap();
         }
