@@ -114,8 +114,14 @@ impl Persistence {
                 batch.taken_at.elapsed()
             );
             batch.answer(outcomes);
-            let mut queue = if may_wait { writing.wait_to_fill() } else { writing.lock() };
-            queue.next_after(&batch)
+            if may_wait {
+                writing.wait_to_fill().next_after(&batch)
+            } else {
+                // On the actor's own thread going on saves no hop: the actor looks at the
+                // queue again when this session ends, as after every batch before sessions.
+                writing.lock().finished(&batch);
+                None
+            }
         };
         let session = async move { store.write_batches(first, Batch::ops, written).await };
         ctx.spawn(session.into_actor(self).map(move |result, act, ctx| {

@@ -13,6 +13,9 @@ const FILL_WAIT: Duration = Duration::from_millis(2);
 
 /// Records enough for a transaction of their own at once.
 pub(super) const RECORDS_FULL_BATCH: usize = 128;
+/// Records queued past which they take turns with publishes instead of waiting for a moment
+/// with no publish queued.
+const RECORDS_BACKLOG: usize = 8 * RECORDS_FULL_BATCH;
 
 pub(super) type Reply = oneshot::Sender<Result<WriteOutcome, Arc<StoreError>>>;
 
@@ -50,8 +53,8 @@ pub(super) struct WriteQueue {
     pub records_linger: Duration,
     /// Someone waits until everything queued is written: records go at once.
     pub flushing: bool,
-    /// Whether the last batch taken held publishes: records that are ready go next, so a
-    /// session that always finds publishes queued does not keep records waiting for ever.
+    /// Whether the last batch taken held publishes: a backlog of ready records goes next, so
+    /// a session that always finds publishes queued does not keep records waiting for ever.
     last_took_publishes: bool,
     /// Publishes in recent batches: the largest, halving with every batch (a burst that has
     /// passed stops making sessions wait within a few batches).
@@ -106,7 +109,8 @@ impl WriteQueue {
         let records_ready = self.records.len() >= RECORDS_FULL_BATCH
             || self.flushing
             || self.records_due.is_some_and(|due| due <= Instant::now());
-        records_may_start && records_ready && (self.publishes.is_empty() || self.last_took_publishes)
+        let backlog = self.records.len() >= RECORDS_BACKLOG;
+        records_may_start && records_ready && (self.publishes.is_empty() || (self.last_took_publishes && backlog))
     }
 
     /// Publishes worth waiting for: three quarters of the recent peak.
@@ -157,7 +161,8 @@ impl WriteQueue {
     /// Publishes get batches of their own (sharing a commit with a batch of records made
     /// SQLite publishes slower and cost more CPU; sharing it with only as many records as
     /// publishes showed no gain: BENCHMARKS.md). Records go once due, a full batch, or a
-    /// flush is asked for; after a batch of publishes, ready records go first. With several
+    /// flush is asked for, when no publish is queued or, past a backlog of them, after every
+    /// batch of publishes. With several
     /// writers (PostgreSQL), records never take the last free one, so a publish does not wait
     /// behind a long batch of records.
     fn next_batch(&mut self) -> Option<Batch> {
@@ -258,23 +263,32 @@ mod tests {
         queue.queue_records(publishes_then_records(count).1.into_iter().map(|op| (op, None)), false);
     }
 
-    /// A session that finds publishes queued after every batch still lets ready records go
-    /// every other batch.
+    /// Ready records wait for a moment with no publish queued, unless a backlog of them has
+    /// built up: then they go after every batch of publishes, so a session that always finds
+    /// publishes queued does not keep them waiting in memory for ever.
     #[test]
-    fn ready_records_go_after_a_batch_of_publishes_even_with_publishes_queued() {
-        let mut queue = WriteQueue::new(1000, 1, Duration::ZERO);
+    fn a_backlog_of_ready_records_goes_after_every_batch_of_publishes() {
+        let mut queue = WriteQueue::new(100_000, 1, Duration::ZERO);
         queue_publishes(&mut queue, 3);
         queue_records(&mut queue, 2);
         let first = queue.start().unwrap();
-        assert!(!first.records_only, "publishes first");
-        assert_eq!(first.ops.len(), 3);
+        assert_eq!((first.records_only, first.ops.len()), (false, 3), "publishes first");
         queue_publishes(&mut queue, 4);
         let second = queue.next_after(&first).unwrap();
-        assert!(second.records_only, "then the records that were ready");
-        assert_eq!(second.ops.len(), 2);
+        assert_eq!((second.records_only, second.ops.len()), (false, 4), "a few records wait");
         let third = queue.next_after(&second).unwrap();
-        assert_eq!((third.records_only, third.ops.len()), (false, 4));
-        assert!(queue.next_after(&third).is_none(), "nothing left: the session ends");
+        assert_eq!((third.records_only, third.ops.len()), (true, 2), "then go when no publish is queued");
+
+        queue_publishes(&mut queue, 1);
+        queue_records(&mut queue, RECORDS_BACKLOG);
+        let fourth = queue.next_after(&third).unwrap();
+        assert!(!fourth.records_only);
+        queue_publishes(&mut queue, 1);
+        let fifth = queue.next_after(&fourth).unwrap();
+        assert_eq!((fifth.records_only, fifth.ops.len()), (true, RECORDS_BACKLOG), "the backlog takes its turn");
+        let sixth = queue.next_after(&fifth).unwrap();
+        assert_eq!((sixth.records_only, sixth.ops.len()), (false, 1));
+        assert!(queue.next_after(&sixth).is_none(), "nothing left: the session ends");
         assert_eq!(queue.writing, 0);
     }
 
