@@ -135,7 +135,7 @@ impl Persistence {
                     // through their dropped replies.
                     None => {
                         log::error!("the writer's session failed: {error}: {error:?}");
-                        act.writing.lock().writing -= 1;
+                        act.writing.lock().session_lost();
                     }
                 }
             }

@@ -152,6 +152,13 @@ impl WriteQueue {
         self.records_writing -= usize::from(batch.records_only);
     }
 
+    /// A session ended with its batch lost (the task running it failed): frees its place.
+    /// Whether that batch held records is not known; no more sessions hold records than run.
+    pub fn session_lost(&mut self) {
+        self.writing -= 1;
+        self.records_writing = self.records_writing.min(self.writing);
+    }
+
     /// The session that wrote `written` goes on with the next batch, or ends if there is none.
     pub fn next_after(&mut self, written: &Batch) -> Option<Batch> {
         self.finished(written);
