@@ -187,7 +187,8 @@ impl Handler<PersistWrite> for Persistence {
     type Result = ResponseFuture<Result<WriteOutcome, Arc<StoreError>>>;
 
     fn handle(&mut self, msg: PersistWrite, ctx: &mut Context<Self>) -> Self::Result {
-        let answer = writer::queue_write(&self.writing, msg.op);
+        // The actor looks at the queue right after, so nobody needs waking.
+        let (_, answer) = writer::queue_write(&self.writing, msg.op);
         self.flush(ctx);
         Box::pin(answer)
     }

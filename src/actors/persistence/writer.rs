@@ -37,7 +37,7 @@ impl Writer {
 
     /// Writes `op` in the next group commit; answers once that transaction has committed.
     pub fn write(&self, op: WriteOp) -> impl Future<Output = Result<WriteOutcome, Arc<StoreError>>> + 'static {
-        let (wake, answer) = queue_write_and_tell(&self.writing, op);
+        let (wake, answer) = queue_write(&self.writing, op);
         if wake {
             self.actor.do_send(Wake);
         }
@@ -52,16 +52,8 @@ impl Writer {
     }
 }
 
-/// Queues `op` (the actor looks at the queue next, so nobody needs waking).
-pub(super) fn queue_write(
-    writing: &Writing,
-    op: WriteOp,
-) -> impl Future<Output = Result<WriteOutcome, Arc<StoreError>>> + 'static {
-    queue_write_and_tell(writing, op).1
-}
-
 /// Queues `op`; whether the actor should look, and its answer once committed.
-fn queue_write_and_tell(
+pub(super) fn queue_write(
     writing: &Writing,
     op: WriteOp,
 ) -> (bool, impl Future<Output = Result<WriteOutcome, Arc<StoreError>>> + 'static) {
