@@ -164,7 +164,7 @@ impl Persistence {
             self.retrying += retry.len();
             ctx.run_later(RETRY_DELAY, move |act, ctx| {
                 act.retrying -= retry.len();
-                act.writing.lock().requeue_records(retry, Instant::now());
+                act.writing.lock().requeue_records(retry);
                 act.flush(ctx);
             });
         }

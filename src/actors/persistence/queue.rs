@@ -129,10 +129,11 @@ impl WriteQueue {
         }
     }
 
-    /// Records that failed to be written, first in line again once `due`.
-    pub fn requeue_records(&mut self, records: Vec<(WriteOp, Option<Reply>)>, due: Instant) {
+    /// Records that failed to be written and have waited out the retry delay: first in line
+    /// again, due now.
+    pub fn requeue_records(&mut self, records: Vec<(WriteOp, Option<Reply>)>) {
         self.records.splice(0..0, records);
-        self.records_due = Some(due);
+        self.records_due = Some(Instant::now());
     }
 
     /// A new session's first batch, if a session may start and there is something to write.
@@ -169,9 +170,8 @@ impl WriteQueue {
     /// SQLite publishes slower and cost more CPU; sharing it with only as many records as
     /// publishes showed no gain: BENCHMARKS.md). Records go once due, a full batch, or a
     /// flush is asked for, when no publish is queued or, past a backlog of them, after every
-    /// batch of publishes. With several
-    /// writers (PostgreSQL), records never take the last free one, so a publish does not wait
-    /// behind a long batch of records.
+    /// batch of publishes. With several writers (PostgreSQL), records never take the last free
+    /// one, so a publish does not wait behind a long batch of records.
     fn next_batch(&mut self) -> Option<Batch> {
         let (publishes, records) = if self.records_turn() {
             (0, self.records.len().min(self.max_batch))
