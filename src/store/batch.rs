@@ -7,9 +7,9 @@ use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text};
 use diesel::{QueryResult, SqliteConnection};
 use diesel_async::AsyncPgConnection;
 
-use super::prepared::{insert_in_fixed_chunks, Cached, SettleDelivery};
-use super::records::{AttemptRow, DeliveryChanges, DeliveryRow, EventRow};
-use super::schema::{attempts, deliveries, events};
+use super::prepared::{insert_in_fixed_chunks, Cached, MoveLatestAttempt, RecordAttemptAside, SettleDelivery};
+use super::records::{AttemptRow, DeliveryChanges, DeliveryRow, DeliveryState, EventRow};
+use super::schema::{deliveries, events};
 use super::{AttemptRecord, DeliveryRecord, DeliveryUpdate, EventRecord, Pool, Store, StoreError, StoreResult};
 use crate::domain::{AttemptOutcome, DeliveryStatus};
 
@@ -261,13 +261,16 @@ fn write_sqlite(conn: &mut SqliteConnection, ops: &[WriteOp]) -> QueryResult<Vec
     sort_for_indexes(&mut deliveries);
     insert_in_fixed_chunks!(deliveries::table, &deliveries[..], [256, 64, 16, 4, 1], |statement| statement
         .execute(conn)?);
-    let attempts: Vec<AttemptRow> = attempt_writes(ops).map(|w| AttemptRow::from(&w.attempt)).collect();
-    insert_in_fixed_chunks!(attempts::table, &attempts[..], [256, 64, 16, 4, 1], |statement| statement
-        .on_conflict_do_nothing()
-        .execute(conn)?);
-    // In order, so a later attempt of the same delivery wins.
+    // In order, so a later attempt of the same delivery wins. A first attempt (nearly every
+    // one) is a single UPDATE: the row takes it and there is no earlier one to move out.
     for write in attempt_writes(ops) {
-        SettleDelivery((&write.delivery).into()).execute(conn)?;
+        let state = DeliveryState::from(write);
+        if write.attempt.attempt > 1 {
+            MoveLatestAttempt(&state).execute(conn)?;
+        }
+        if SettleDelivery(state).execute(conn)? == 0 {
+            RecordAttemptAside(&AttemptRow::from(&write.attempt)).execute(conn)?;
+        }
     }
     Ok(outcomes)
 }
@@ -290,29 +293,47 @@ const PUBLISH_POSTGRES: &str = "WITH inserted AS ( \
      JOIN inserted i ON i.workspace_id = d.workspace_id AND i.id = d.event_id) \
    SELECT workspace_id, id FROM inserted";
 
-/// A batch's attempt records and the delivery states they leave, in one statement. An
+/// A batch's attempt records and the delivery states they leave, in one statement. Each
+/// delivery row takes the latest of its attempts in the batch, after its previous attempt
+/// moved to `attempts` (`moved`); the batch's other attempts go to `attempts` directly. An
 /// attempt result never overwrites a delivery that left `pending` meanwhile (cancelled, say),
-/// nor the result of a later attempt (batches can commit in any order).
+/// nor the result of a later attempt (batches can commit in any order): that attempt goes to
+/// `attempts` too, unless the row holds this very attempt (a batch written twice). Every part
+/// reads the rows as they were before the statement.
 ///
 /// The statement commits without waiting for its WAL flush (`synchronous_commit = off`, for
 /// this statement's transaction only), so publishes, which do wait, are not queued behind
 /// records' flushes. A database crash can then lose the last records, as a hookbus crash can
 /// lose those not yet written: their deliveries are still pending and are sent again.
-const RECORD_ATTEMPTS_POSTGRES: &str = "WITH recorded AS ( \
+const RECORD_ATTEMPTS_POSTGRES: &str = "WITH moved AS ( \
      INSERT INTO attempts (delivery_id, attempt, workspace_id, started_at, duration_ms, status_code, \
        error_message, response_body) \
-     SELECT * FROM unnest($11::text[], $12::int4[], $13::text[], $14::int8[], $15::int8[], $16::int4[], \
-       $17::text[], $18::text[]) \
-     ON CONFLICT DO NOTHING) \
-   UPDATE deliveries AS d SET status = u.status, attempt_count = u.attempt_count, \
-     retries_used = u.retries_used, next_attempt_at = u.next_attempt_at, status_code = u.status_code, \
-     error_message = u.error_message, response_body = u.response_body, duration_ms = u.duration_ms, \
-     completed_at = u.completed_at \
-   FROM unnest($1::text[], $2::text[], $3::int4[], $4::int4[], $5::int8[], $6::int4[], $7::text[], \
-     $8::text[], $9::int8[], $10::int8[]) AS u(id, status, attempt_count, retries_used, next_attempt_at, \
-     status_code, error_message, response_body, duration_ms, completed_at) \
-   WHERE d.id = u.id AND d.status = 'pending' AND d.attempt_count < u.attempt_count \
-     AND (SELECT set_config('synchronous_commit', 'off', true)) = 'off'";
+     SELECT d.id, d.attempt_count, d.workspace_id, d.last_attempt_at, COALESCE(d.duration_ms, 0), \
+       d.status_code, d.error_message, d.response_body \
+     FROM deliveries AS d, unnest($1::text[], $3::int4[]) AS u(id, attempt_count) \
+     WHERE d.id = u.id AND d.status = 'pending' AND d.attempt_count < u.attempt_count \
+       AND d.last_attempt_at IS NOT NULL \
+     ON CONFLICT DO NOTHING), \
+   settled AS ( \
+     UPDATE deliveries AS d SET status = u.status, attempt_count = u.attempt_count, \
+       retries_used = u.retries_used, next_attempt_at = u.next_attempt_at, status_code = u.status_code, \
+       error_message = u.error_message, response_body = u.response_body, duration_ms = u.duration_ms, \
+       completed_at = u.completed_at, last_attempt_at = u.last_attempt_at \
+     FROM unnest($1::text[], $2::text[], $3::int4[], $4::int4[], $5::int8[], $6::int4[], $7::text[], \
+       $8::text[], $9::int8[], $10::int8[], $11::int8[]) AS u(id, status, attempt_count, retries_used, \
+       next_attempt_at, status_code, error_message, response_body, duration_ms, completed_at, last_attempt_at) \
+     WHERE d.id = u.id AND d.status = 'pending' AND d.attempt_count < u.attempt_count \
+     RETURNING d.id, d.attempt_count) \
+   INSERT INTO attempts (delivery_id, attempt, workspace_id, started_at, duration_ms, status_code, \
+     error_message, response_body) \
+   SELECT * FROM unnest($12::text[], $13::int4[], $14::text[], $15::int8[], $16::int8[], $17::int4[], \
+     $18::text[], $19::text[]) AS a(delivery_id, attempt, workspace_id, started_at, duration_ms, status_code, \
+     error_message, response_body) \
+   WHERE NOT EXISTS (SELECT 1 FROM settled AS s WHERE s.id = a.delivery_id AND s.attempt_count = a.attempt) \
+     AND NOT EXISTS (SELECT 1 FROM deliveries AS d WHERE d.id = a.delivery_id AND d.attempt_count = a.attempt \
+       AND d.last_attempt_at IS NOT NULL) \
+     AND (SELECT set_config('synchronous_commit', 'off', true)) = 'off' \
+   ON CONFLICT DO NOTHING";
 
 /// The publish statement's name in the connection's cache of prepared statements.
 struct PublishStatement;
@@ -382,7 +403,7 @@ async fn publish_postgres(mut conn: &AsyncPgConnection, ops: &[WriteOp]) -> Quer
 
 async fn record_attempts_postgres(mut conn: &AsyncPgConnection, ops: &[WriteOp]) -> QueryResult<()> {
     use diesel_async::RunQueryDsl;
-    let c: DeliveryChanges = attempt_writes(ops).map(|w| &w.delivery).collect();
+    let c: DeliveryChanges = attempt_writes(ops).collect();
     if c.is_empty() {
         return Ok(());
     }
@@ -398,6 +419,7 @@ async fn record_attempts_postgres(mut conn: &AsyncPgConnection, ops: &[WriteOp])
         .bind::<Array<Nullable<Text>>, _>(&c.response_body)
         .bind::<Array<Nullable<BigInt>>, _>(&c.duration_ms)
         .bind::<Array<Nullable<BigInt>>, _>(&c.completed_at)
+        .bind::<Array<BigInt>, _>(&c.last_attempt_at)
         .bind::<Array<Text>, _>(a.iter().map(|r| &r.delivery_id).collect::<Vec<_>>())
         .bind::<Array<Integer>, _>(a.iter().map(|r| r.attempt).collect::<Vec<_>>())
         .bind::<Array<Text>, _>(a.iter().map(|r| &r.workspace_id).collect::<Vec<_>>())
@@ -473,8 +495,29 @@ mod tests {
             assert!(write_sqlite(conn, &publishes).unwrap().iter().all(|o| *o == WriteOutcome::Published));
             assert!(write_sqlite(conn, &records).unwrap().iter().all(|o| *o == WriteOutcome::Recorded));
         };
-        // 21 = 16 + 4 + 1: three insert sizes for each table, and the attempt-state UPDATE.
+        // A second attempt moves the first out of the row; an attempt the row does not take
+        // goes aside. Each delivery here fails once, then succeeds.
+        let retries = |conn: &mut SqliteConnection, records: &[WriteOp]| {
+            let attempt = |n: u32, status: DeliveryStatus| -> Vec<WriteOp> {
+                let mut records = records.to_vec();
+                for op in &mut records {
+                    let WriteOp::Attempt(write) = op else { unreachable!() };
+                    (write.attempt.attempt, write.delivery.attempt_count, write.delivery.status) = (n, n, status);
+                }
+                records
+            };
+            // The first attempts again last: a batch written twice; the row does not take them.
+            let (first, second) = (attempt(1, DeliveryStatus::Pending), attempt(2, DeliveryStatus::Succeeded));
+            for batch in [first.clone(), second, first] {
+                assert!(write_sqlite(conn, &batch).unwrap().iter().all(|o| *o == WriteOutcome::Recorded));
+            }
+        };
+        // 21 = 16 + 4 + 1: three insert sizes for events and deliveries; first attempts are
+        // the attempt-state UPDATE alone.
         write(&mut conn, publishes_then_records(21));
+        let (publishes, records) = publishes_then_records(21);
+        write_sqlite(&mut conn, &publishes).unwrap();
+        retries(&mut conn, &records);
         let first = cached.lock().unwrap().len();
         // Each statement the writer ran is in the cache: a statement diesel will not cache
         // would be missing here (and prepared on every run).
@@ -484,12 +527,15 @@ mod tests {
             .iter()
             .map(|sql| sql.split(['(', ' ']).take(3).collect::<Vec<_>>().join(" ").replace('`', ""))
             .collect();
-        for kind in ["INSERT INTO events", "INSERT INTO deliveries", "INSERT INTO attempts"] {
+        for kind in ["INSERT INTO events", "INSERT INTO deliveries"] {
             assert_eq!(kinds.iter().filter(|k| *k == kind).count(), 3, "{kind} in three sizes: {kinds:?}");
         }
         assert_eq!(kinds.iter().filter(|k| *k == "UPDATE deliveries SET").count(), 1, "{kinds:?}");
+        assert_eq!(kinds.iter().filter(|k| *k == "INSERT INTO attempts").count(), 2, "move and aside: {kinds:?}");
         write(&mut conn, publishes_then_records(21));
-        write(&mut conn, publishes_then_records(21));
+        let (publishes, records) = publishes_then_records(21);
+        write_sqlite(&mut conn, &publishes).unwrap();
+        retries(&mut conn, &records);
         let statements = cached.lock().unwrap();
         assert_eq!(statements.len(), first, "prepared again: {:#?}", &statements[first..]);
     }

@@ -110,7 +110,15 @@ impl Store {
             return Ok(None);
         };
         let delivery = pending_from(vec![row])?.remove(0);
-        let attempts = attempt_rows.into_iter().map(AttemptRecord::try_from).collect::<StoreResult<_>>()?;
+        let mut attempts = attempt_rows.into_iter().map(AttemptRecord::try_from).collect::<StoreResult<Vec<_>>>()?;
+        // The row holds the latest attempt; the table can hold it too only after a race
+        // with a cancellation (the move happened, the update did not).
+        if let Some(latest) = delivery.delivery.latest_attempt() {
+            if !attempts.iter().any(|a| a.attempt == latest.attempt) {
+                attempts.push(latest);
+                attempts.sort_by_key(|a| a.attempt);
+            }
+        }
         Ok(Some((delivery, attempts)))
     }
 
@@ -179,19 +187,50 @@ impl Store {
     ) -> StoreResult<usize> {
         let (hook, reason, now) = (webhook_id.to_string(), reason.to_owned(), to_millis(now));
         let failed = with_conn!(self, |conn| {
-            diesel::update(
-                deliveries::table
-                    .filter(deliveries::webhook_id.eq(&hook))
-                    .filter(deliveries::status.eq(DeliveryStatus::Pending.as_str()))
-                    .filter(unsettled()),
-            )
-            .set((
-                deliveries::status.eq(DeliveryStatus::Failed.as_str()),
-                deliveries::next_attempt_at.eq(None::<i64>),
-                deliveries::error_message.eq(Some(&reason)),
-                deliveries::completed_at.eq(Some(now)),
-            ))
-            .execute(conn)
+            use diesel_async::AsyncConnection;
+            conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+                let pending = || {
+                    deliveries::table
+                        .filter(deliveries::webhook_id.eq(&hook))
+                        .filter(deliveries::status.eq(DeliveryStatus::Pending.as_str()))
+                        .filter(unsettled())
+                };
+                // The reason overwrites the row's outcome: its latest attempt moves out first.
+                diesel::insert_into(attempts::table)
+                    .values(pending().filter(deliveries::last_attempt_at.is_not_null()).select((
+                        deliveries::id,
+                        deliveries::attempt_count,
+                        deliveries::workspace_id,
+                        deliveries::last_attempt_at.assume_not_null(),
+                        diesel::dsl::sql::<diesel::sql_types::BigInt>("COALESCE(duration_ms, 0)"),
+                        deliveries::status_code,
+                        deliveries::error_message,
+                        deliveries::response_body,
+                    )))
+                    .into_columns((
+                        attempts::delivery_id,
+                        attempts::attempt,
+                        attempts::workspace_id,
+                        attempts::started_at,
+                        attempts::duration_ms,
+                        attempts::status_code,
+                        attempts::error_message,
+                        attempts::response_body,
+                    ))
+                    .on_conflict_do_nothing()
+                    .execute(conn)
+                    .await?;
+                diesel::update(pending())
+                    .set((
+                        deliveries::status.eq(DeliveryStatus::Failed.as_str()),
+                        deliveries::next_attempt_at.eq(None::<i64>),
+                        deliveries::error_message.eq(Some(&reason)),
+                        deliveries::completed_at.eq(Some(now)),
+                        deliveries::last_attempt_at.eq(None::<i64>),
+                    ))
+                    .execute(conn)
+                    .await
+            })
             .await?
         });
         Ok(failed)
@@ -235,13 +274,22 @@ impl Store {
         // settled (an attempt and its delivery's new state commit together, and attempts only
         // grow), and the events include every event of a counted delivery.
         let (events, attempts, rows) = with_conn!(self, |conn| {
-            let rows: Vec<(String, String, i64)> = deliveries::table
+            let rows: Vec<(String, String, i64, i64)> = deliveries::table
                 .filter(deliveries::workspace_id.eq(&ws))
                 .group_by((deliveries::webhook_id, deliveries::status))
-                .select((deliveries::webhook_id, deliveries::status, diesel::dsl::count_star()))
+                .select((
+                    deliveries::webhook_id,
+                    deliveries::status,
+                    diesel::dsl::count_star(),
+                    // Latest attempts, which the delivery rows hold.
+                    diesel::dsl::count(deliveries::last_attempt_at),
+                ))
                 .load(conn)
                 .await?;
-            let attempts: i64 = attempts::table.filter(attempts::workspace_id.eq(&ws)).count().get_result(conn).await?;
+            let earlier: i64 = attempts::table.filter(attempts::workspace_id.eq(&ws)).count().get_result(conn).await?;
+            let attempts = earlier + rows.iter().map(|row| row.3).sum::<i64>();
+            let rows: Vec<(String, String, i64)> =
+                rows.into_iter().map(|(hook, status, n, _)| (hook, status, n)).collect();
             let events: i64 = events::table.filter(events::workspace_id.eq(&ws)).count().get_result(conn).await?;
             (events, attempts, rows)
         });
@@ -405,11 +453,13 @@ mod tests {
         let Pool::Sqlite { readers, .. } = &store.pool else { unreachable!() };
         let statements = Arc::new(Mutex::new(Vec::<String>::new()));
         let seen = statements.clone();
-        // The one reader connection reports what it runs.
+        // The one reader connection reports what it runs (transactions aside).
         readers.get().await.unwrap().set_instrumentation(move |event: InstrumentationEvent<'_>| {
             if let InstrumentationEvent::StartQuery { query, .. } = event {
                 let sql = query.to_string();
-                seen.lock().unwrap().push(sql.split(" -- binds:").next().unwrap_or_default().to_owned());
+                if !(sql.starts_with("BEGIN") || sql.starts_with("COMMIT")) {
+                    seen.lock().unwrap().push(sql.split(" -- binds:").next().unwrap_or_default().to_owned());
+                }
             }
         });
         let (ws, webhook, now) = (WorkspaceId::DEFAULT, WebhookId::generate(), crate::domain::now());

@@ -5,7 +5,7 @@
 //! with its DSL and `sql_query`. Those were parsed and planned again on every execution,
 //! which for the writer's many small batches cost as much as running them. On SQLite, rows go
 //! in through multi-row inserts of arrays of a few fixed sizes, and attempt results through
-//! one hand-built `UPDATE` per attempt; on PostgreSQL, the writer's publish statement is
+//! hand-built statements (one `UPDATE` per first attempt); on PostgreSQL, the writer's publish statement is
 //! wrapped in [`Cached`]. Tests in `batch.rs` check that each is cached.
 
 use std::marker::PhantomData;
@@ -16,7 +16,7 @@ use diesel::sql_types::{BigInt, Integer, Nullable, Text};
 use diesel::sqlite::Sqlite;
 use diesel::{QueryResult, RunQueryDsl, SqliteConnection};
 
-use super::records::DeliveryState;
+use super::records::{AttemptRow, DeliveryState};
 
 /// Inserts `$rows` (a slice) into `$table` with multi-row statements of the sizes given,
 /// largest first; `$each` runs every statement (`|statement| statement.execute(conn)`).
@@ -37,15 +37,24 @@ macro_rules! insert_in_fixed_chunks {
 }
 pub(super) use insert_in_fixed_chunks;
 
-/// Writes the state one attempt left its delivery in. It never overwrites a delivery that left
-/// `pending` meanwhile (cancelled, say), nor the result of a later attempt.
-pub(super) struct SettleDelivery<'a>(pub DeliveryState<'a>);
-
-// The SQL below depends on nothing but the type, so diesel may key its cache by the type.
-impl QueryId for SettleDelivery<'_> {
-    type QueryId = SettleDelivery<'static>;
-    const HAS_STATIC_QUERY_ID: bool = true;
+/// Statements whose SQL depends on nothing but their type, so diesel may key its cache by
+/// the type: static query id, runnable on SQLite.
+macro_rules! static_sqlite_statement {
+    ($statement:ident) => {
+        impl QueryId for $statement<'_> {
+            type QueryId = $statement<'static>;
+            const HAS_STATIC_QUERY_ID: bool = true;
+        }
+        impl RunQueryDsl<SqliteConnection> for $statement<'_> {}
+    };
 }
+
+/// Writes the state one attempt left its delivery in, with the attempt itself (the row holds
+/// its latest attempt). It never overwrites a delivery that left `pending` meanwhile
+/// (cancelled, say), nor the result of a later attempt; it reports 0 rows then, and the
+/// attempt goes to the `attempts` table instead ([`RecordAttemptAside`]).
+pub(super) struct SettleDelivery<'a>(pub DeliveryState<'a>);
+static_sqlite_statement!(SettleDelivery);
 
 impl QueryFragment<Sqlite> for SettleDelivery<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
@@ -68,6 +77,8 @@ impl QueryFragment<Sqlite> for SettleDelivery<'_> {
         out.push_bind_param::<Nullable<BigInt>, _>(&state.duration_ms)?;
         out.push_sql(", completed_at = ");
         out.push_bind_param::<Nullable<BigInt>, _>(&state.completed_at)?;
+        out.push_sql(", last_attempt_at = ");
+        out.push_bind_param::<BigInt, _>(&state.last_attempt_at)?;
         out.push_sql(" WHERE id = ");
         out.push_bind_param::<Text, _>(&state.id)?;
         out.push_sql(" AND status = 'pending' AND attempt_count < ");
@@ -76,7 +87,63 @@ impl QueryFragment<Sqlite> for SettleDelivery<'_> {
     }
 }
 
-impl RunQueryDsl<SqliteConnection> for SettleDelivery<'_> {}
+/// Before [`SettleDelivery`] puts a later attempt on the row, moves the attempt the row holds
+/// into the `attempts` table, under the same conditions (so either both happen or neither).
+pub(super) struct MoveLatestAttempt<'a>(pub &'a DeliveryState<'a>);
+static_sqlite_statement!(MoveLatestAttempt);
+
+impl QueryFragment<Sqlite> for MoveLatestAttempt<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
+        out.push_sql(
+            "INSERT INTO attempts (delivery_id, attempt, workspace_id, started_at, duration_ms, status_code, \
+             error_message, response_body) \
+             SELECT id, attempt_count, workspace_id, last_attempt_at, COALESCE(duration_ms, 0), status_code, \
+             error_message, response_body FROM deliveries WHERE id = ",
+        );
+        out.push_bind_param::<Text, _>(&self.0.id)?;
+        out.push_sql(" AND status = 'pending' AND attempt_count < ");
+        out.push_bind_param::<Integer, _>(&self.0.attempt_count)?;
+        out.push_sql(" AND last_attempt_at IS NOT NULL ON CONFLICT DO NOTHING");
+        Ok(())
+    }
+}
+
+/// An attempt whose delivery [`SettleDelivery`] did not take (it left `pending`, or a later
+/// attempt is on it): it goes to the `attempts` table, unless the row holds this very attempt
+/// already (a batch written twice).
+pub(super) struct RecordAttemptAside<'a>(pub &'a AttemptRow);
+static_sqlite_statement!(RecordAttemptAside);
+
+impl QueryFragment<Sqlite> for RecordAttemptAside<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
+        let row = self.0;
+        out.push_sql(
+            "INSERT INTO attempts (delivery_id, attempt, workspace_id, started_at, duration_ms, status_code, \
+             error_message, response_body) SELECT ",
+        );
+        out.push_bind_param::<Text, _>(&row.delivery_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Integer, _>(&row.attempt)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(&row.workspace_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<BigInt, _>(&row.started_at)?;
+        out.push_sql(", ");
+        out.push_bind_param::<BigInt, _>(&row.duration_ms)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Nullable<Integer>, _>(&row.status_code)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Nullable<Text>, _>(&row.error_message)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Nullable<Text>, _>(&row.response_body)?;
+        out.push_sql(" WHERE NOT EXISTS (SELECT 1 FROM deliveries WHERE id = ");
+        out.push_bind_param::<Text, _>(&row.delivery_id)?;
+        out.push_sql(" AND attempt_count = ");
+        out.push_bind_param::<Integer, _>(&row.attempt)?;
+        out.push_sql(" AND last_attempt_at IS NOT NULL) ON CONFLICT DO NOTHING");
+        Ok(())
+    }
+}
 
 /// A PostgreSQL `sql_query` (with its binds) whose text never changes, kept prepared by
 /// diesel-async like a DSL query. Without it, tokio-postgres prepared the statement again on

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
 
+use super::batch::AttemptWrite;
 use super::schema::{attempts, deliveries, events};
 use super::{from_millis, to_millis, StoreError};
 use crate::domain::envelope::Envelope;
@@ -85,6 +86,10 @@ pub struct DeliveryRecord {
     /// Failures that count against `max_retries` (failed circuit probes do not).
     #[serde(skip)]
     pub retries_used: u32,
+    /// When the latest attempt started. That attempt is kept on the delivery itself (its
+    /// outcome is `status_code` … `duration_ms`); see [`DeliveryRecord::latest_attempt`].
+    #[serde(skip)]
+    pub last_attempt_at: Option<DateTime<Utc>>,
 }
 
 impl DeliveryRecord {
@@ -106,7 +111,25 @@ impl DeliveryRecord {
             created_at: event.created_at,
             completed_at: None,
             retries_used: 0,
+            last_attempt_at: None,
         }
+    }
+
+    /// The latest attempt, as the delivery row holds it. `None` before the first attempt,
+    /// and for deliveries recorded before attempts moved onto the row (all of theirs are in
+    /// the `attempts` table).
+    pub fn latest_attempt(&self) -> Option<AttemptRecord> {
+        let started_at = self.last_attempt_at?;
+        (self.attempt_count > 0).then(|| AttemptRecord {
+            delivery_id: self.id,
+            workspace_id: self.workspace_id,
+            attempt: self.attempt_count,
+            started_at,
+            duration_ms: self.duration_ms.unwrap_or(0),
+            status_code: self.status_code,
+            error_message: self.error_message.clone(),
+            response_body: self.response_body.clone(),
+        })
     }
 }
 
@@ -128,6 +151,7 @@ pub(super) struct DeliveryRow {
     pub created_at: i64,
     pub completed_at: Option<i64>,
     pub retries_used: i32,
+    pub last_attempt_at: Option<i64>,
 }
 
 impl From<&DeliveryRecord> for DeliveryRow {
@@ -148,6 +172,7 @@ impl From<&DeliveryRecord> for DeliveryRow {
             created_at: to_millis(d.created_at),
             completed_at: d.completed_at.map(to_millis),
             retries_used: d.retries_used as i32,
+            last_attempt_at: d.last_attempt_at.map(to_millis),
         }
     }
 }
@@ -172,6 +197,7 @@ impl TryFrom<DeliveryRow> for DeliveryRecord {
             created_at: from_millis(r.created_at),
             completed_at: r.completed_at.map(from_millis),
             retries_used: r.retries_used.max(0) as u32,
+            last_attempt_at: r.last_attempt_at.map(from_millis),
         })
     }
 }
@@ -216,7 +242,8 @@ pub struct DeliveryUpdate {
 }
 
 /// The state one attempt left its delivery in, in column types: bound row by row on SQLite
-/// (`prepared::SettleDelivery`), gathered into [`DeliveryChanges`] on PostgreSQL.
+/// (`prepared::SettleDelivery`), gathered into [`DeliveryChanges`] on PostgreSQL. The
+/// attempt itself goes with it (`last_attempt_at` and the outcome columns).
 pub(super) struct DeliveryState<'a> {
     pub id: String,
     pub status: &'static str,
@@ -228,10 +255,12 @@ pub(super) struct DeliveryState<'a> {
     pub response_body: Option<&'a str>,
     pub duration_ms: Option<i64>,
     pub completed_at: Option<i64>,
+    pub last_attempt_at: i64,
 }
 
-impl<'a> From<&'a DeliveryUpdate> for DeliveryState<'a> {
-    fn from(u: &'a DeliveryUpdate) -> Self {
+impl<'a> From<&'a AttemptWrite> for DeliveryState<'a> {
+    fn from(write: &'a AttemptWrite) -> Self {
+        let u = &write.delivery;
         Self {
             id: u.id.to_string(),
             status: u.status.as_str(),
@@ -243,6 +272,7 @@ impl<'a> From<&'a DeliveryUpdate> for DeliveryState<'a> {
             response_body: u.response_body.as_deref(),
             duration_ms: u.duration_ms.map(|v| v as i64),
             completed_at: u.completed_at.map(to_millis),
+            last_attempt_at: to_millis(write.attempt.started_at),
         }
     }
 }
@@ -262,15 +292,16 @@ pub(super) struct DeliveryChanges<'a> {
     pub response_body: Vec<Option<&'a str>>,
     pub duration_ms: Vec<Option<i64>>,
     pub completed_at: Vec<Option<i64>>,
+    pub last_attempt_at: Vec<i64>,
 }
 
-impl<'a> FromIterator<&'a DeliveryUpdate> for DeliveryChanges<'a> {
-    fn from_iter<I: IntoIterator<Item = &'a DeliveryUpdate>>(updates: I) -> Self {
-        let mut last: std::collections::HashMap<DeliveryId, &DeliveryUpdate> = std::collections::HashMap::new();
+impl<'a> FromIterator<&'a AttemptWrite> for DeliveryChanges<'a> {
+    fn from_iter<I: IntoIterator<Item = &'a AttemptWrite>>(writes: I) -> Self {
+        let mut last: std::collections::HashMap<DeliveryId, &AttemptWrite> = std::collections::HashMap::new();
         let mut order = Vec::new();
-        for u in updates {
-            if last.insert(u.id, u).is_none() {
-                order.push(u.id);
+        for w in writes {
+            if last.insert(w.delivery.id, w).is_none() {
+                order.push(w.delivery.id);
             }
         }
         let mut c = Self::default();
@@ -285,6 +316,7 @@ impl<'a> FromIterator<&'a DeliveryUpdate> for DeliveryChanges<'a> {
             c.response_body.push(state.response_body);
             c.duration_ms.push(state.duration_ms);
             c.completed_at.push(state.completed_at);
+            c.last_attempt_at.push(state.last_attempt_at);
         }
         c
     }
@@ -363,32 +395,46 @@ pub(super) fn parse_id<T: std::str::FromStr>(raw: &str) -> Result<T, StoreError>
 mod tests {
     use super::*;
 
-    fn update(id: DeliveryId, attempt_count: u32, status: DeliveryStatus) -> DeliveryUpdate {
-        DeliveryUpdate {
-            id,
-            status,
-            attempt_count,
-            retries_used: attempt_count,
-            next_attempt_at: None,
-            status_code: Some(500),
-            error_message: None,
-            response_body: Some("x".into()),
-            duration_ms: Some(1),
-            completed_at: None,
+    fn write(id: DeliveryId, attempt: u32, status: DeliveryStatus) -> AttemptWrite {
+        let started_at = from_millis(i64::from(attempt) * 1000);
+        AttemptWrite {
+            attempt: AttemptRecord {
+                delivery_id: id,
+                workspace_id: crate::domain::WorkspaceId::DEFAULT,
+                attempt,
+                started_at,
+                duration_ms: 1,
+                status_code: Some(500),
+                error_message: None,
+                response_body: Some("x".into()),
+            },
+            delivery: DeliveryUpdate {
+                id,
+                status,
+                attempt_count: attempt,
+                retries_used: attempt,
+                next_attempt_at: None,
+                status_code: Some(500),
+                error_message: None,
+                response_body: Some("x".into()),
+                duration_ms: Some(1),
+                completed_at: None,
+            },
         }
     }
 
     #[test]
     fn the_later_attempt_of_a_delivery_wins_within_one_batch() {
         let (a, b) = (DeliveryId::generate(), DeliveryId::generate());
-        let updates = [
-            update(a, 1, DeliveryStatus::Pending),
-            update(b, 1, DeliveryStatus::Succeeded),
-            update(a, 2, DeliveryStatus::Failed),
+        let writes = [
+            write(a, 1, DeliveryStatus::Pending),
+            write(b, 1, DeliveryStatus::Succeeded),
+            write(a, 2, DeliveryStatus::Failed),
         ];
-        let changes: DeliveryChanges = updates.iter().collect();
+        let changes: DeliveryChanges = writes.iter().collect();
         assert_eq!(changes.id, vec![a.to_string(), b.to_string()]);
         assert_eq!(changes.attempt_count, vec![2, 1]);
         assert_eq!(changes.status, vec!["failed", "succeeded"]);
+        assert_eq!(changes.last_attempt_at, vec![2000, 1000], "the attempt goes with its delivery state");
     }
 }

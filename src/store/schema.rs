@@ -60,6 +60,7 @@ diesel::table! {
         created_at -> BigInt,
         completed_at -> Nullable<BigInt>,
         retries_used -> Integer,
+        last_attempt_at -> Nullable<BigInt>,
     }
 }
 

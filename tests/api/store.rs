@@ -176,6 +176,83 @@ backend_test!(attempts_update_their_delivery_but_never_a_cancelled_one, |backend
     assert_eq!(detail.delivery.status, DeliveryStatus::Cancelled);
 });
 
+/// The record of attempt `n` of `d` that failed with `error` at `started_at`, leaving it pending.
+fn failed_attempt(d: &DeliveryRecord, n: u32, error: &str, started_at: chrono::DateTime<Utc>) -> WriteOp {
+    let WriteOp::Attempt(mut write) = attempt_write(d, n, DeliveryStatus::Pending, 500) else { unreachable!() };
+    write.attempt.started_at = started_at;
+    write.attempt.error_message = Some(error.to_owned());
+    write.delivery.error_message = Some(error.to_owned());
+    WriteOp::Attempt(write)
+}
+
+// A delivery row holds its latest attempt and the `attempts` table the earlier ones; readers
+// see one history either way, whatever order batches, cancellations and retries come in.
+backend_test!(every_attempt_is_kept_whether_its_delivery_row_or_the_attempts_table_holds_it, |backend| async move {
+    let db = TestDb::new(backend).await;
+    let store = open(&db).await;
+    let (hook, other) = (webhook(), webhook());
+    store.insert_webhook(&hook).await.unwrap();
+    store.insert_webhook(&other).await.unwrap();
+    let deliveries = |op: &WriteOp| match op {
+        WriteOp::Publish(write) => write.deliveries.clone(),
+        WriteOp::Attempt(_) => unreachable!(),
+    };
+    let (first, second) = (publish(&event("e1", "{}"), &hook, 2), publish(&event("e2", "{}"), &other, 1));
+    let ([retried, cancelled], [disabled]) =
+        (deliveries(&first).try_into().unwrap(), deliveries(&second).try_into().unwrap());
+    store.write_batch(vec![first, second]).await.unwrap();
+    let at = |seconds: i64| chrono::DateTime::from_timestamp(1_800_000_000 + seconds, 0).unwrap();
+    let history = |id| {
+        let store = store.clone();
+        async move {
+            let (detail, attempts) = store.get_delivery(WorkspaceId::DEFAULT, id).await.unwrap().unwrap();
+            let attempts: Vec<_> = attempts
+                .into_iter()
+                .map(|a| (a.attempt, a.started_at, a.status_code, a.error_message.unwrap_or_default()))
+                .collect();
+            (detail.delivery, attempts)
+        }
+    };
+
+    // Two failures, then a success, each in its own batch; then the second failure's batch
+    // again, as after a lost answer. The history keeps each attempt's own outcome.
+    store.write_batch(vec![failed_attempt(&retried, 1, "refused", at(1))]).await.unwrap();
+    store.write_batch(vec![failed_attempt(&retried, 2, "timed out", at(2))]).await.unwrap();
+    store.write_batch(vec![attempt_write(&retried, 3, DeliveryStatus::Succeeded, 200)]).await.unwrap();
+    store.write_batch(vec![failed_attempt(&retried, 2, "timed out", at(2))]).await.unwrap();
+    let (delivery, attempts) = history(retried.id).await;
+    assert_eq!(
+        (delivery.status, delivery.attempt_count, delivery.status_code),
+        (DeliveryStatus::Succeeded, 3, Some(200))
+    );
+    assert_eq!(attempts.len(), 3, "{attempts:?}");
+    assert_eq!(attempts[0], (1, at(1), Some(500), "refused".into()));
+    assert_eq!(attempts[1], (2, at(2), Some(500), "timed out".into()));
+    assert_eq!((attempts[2].0, attempts[2].2), (3, Some(200)));
+
+    // An attempt that ends after its delivery was cancelled is kept, and the delivery keeps
+    // the outcome of the attempt before it.
+    store.write_batch(vec![failed_attempt(&cancelled, 1, "refused", at(1))]).await.unwrap();
+    store.delete_webhook(hook.id, Utc::now()).await.unwrap();
+    store.write_batch(vec![failed_attempt(&cancelled, 2, "reset", at(2))]).await.unwrap();
+    let (delivery, attempts) = history(cancelled.id).await;
+    assert_eq!((delivery.status, delivery.attempt_count), (DeliveryStatus::Cancelled, 1));
+    assert_eq!(delivery.error_message.as_deref(), Some("refused"));
+    assert_eq!(attempts, [(1, at(1), Some(500), "refused".into()), (2, at(2), Some(500), "reset".into())]);
+
+    // Failing a disabled webhook's deliveries writes the reason on the delivery; the attempt
+    // keeps its own error.
+    store.write_batch(vec![failed_attempt(&disabled, 1, "refused", at(1))]).await.unwrap();
+    assert_eq!(store.fail_pending_deliveries(other.id, "the webhook was disabled", Utc::now()).await.unwrap(), 1);
+    let (delivery, attempts) = history(disabled.id).await;
+    assert_eq!(delivery.status, DeliveryStatus::Failed);
+    assert_eq!(delivery.error_message.as_deref(), Some("the webhook was disabled"));
+    assert_eq!(attempts, [(1, at(1), Some(500), "refused".into())]);
+
+    // Three attempts, two, and one: counted once each.
+    assert_eq!(store.workspace_totals(WorkspaceId::DEFAULT).await.unwrap().attempts, 6);
+});
+
 // SQLite inserts rows through statements of a few fixed sizes (256, 64, 16, 4, 1 rows): a
 // batch of 347 goes through every size, with a reused id in a later statement than its first.
 backend_test!(a_large_batch_goes_through_every_statement_size, |backend| async move {
