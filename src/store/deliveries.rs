@@ -374,8 +374,11 @@ impl Store {
     /// events that no delivery refers to any more, all created before `cutoff`. Pending
     /// deliveries and their events are kept whatever their age. Returns rows removed.
     pub async fn purge_batch(&self, cutoff: DateTime<Utc>, limit: usize) -> StoreResult<usize> {
-        use diesel::dsl::{exists, not};
         let cutoff = to_millis(cutoff);
+        let old_events = match self.backend() {
+            super::Backend::Sqlite => PURGE_EVENTS_SQLITE,
+            super::Backend::Postgres => PURGE_EVENTS_POSTGRES,
+        };
         let removed = with_conn!(self, |conn| {
             use diesel_async::AsyncConnection;
             conn.transaction::<_, diesel::result::Error, _>(async |conn| {
@@ -395,29 +398,16 @@ impl Store {
                     diesel::delete(deliveries::table.filter(deliveries::id.eq_any(old_finished())))
                         .execute(conn)
                         .await?;
-                let old_events = diesel::alias!(events as old_events);
-                let batch = old_events
-                    .filter(old_events.field(events::created_at).lt(cutoff))
-                    .filter(not(exists(
-                        deliveries::table
-                            .filter(deliveries::workspace_id.eq(old_events.field(events::workspace_id)))
-                            .filter(deliveries::event_id.eq(old_events.field(events::id))),
-                    )))
-                    .select(old_events.field(events::id))
-                    .limit(limit as i64);
-                // The batch is chosen by id; the outer conditions repeat the rules so an event
-                // of another workspace that shares an id is removed only if it is removable too.
-                let events_removed = diesel::delete(
-                    events::table.filter(events::created_at.lt(cutoff)).filter(events::id.eq_any(batch)).filter(not(
-                        exists(
-                            deliveries::table
-                                .filter(deliveries::workspace_id.eq(events::workspace_id))
-                                .filter(deliveries::event_id.eq(events::id)),
-                        ),
-                    )),
-                )
-                .execute(conn)
-                .await?;
+                // Events only once no old finished delivery is left (the batch was not full).
+                let events_removed = if deliveries_removed < limit {
+                    diesel::sql_query(old_events)
+                        .bind::<diesel::sql_types::BigInt, _>(cutoff)
+                        .bind::<diesel::sql_types::BigInt, _>(limit as i64)
+                        .execute(conn)
+                        .await?
+                } else {
+                    0
+                };
                 Ok(deliveries_removed + events_removed)
             })
             .await?
@@ -425,6 +415,25 @@ impl Store {
         Ok(removed)
     }
 }
+
+/// Events created before the cutoff that no unsettled delivery refers to. A delivery is only
+/// ever created together with its event and with the event's `created_at`
+/// (`DeliveryRecord::new_pending`), so only deliveries created before the cutoff can refer to
+/// an old event; `purge_batch` runs this once those that are finished are gone, which leaves
+/// the unsettled ones, a small set read once through `deliveries_unsettled`. (On PostgreSQL a
+/// delivery that settles between the two statements loses its event a moment before it is
+/// itself removed, at the next batch: it is past retention either way.) Both ask for the
+/// unsettled set once, not once per event: SQLite builds an index of the `NOT IN` list,
+/// PostgreSQL hashes it for the anti-join. An event's key is (workspace, id).
+const PURGE_EVENTS_SQLITE: &str = "DELETE FROM events WHERE created_at < ?1 AND (workspace_id, id) IN ( \
+     SELECT workspace_id, id FROM events WHERE created_at < ?1 AND (workspace_id, id) NOT IN ( \
+       SELECT workspace_id, event_id FROM deliveries WHERE status <> 'succeeded' AND created_at < ?1) \
+     LIMIT ?2)";
+const PURGE_EVENTS_POSTGRES: &str = "DELETE FROM events WHERE created_at < $1 AND (workspace_id, id) IN ( \
+     SELECT o.workspace_id, o.id FROM events AS o WHERE o.created_at < $1 AND NOT EXISTS ( \
+       SELECT 1 FROM deliveries AS d WHERE d.status <> 'succeeded' AND d.created_at < $1 \
+         AND d.workspace_id = o.workspace_id AND d.event_id = o.id) \
+     LIMIT $2)";
 
 #[cfg(test)]
 mod tests {
@@ -495,6 +504,9 @@ mod tests {
             let plan = explain(&sql).await;
             assert!(plan.contains("INDEX deliveries_unsettled"), "{calls}: {sql}\nplan: {plan}");
         }
+        // Retention reads the unsettled deliveries once through the index, not the table.
+        let plan = explain(PURGE_EVENTS_SQLITE).await;
+        assert!(plan.contains("INDEX deliveries_unsettled"), "purge_batch's events: {plan}");
         for (sql, calls) in succeeded {
             let plan = explain(&sql).await;
             assert!(plan.contains("INDEX deliveries_by_webhook_id"), "{calls}: {sql}\nplan: {plan}");

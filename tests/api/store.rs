@@ -253,6 +253,50 @@ backend_test!(every_attempt_is_kept_whether_its_delivery_row_or_the_attempts_tab
     assert_eq!(store.workspace_totals(WorkspaceId::DEFAULT).await.unwrap().attempts, 6);
 });
 
+// Retention removes finished deliveries and then the events none refers to any more; an
+// event with a pending delivery stays, and so does every event while old finished
+// deliveries remain (a full batch), so no delivery is ever left without its event.
+backend_test!(retention_removes_an_event_only_once_no_delivery_refers_to_it, |backend| async move {
+    let db = TestDb::new(backend).await;
+    let store = open(&db).await;
+    let hook = webhook();
+    store.insert_webhook(&hook).await.unwrap();
+    let hour_ago = hookbus::domain::now() - chrono::Duration::hours(1);
+    let old = |id: &str| EventRecord { created_at: hour_ago, ..event(id, "{}") };
+    let (done, waiting, both) = (old("done"), old("waiting"), old("both"));
+    let ops = vec![publish(&done, &hook, 1), publish(&waiting, &hook, 1), publish(&both, &hook, 2)];
+    let delivered: Vec<DeliveryRecord> = [&ops[0], &ops[2]]
+        .into_iter()
+        .flat_map(|op| match op {
+            WriteOp::Publish(p) => p.deliveries.clone(),
+            WriteOp::Attempt(_) => unreachable!(),
+        })
+        .collect();
+    let WriteOp::Publish(pending) = &ops[1] else { unreachable!() };
+    let pending = pending.deliveries[0].clone();
+    store.write_batch(ops).await.unwrap();
+    let records = delivered.iter().map(|d| attempt_write(d, 1, DeliveryStatus::Succeeded, 200)).collect::<Vec<_>>();
+    store.write_batch(records).await.unwrap();
+    let exists = |event: &EventRecord| {
+        let (store, id) = (store.clone(), event.id.clone());
+        async move { store.find_event(WorkspaceId::DEFAULT, &id).await.unwrap().is_some() }
+    };
+
+    let cutoff = hookbus::domain::now();
+    // A full batch: two of the three finished deliveries, no event.
+    assert_eq!(store.purge_batch(cutoff, 2).await.unwrap(), 2);
+    assert!(exists(&done).await && exists(&both).await && exists(&waiting).await);
+    // The last finished delivery, then the two events left without deliveries.
+    assert_eq!(store.purge_batch(cutoff, 2).await.unwrap(), 3);
+    assert_eq!(store.purge_batch(cutoff, 2).await.unwrap(), 0);
+    assert!(!exists(&done).await && !exists(&both).await);
+    assert!(exists(&waiting).await, "an event with a pending delivery stays");
+    let (kept, _) = store.get_delivery(WorkspaceId::DEFAULT, pending.id).await.unwrap().expect("pending stays");
+    assert_eq!(kept.delivery.status, DeliveryStatus::Pending);
+    // Events and deliveries newer than the cutoff are not touched.
+    assert_eq!(store.purge_batch(hour_ago, 10).await.unwrap(), 0);
+});
+
 // SQLite inserts rows through statements of a few fixed sizes (256, 64, 16, 4, 1 rows): a
 // batch of 347 goes through every size, with a reused id in a later statement than its first.
 backend_test!(a_large_batch_goes_through_every_statement_size, |backend| async move {
