@@ -305,13 +305,19 @@ const PUBLISH_POSTGRES: &str = "WITH inserted AS ( \
 /// this statement's transaction only), so publishes, which do wait, are not queued behind
 /// records' flushes. A database crash can then lose the last records, as a hookbus crash can
 /// lose those not yet written: their deliveries are still pending and are sent again.
+///
+/// Each join with `deliveries` also says `d.id = ANY(ids)`: from a join with `unnest` alone the
+/// planner chose hash joins over scans of the whole table while it was small (up to some tens
+/// of thousands of rows: 16 ms for 150 records on 20,000 deliveries in `EXPLAIN ANALYZE`);
+/// with the ids as a condition on the key it looks each one up in the primary key (4 ms).
+/// No change end to end in the benchmark's (a) (BENCHMARKS.md); kept for the steadier plan.
 const RECORD_ATTEMPTS_POSTGRES: &str = "WITH moved AS ( \
      INSERT INTO attempts (delivery_id, attempt, workspace_id, started_at, duration_ms, status_code, \
        error_message, response_body) \
      SELECT d.id, d.attempt_count, d.workspace_id, d.last_attempt_at, COALESCE(d.duration_ms, 0), \
        d.status_code, d.error_message, d.response_body \
      FROM deliveries AS d, unnest($1::text[], $3::int4[]) AS u(id, attempt_count) \
-     WHERE d.id = u.id AND d.status = 'pending' AND d.attempt_count < u.attempt_count \
+     WHERE d.id = u.id AND d.id = ANY($1::text[]) AND d.status = 'pending' AND d.attempt_count < u.attempt_count \
        AND d.last_attempt_at IS NOT NULL \
      ON CONFLICT DO NOTHING), \
    settled AS ( \
@@ -322,7 +328,7 @@ const RECORD_ATTEMPTS_POSTGRES: &str = "WITH moved AS ( \
      FROM unnest($1::text[], $2::text[], $3::int4[], $4::int4[], $5::int8[], $6::int4[], $7::text[], \
        $8::text[], $9::int8[], $10::int8[], $11::int8[]) AS u(id, status, attempt_count, retries_used, \
        next_attempt_at, status_code, error_message, response_body, duration_ms, completed_at, last_attempt_at) \
-     WHERE d.id = u.id AND d.status = 'pending' AND d.attempt_count < u.attempt_count \
+     WHERE d.id = u.id AND d.id = ANY($1::text[]) AND d.status = 'pending' AND d.attempt_count < u.attempt_count \
      RETURNING d.id, d.attempt_count) \
    INSERT INTO attempts (delivery_id, attempt, workspace_id, started_at, duration_ms, status_code, \
      error_message, response_body) \
@@ -330,8 +336,8 @@ const RECORD_ATTEMPTS_POSTGRES: &str = "WITH moved AS ( \
      $18::text[], $19::text[]) AS a(delivery_id, attempt, workspace_id, started_at, duration_ms, status_code, \
      error_message, response_body) \
    WHERE NOT EXISTS (SELECT 1 FROM settled AS s WHERE s.id = a.delivery_id AND s.attempt_count = a.attempt) \
-     AND NOT EXISTS (SELECT 1 FROM deliveries AS d WHERE d.id = a.delivery_id AND d.attempt_count = a.attempt \
-       AND d.last_attempt_at IS NOT NULL) \
+     AND NOT EXISTS (SELECT 1 FROM deliveries AS d WHERE d.id = a.delivery_id AND d.id = ANY($12::text[]) \
+       AND d.attempt_count = a.attempt AND d.last_attempt_at IS NOT NULL) \
      AND (SELECT set_config('synchronous_commit', 'off', true)) = 'off' \
    ON CONFLICT DO NOTHING";
 
