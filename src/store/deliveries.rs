@@ -186,9 +186,16 @@ impl Store {
         now: DateTime<Utc>,
     ) -> StoreResult<usize> {
         let (hook, reason, now) = (webhook_id.to_string(), reason.to_owned(), to_millis(now));
+        // On PostgreSQL the rows are locked first: an attempt record committing between the
+        // move and the update below would otherwise put its attempt on a row whose attempt
+        // the update then clears. (SQLite runs one write transaction at a time.)
+        let lock = (self.backend() == super::Backend::Postgres).then_some(LOCK_PENDING_POSTGRES);
         let failed = with_conn!(self, |conn| {
             use diesel_async::AsyncConnection;
             conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+                if let Some(lock) = lock {
+                    diesel::sql_query(lock).bind::<diesel::sql_types::Text, _>(&hook).execute(conn).await?;
+                }
                 let pending = || {
                     deliveries::table
                         .filter(deliveries::webhook_id.eq(&hook))
@@ -236,6 +243,10 @@ impl Store {
         Ok(failed)
     }
 }
+
+/// A webhook's pending deliveries, locked until the transaction ends.
+const LOCK_PENDING_POSTGRES: &str =
+    "SELECT id FROM deliveries WHERE webhook_id = $1 AND status = 'pending' AND status <> 'succeeded' FOR UPDATE";
 
 /// How many deliveries one webhook has in one status.
 #[derive(Debug, Clone, PartialEq, Eq)]
