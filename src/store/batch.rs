@@ -310,7 +310,11 @@ const PUBLISH_POSTGRES: &str = "WITH inserted AS ( \
 /// planner chose hash joins over scans of the whole table while it was small (up to some tens
 /// of thousands of rows: 16 ms for 150 records on 20,000 deliveries in `EXPLAIN ANALYZE`);
 /// with the ids as a condition on the key it looks each one up in the primary key (4 ms).
-/// No change end to end in the benchmark's (a) (BENCHMARKS.md); kept for the steadier plan.
+/// It also makes the statement safe to prepare once (`Cached`): PostgreSQL's generic plan for
+/// it, checked with `plan_cache_mode = force_generic_plan` on 200,000 unanalyzed rows, looks
+/// the ids up in the primary key too. Before, a generic plan made while `deliveries` was
+/// small hash-joined every pending delivery and stalled the writer, so the statement was
+/// planned afresh on every batch, about 1–2 ms of PostgreSQL's time each (BENCHMARKS.md).
 const RECORD_ATTEMPTS_POSTGRES: &str = "WITH moved AS ( \
      INSERT INTO attempts (delivery_id, attempt, workspace_id, started_at, duration_ms, status_code, \
        error_message, response_body) \
@@ -343,6 +347,9 @@ const RECORD_ATTEMPTS_POSTGRES: &str = "WITH moved AS ( \
 
 /// The publish statement's name in the connection's cache of prepared statements.
 struct PublishStatement;
+
+/// The records statement's name in that cache.
+struct RecordStatement;
 
 #[derive(diesel::QueryableByName)]
 struct EventKey {
@@ -434,10 +441,7 @@ async fn record_attempts_postgres(mut conn: &AsyncPgConnection, ops: &[WriteOp])
         .bind::<Array<Nullable<Integer>>, _>(a.iter().map(|r| r.status_code).collect::<Vec<_>>())
         .bind::<Array<Nullable<Text>>, _>(a.iter().map(|r| r.error_message.as_ref()).collect::<Vec<_>>())
         .bind::<Array<Nullable<Text>>, _>(a.iter().map(|r| r.response_body.as_ref()).collect::<Vec<_>>());
-    // Not `Cached`: PostgreSQL would keep a generic plan made while `deliveries` was small,
-    // which hash-joins every pending delivery instead of looking each one up by id (on a new
-    // database that stalled the writer until autovacuum analyzed the table; BENCHMARKS.md).
-    statement.execute(&mut conn).await?;
+    Cached::<RecordStatement, _>::new(statement).execute(&mut conn).await?;
     Ok(())
 }
 
@@ -639,9 +643,8 @@ mod tests {
         assert_eq!(*calls.lock().unwrap(), 1);
     }
 
-    /// On PostgreSQL the publish statement is cached too (diesel marks every `sql_query` unsafe
-    /// to cache, and tokio-postgres then prepared it on every batch); the records statement is
-    /// left uncached on purpose (see `record_attempts_postgres`).
+    /// On PostgreSQL the publish and records statements are cached too (diesel marks every
+    /// `sql_query` unsafe to cache, and tokio-postgres then prepared them on every batch).
     #[actix_rt::test]
     async fn postgres_prepares_each_statement_of_the_writer_once_per_connection() {
         use diesel_async::{AsyncConnection, SimpleAsyncConnection};
@@ -666,8 +669,9 @@ mod tests {
             assert!(write_postgres(&conn, &publishes).await.unwrap().iter().all(|o| *o == WriteOutcome::Published));
             assert!(write_postgres(&conn, &records).await.unwrap().iter().all(|o| *o == WriteOutcome::Recorded));
             let statements = cached.lock().unwrap();
-            assert_eq!(statements.len(), 1, "after round {round}: {statements:#?}");
+            assert_eq!(statements.len(), 2, "after round {round}: {statements:#?}");
             assert!(statements[0].starts_with("WITH inserted AS"), "{statements:#?}");
+            assert!(statements[1].starts_with("WITH moved AS"), "{statements:#?}");
         }
         drop(conn);
         admin_conn.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)")).await.unwrap();
