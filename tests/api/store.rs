@@ -404,3 +404,55 @@ backend_test!(totals_never_count_a_settled_delivery_without_its_attempt, |backen
     let ((), reads) = futures_util::future::join(writing, reading).await;
     assert!(reads > 1, "the totals were read while records were being written");
 });
+
+/// Every text column in a PostgreSQL index compares byte by byte (collation "C"), as on
+/// SQLite: under the database's own collation each B-tree comparison of an id went through
+/// the locale's `strcoll` (BENCHMARKS.md, tenth round).
+#[actix_web::test]
+async fn postgres_indexes_compare_text_bytewise() {
+    use diesel::sql_types::Text;
+    use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+
+    #[derive(diesel::QueryableByName, Debug)]
+    struct IndexedColumn {
+        #[diesel(sql_type = Text)]
+        index: String,
+        #[diesel(sql_type = Text)]
+        column: String,
+        #[diesel(sql_type = Text)]
+        collation: String,
+    }
+
+    if postgres_url().is_none() {
+        return;
+    }
+    let db = TestDb::new(Backend::Postgres).await;
+    open(&db).await;
+    let mut conn = AsyncPgConnection::establish(&db.url).await.unwrap();
+    let columns: Vec<IndexedColumn> = diesel::sql_query(
+        "SELECT ix.relname::text AS index, a.attname::text AS column, coll.collname::text AS collation
+         FROM pg_index i
+         JOIN pg_class ix ON ix.oid = i.indexrelid
+         JOIN pg_class t ON t.oid = i.indrelid
+         JOIN pg_namespace n ON n.oid = t.relnamespace
+         JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = ANY (i.indkey)
+         JOIN pg_collation coll ON coll.oid = a.attcollation
+         WHERE n.nspname = 'public' AND a.atttypid = 'text'::regtype
+           AND t.relname NOT LIKE '\\_\\_diesel%'
+         ORDER BY 1, 2",
+    )
+    .load(&mut conn)
+    .await
+    .unwrap();
+    let index_names: Vec<&str> = columns.iter().map(|c| c.index.as_str()).collect();
+    for index in ["deliveries_pkey", "deliveries_by_webhook_id", "deliveries_unsettled", "attempts_pkey", "events_pkey"]
+    {
+        assert!(index_names.contains(&index), "{index} is found among {columns:#?}");
+    }
+    let not_bytewise: Vec<String> = columns
+        .iter()
+        .filter(|c| c.collation != "C")
+        .map(|c| format!("{}.{} ({})", c.index, c.column, c.collation))
+        .collect();
+    assert!(not_bytewise.is_empty(), "indexed text columns under a locale's collation: {not_bytewise:#?}");
+}
