@@ -110,26 +110,45 @@ pub struct AttemptRequest<'a> {
     pub timeout: Duration,
 }
 
+const WEBHOOK_ID: HeaderName = HeaderName::from_static("webhook-id");
+const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");
+const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature");
+const X_WEBHOOK_EVENT: HeaderName = HeaderName::from_static("x-webhook-event");
+const X_WEBHOOK_DELIVERY: HeaderName = HeaderName::from_static("x-webhook-delivery");
+const X_WEBHOOK_ATTEMPT: HeaderName = HeaderName::from_static("x-webhook-attempt");
+const X_WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static("x-webhook-signature");
+
+/// A header value that takes over `value`'s buffer. Callers pass only what this module
+/// generated: a UUID or a signature in base64 or hex, all visible ASCII.
+fn shared_value(value: String) -> HeaderValue {
+    HeaderValue::from_maybe_shared(Bytes::from(value)).expect("UUIDs and signatures are visible ASCII")
+}
+
 /// Sends one signed POST and classifies what came back. Never panics, never errors:
 /// every way an attempt can end is an [`AttemptOutcome`].
 async fn send_attempt(client: &awc::Client, request: AttemptRequest<'_>) -> AttemptOutcome {
     let started = Instant::now();
     let timestamp = Utc::now().timestamp();
     let msg_id = request.delivery_id.to_string();
+    let standard_signature = standard_signature_header(&request.secrets, &msg_id, timestamp, &request.body);
+    let hex_signature = hex_signature(request.secrets[0], &request.body);
+    // Names are static and lowercase and values are built once and shared, so no header is
+    // parsed or copied again: this runs for every attempt.
+    let msg_id = shared_value(msg_id);
     let mut builder = client
         .post(request.url.as_str())
-        .insert_header((CONTENT_TYPE, "application/json"))
-        .insert_header((USER_AGENT, USER_AGENT_VALUE))
-        .insert_header(("webhook-id", msg_id.as_str()))
-        .insert_header(("webhook-timestamp", timestamp.to_string()))
-        .insert_header((
-            "webhook-signature",
-            standard_signature_header(&request.secrets, &msg_id, timestamp, &request.body),
-        ))
-        .insert_header(("X-Webhook-Event", request.event.as_str()))
-        .insert_header(("X-Webhook-Delivery", msg_id.as_str()))
-        .insert_header(("X-Webhook-Attempt", request.attempt.to_string()))
-        .insert_header(("X-Webhook-Signature", hex_signature(request.secrets[0], &request.body)));
+        .insert_header((CONTENT_TYPE, HeaderValue::from_static("application/json")))
+        .insert_header((USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE)))
+        .insert_header((WEBHOOK_ID, msg_id.clone()))
+        .insert_header((WEBHOOK_TIMESTAMP, HeaderValue::from(timestamp)))
+        .insert_header((WEBHOOK_SIGNATURE, shared_value(standard_signature)))
+        .insert_header((X_WEBHOOK_DELIVERY, msg_id))
+        .insert_header((X_WEBHOOK_ATTEMPT, HeaderValue::from(request.attempt)))
+        .insert_header((X_WEBHOOK_SIGNATURE, shared_value(hex_signature)));
+    // Validated when parsed, but read back from storage: never trusted not to panic.
+    if let Ok(event) = HeaderValue::from_str(request.event.as_str()) {
+        builder = builder.insert_header((X_WEBHOOK_EVENT, event));
+    }
     for (name, value) in request.headers {
         // Validated at registration; a bad pair here would only be skipped.
         if let (Ok(name), Ok(value)) = (HeaderName::try_from(name.as_str()), HeaderValue::from_str(value)) {

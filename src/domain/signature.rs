@@ -8,23 +8,48 @@ use super::WebhookSecret;
 
 /// One Standard Webhooks entry: `v1,<base64 HMAC(key, "{id}.{timestamp}.{body}")>`.
 pub fn standard_signature(secret: &WebhookSecret, msg_id: &str, timestamp: i64, body: &[u8]) -> String {
+    let mut entry = String::with_capacity(ENTRY_LEN);
+    push_standard_signature(&mut entry, secret, msg_id, timestamp, body);
+    entry
+}
+
+/// `v1,` and 44 characters of base64 (32 bytes).
+const ENTRY_LEN: usize = 47;
+
+fn push_standard_signature(out: &mut String, secret: &WebhookSecret, msg_id: &str, timestamp: i64, body: &[u8]) {
     let mut ctx = hmac::Context::with_key(&secret.keys().standard);
     ctx.update(msg_id.as_bytes());
     ctx.update(b".");
     ctx.update(timestamp.to_string().as_bytes());
     ctx.update(b".");
     ctx.update(body);
-    format!("v1,{}", BASE64.encode(ctx.sign().as_ref()))
+    out.push_str("v1,");
+    BASE64.encode_string(ctx.sign().as_ref(), out);
 }
 
 /// The `webhook-signature` header: one entry per signing secret, space-separated, newest first.
+/// Built into one string: this runs for every attempt.
 pub fn standard_signature_header(secrets: &[&WebhookSecret], msg_id: &str, timestamp: i64, body: &[u8]) -> String {
-    secrets.iter().map(|secret| standard_signature(secret, msg_id, timestamp, body)).collect::<Vec<_>>().join(" ")
+    let mut header = String::with_capacity(secrets.len() * (ENTRY_LEN + 1));
+    for (i, secret) in secrets.iter().enumerate() {
+        if i > 0 {
+            header.push(' ');
+        }
+        push_standard_signature(&mut header, secret, msg_id, timestamp, body);
+    }
+    header
 }
 
 /// The `X-Webhook-Signature` header: `sha256=<hex HMAC(secret as UTF-8, body)>`.
 pub fn hex_signature(secret: &WebhookSecret, body: &[u8]) -> String {
-    format!("sha256={}", hex::encode(hmac::sign(&secret.keys().legacy, body).as_ref()))
+    const PREFIX: &str = "sha256=";
+    let tag = hmac::sign(&secret.keys().legacy, body);
+    let mut hex = [0u8; 64];
+    hex::encode_to_slice(tag.as_ref(), &mut hex).expect("a SHA-256 tag is 32 bytes");
+    let mut header = String::with_capacity(PREFIX.len() + hex.len());
+    header.push_str(PREFIX);
+    header.push_str(std::str::from_utf8(&hex).expect("hex digits are ASCII"));
+    header
 }
 
 #[cfg(test)]
