@@ -142,6 +142,20 @@ async fn pool_used(app: &TestApp) -> f64 {
     sample(&parse_metrics(&app.metrics().await), "hookbus_pending_pool_used")
 }
 
+/// Waits until `hookbus_pending_pool_used` reads `expected`: endpoints take and give back
+/// slots on their own thread, after the publish or request that caused it has been answered.
+async fn wait_for_pool_used(app: &TestApp, expected: f64, why: &str) {
+    let deadline = Instant::now() + SHORT;
+    loop {
+        let used = pool_used(app).await;
+        if used == expected {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{why}: the pool holds {used}, not {expected}");
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 backend_test!(a_burst_beyond_the_window_borrows_from_the_shared_pool, |backend| async move {
     let app = app_with_pool(backend, 6, |_| ()).await;
     let receiver = TestReceiver::start().await;
@@ -150,7 +164,7 @@ backend_test!(a_burst_beyond_the_window_borrows_from_the_shared_pool, |backend| 
     let webhook = app.create_webhook(json!({"url": receiver.url(), "events": ["*"], "max_in_flight": 1})).await;
     app.publish_numbered("source.ready", 0..30).await;
     wait_until(SHORT, "the first attempt", || receiver.count() == 1).await;
-    assert_eq!(pool_used(&app).await, 6.0, "4 held in the window, 6 in the pool, 20 left in the database");
+    wait_for_pool_used(&app, 6.0, "4 held in the window, 6 in the pool, 20 left in the database").await;
 
     app.wait_for_all(webhook["id"].as_str().unwrap(), 30, "succeeded", LONG).await;
     let order: Vec<i64> = receiver.seen().iter().map(|r| r.json()["data"]["i"].as_i64().unwrap()).collect();
@@ -178,14 +192,10 @@ backend_test!(a_deleted_webhook_gives_back_its_pool_slots, |backend| async move 
     receiver.answer(Answer::status(204).delayed(Duration::from_secs(5)));
     let webhook = app.create_webhook(json!({"url": receiver.url(), "events": ["*"], "max_in_flight": 1})).await;
     app.publish_numbered("source.ready", 0..10).await;
-    assert_eq!(pool_used(&app).await, 6.0);
+    wait_for_pool_used(&app, 6.0, "4 held in the window, 6 in the pool").await;
     let deleted = app.request("DELETE", &format!("/api/v1/webhooks/{}", webhook["id"].as_str().unwrap()), None).await;
     assert_eq!(deleted.status, 204, "{}", deleted.body);
-    let deadline = Instant::now() + SHORT;
-    while pool_used(&app).await != 0.0 {
-        assert!(Instant::now() < deadline, "the stopped endpoint kept its slots");
-        actix_rt::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_pool_used(&app, 0.0, "the stopped endpoint kept its slots").await;
 });
 
 backend_test!(replay_requeues_matching_deliveries_in_batches, |backend| async move {
