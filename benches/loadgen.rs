@@ -774,11 +774,12 @@ fn main() {
         backends.push(("PostgreSQL", Some(admin)));
     }
     let list = scenarios(&args);
+    // (d) runs beside (d0) when both are listed.
+    let beside = list.iter().find(|s| s.key == "d").filter(|_| list.iter().any(|s| s.key == "d0"));
     let rows = actix_rt::System::new().block_on(async {
         let mut rows = Vec::new();
         for (backend, postgres) in &backends {
             for scenario in &list {
-                let beside = list.iter().find(|s| s.key == "d");
                 match (scenario.key, beside) {
                     ("a" | "b", _) => {
                         rows.push(run_compared(backend, *postgres, dir.path(), scenario, &args).await);
@@ -789,8 +790,7 @@ fn main() {
                         rows.extend(run_alternating(backend, *postgres, dir.path(), pair, &args).await);
                         continue;
                     }
-                    // Run beside (d0) above.
-                    ("d", _) if list.iter().any(|s| s.key == "d0") => continue,
+                    ("d", Some(_)) => continue,
                     _ => {}
                 }
                 eprintln!("{backend}: {}", scenario.title);
