@@ -12,7 +12,8 @@
 //! ```
 //! Flags: `--sqlite` (on by default; off when only `--postgres` is given, on again with it),
 //! `--postgres URL`, `--scenarios a,b,c,d,e`, `--concurrency N` (publishers and ceiling
-//! senders, default 64), `--scale F` (multiplies event counts), `--steady-seconds N`.
+//! senders, default 64), `--scale F` (multiplies event counts), `--steady-seconds N`,
+//! `--api-key` (publish with a new API key of the default workspace instead of the admin token).
 //! Scenarios (SPEC issue 6): (a) 1 webhook, 20,000 events; (b) 100 webhooks all subscribed,
 //! 2,000 events; (c) 10,000 webhooks, 20,000 events spread over them (2 each); (d) 1 dead
 //! webhook + 99 healthy, 2,000 events, beside (d0) the same 99 alone (the two alternate,
@@ -43,6 +44,8 @@ struct Args {
     concurrency: usize,
     scale: f64,
     steady_seconds: u64,
+    /// Publish with a workspace API key instead of the admin token.
+    api_key: bool,
 }
 
 fn args() -> Args {
@@ -53,6 +56,7 @@ fn args() -> Args {
         concurrency: 64,
         scale: 1.0,
         steady_seconds: 30,
+        api_key: false,
     };
     let mut sqlite_asked = false;
     let mut it = std::env::args().skip(1);
@@ -65,6 +69,7 @@ fn args() -> Args {
             "--concurrency" => args.concurrency = value("--concurrency").parse().expect("--concurrency N"),
             "--scale" => args.scale = value("--scale").parse().expect("--scale F"),
             "--steady-seconds" => args.steady_seconds = value("--steady-seconds").parse().expect("--steady-seconds N"),
+            "--api-key" => args.api_key = true,
             _ => {} // cargo bench passes --bench
         }
     }
@@ -334,9 +339,19 @@ where
     Sent { started_us, accepted: accepted.get(), elapsed: start.elapsed() }
 }
 
-/// Publishes `events`; also returns the publish round trips (send → 202), in µs.
+/// A new API key of the default workspace, where the webhooks are registered.
+async fn default_workspace_key(server: &Server) -> String {
+    let url = server.url("/api/v1/workspaces/00000000-0000-0000-0000-000000000000/keys");
+    let mut response = client(1).post(&url).bearer_auth(ADMIN_TOKEN).send().await.expect("create an API key");
+    let answer: serde_json::Value = response.json().await.expect("the key's JSON");
+    assert_eq!(response.status(), 201, "create an API key: {answer}");
+    answer["api_key"].as_str().expect("api_key in the answer").to_owned()
+}
+
+/// Publishes `events` with `token`; also returns the publish round trips (send → 202), in µs.
 async fn publish(
     server: &Server,
+    token: Rc<str>,
     events: Rc<Vec<String>>,
     concurrency: usize,
     interval: Option<Duration>,
@@ -348,10 +363,11 @@ async fn publish(
     let recorded = round_trips.clone();
     let sent = send_all(count, concurrency, interval, move |seq| {
         let (client, url, events, round_trips) = (client.clone(), url.clone(), events.clone(), recorded.clone());
+        let token = token.clone();
         async move {
             let body = format!(r#"{{"event":"{}","data":{}}}"#, events[seq], event_data(seq));
             let started = Instant::now();
-            match client.post(&url).bearer_auth(ADMIN_TOKEN).content_type("application/json").send_body(body).await {
+            match client.post(&url).bearer_auth(&*token).content_type("application/json").send_body(body).await {
                 Ok(mut response) => {
                     let _ = response.body().await;
                     let _ = round_trips.borrow_mut().record(started.elapsed().as_micros().max(1) as u64);
@@ -611,8 +627,9 @@ async fn run(backend: &'static str, database_url: &str, dir: &Path, scenario: &S
     let created = register(&server, hooks).await;
     eprintln!("  registered {created} webhooks in {:.1?}", registering.elapsed());
 
+    let token: Rc<str> = if args.api_key { default_workspace_key(&server).await.into() } else { ADMIN_TOKEN.into() };
     let (sent, round_trips) =
-        publish(&server, Rc::new(scenario.events.clone()), args.concurrency, scenario.interval).await;
+        publish(&server, token, Rc::new(scenario.events.clone()), args.concurrency, scenario.interval).await;
     let ms = |q: f64| round_trips.value_at_quantile(q) as f64 / 1000.0;
     eprintln!(
         "  published {}/{} events in {:.2?} ({:.0}/s); publish → 202 p50 {:.1} ms, p99 {:.1} ms",

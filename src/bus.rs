@@ -135,6 +135,7 @@ impl Hookbus {
                 burst: self.config.api_rate_burst,
                 buckets: Default::default(),
             },
+            auth_cache: Default::default(),
         });
         http::configure(state, BodyLimit(self.config.max_payload_bytes))
     }

@@ -2,6 +2,7 @@
 //! or one store query, and shape the JSON; the rules live in `domain` and the actors.
 
 pub mod auth;
+mod auth_cache;
 pub mod body;
 mod deliveries;
 mod events;
@@ -20,6 +21,7 @@ use crate::actors::registry::{Publisher, Registry};
 use crate::error::ApiError;
 use crate::store::Store;
 use auth::AdminToken;
+pub use auth_cache::AuthCache;
 use body::BodyLimit;
 
 /// What every handler can reach.
@@ -31,6 +33,7 @@ pub struct ApiState {
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     pub started_at: std::time::Instant,
     pub key_limits: KeyLimits,
+    pub auth_cache: AuthCache,
 }
 
 /// Per-key token buckets for `api_rate_limit` (burst `api_rate_burst`).

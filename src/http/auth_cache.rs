@@ -1,0 +1,169 @@
+//! [`AuthCache`]: the workspace keys and workspaces a request has already found in the
+//! database, so that authenticating a request does not read the database every time. A
+//! publish with a workspace key read its key from the database on every event, which took
+//! twice the server's CPU of a publish with the admin token (BENCHMARKS.md).
+//!
+//! Only what the database holds is remembered, so the cache grows with the keys and
+//! workspaces the admin creates, never with what callers present. Workspaces are never
+//! deleted. A key revoked through this server is forgotten at once; one revoked behind its
+//! back (in the database, or through another server on the same database) is read again
+//! within [`KEY_RECHECK`].
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
+
+use crate::domain::WorkspaceId;
+use crate::store::{KeyOwner, Store, StoreResult};
+
+/// How long a remembered key is trusted before the database is asked again.
+pub const KEY_RECHECK: Duration = Duration::from_secs(30);
+
+#[derive(Default)]
+pub struct AuthCache {
+    known: RwLock<Known>,
+}
+
+#[derive(Default)]
+struct Known {
+    /// By hash, with when each was read.
+    keys: HashMap<String, (KeyOwner, Instant)>,
+    /// How many keys were forgotten: a lookup that began before a revocation must not
+    /// remember what it read (it may have read the key before the revocation committed).
+    forgotten: u64,
+    workspaces: HashSet<WorkspaceId>,
+}
+
+/// A lookup of a key in the database, begun at a count of forgotten keys.
+struct KeyLookup {
+    forgotten_before: u64,
+    began: Instant,
+}
+
+impl AuthCache {
+    /// The live key with this hash.
+    pub async fn find_key(&self, store: &Store, key_hash: &str) -> StoreResult<Option<KeyOwner>> {
+        let lookup = {
+            let known = self.read();
+            if let Some((owner, _)) = known.keys.get(key_hash).filter(|(_, read)| read.elapsed() < KEY_RECHECK) {
+                return Ok(Some(*owner));
+            }
+            KeyLookup { forgotten_before: known.forgotten, began: Instant::now() }
+        };
+        // An expired entry is looked up again (and if the key is gone, dropped: see below).
+        let found = store.find_api_key(key_hash).await?;
+        match found {
+            Some(owner) => self.remember_key(lookup, key_hash, owner),
+            None => {
+                self.write().keys.remove(key_hash);
+            }
+        }
+        Ok(found)
+    }
+
+    fn remember_key(&self, lookup: KeyLookup, key_hash: &str, owner: KeyOwner) {
+        let mut known = self.write();
+        if known.forgotten == lookup.forgotten_before {
+            known.keys.insert(key_hash.to_owned(), (owner, lookup.began));
+        }
+    }
+
+    /// A key was revoked: requests that present it from now on are refused.
+    pub fn forget_key(&self, key_id: uuid::Uuid) {
+        let mut known = self.write();
+        known.forgotten += 1;
+        known.keys.retain(|_, (owner, _)| owner.key_id != key_id);
+    }
+
+    pub async fn workspace_exists(&self, store: &Store, id: WorkspaceId) -> StoreResult<bool> {
+        if self.read().workspaces.contains(&id) {
+            return Ok(true);
+        }
+        let exists = store.workspace_exists(id).await?;
+        if exists {
+            self.write().workspaces.insert(id);
+        }
+        Ok(exists)
+    }
+
+    /// Every change is a single insert or removal, so a panic while the lock was held
+    /// leaves the maps consistent: a poisoned lock is taken as is.
+    fn read(&self) -> RwLockReadGuard<'_, Known> {
+        self.known.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Known> {
+        self.known.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::api_key::NewApiKey;
+    use crate::store::DatabaseUrl;
+
+    async fn store_with_key() -> (tempfile::TempDir, Store, NewApiKey, uuid::Uuid) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&DatabaseUrl::SqliteFile(dir.path().join("hookbus.db")), 2).await.unwrap();
+        let key = NewApiKey::generate();
+        let key_id = uuid::Uuid::now_v7();
+        store.insert_api_key(WorkspaceId::DEFAULT, key_id, &key.hash).await.unwrap();
+        (dir, store, key, key_id)
+    }
+
+    /// A key found once is answered from memory: revoked in the database behind the cache's
+    /// back it still opens, until the cache forgets it.
+    #[actix_rt::test]
+    async fn a_found_key_is_remembered_until_forgotten() {
+        let (_dir, store, key, key_id) = store_with_key().await;
+        let cache = AuthCache::default();
+        let owner = KeyOwner { key_id, workspace_id: WorkspaceId::DEFAULT };
+        assert_eq!(cache.find_key(&store, &key.hash).await.unwrap(), Some(owner));
+
+        assert!(store.revoke_api_key(WorkspaceId::DEFAULT, key_id).await.unwrap());
+        assert_eq!(cache.find_key(&store, &key.hash).await.unwrap(), Some(owner), "from memory");
+        cache.forget_key(key_id);
+        assert_eq!(cache.find_key(&store, &key.hash).await.unwrap(), None, "read again, revoked");
+    }
+
+    /// A key revoked behind the cache's back stops opening once its entry is older than
+    /// [`KEY_RECHECK`] (the entry is aged by hand rather than by waiting).
+    #[actix_rt::test]
+    async fn a_remembered_key_is_checked_again_after_a_while() {
+        let (_dir, store, key, key_id) = store_with_key().await;
+        let cache = AuthCache::default();
+        assert!(cache.find_key(&store, &key.hash).await.unwrap().is_some());
+        assert!(store.revoke_api_key(WorkspaceId::DEFAULT, key_id).await.unwrap());
+        assert!(cache.find_key(&store, &key.hash).await.unwrap().is_some(), "still trusted");
+        cache.write().keys.get_mut(&key.hash).unwrap().1 = Instant::now() - KEY_RECHECK;
+        assert_eq!(cache.find_key(&store, &key.hash).await.unwrap(), None);
+        assert!(cache.read().keys.is_empty(), "and dropped");
+    }
+
+    /// A lookup that read the key before a revocation does not put it back afterwards.
+    #[actix_rt::test]
+    async fn a_lookup_overtaken_by_a_revocation_is_not_remembered() {
+        let (_dir, store, key, key_id) = store_with_key().await;
+        let cache = AuthCache::default();
+        let lookup = KeyLookup { forgotten_before: cache.read().forgotten, began: Instant::now() };
+        let owner = store.find_api_key(&key.hash).await.unwrap().unwrap();
+        assert!(store.revoke_api_key(WorkspaceId::DEFAULT, key_id).await.unwrap());
+        cache.forget_key(key_id);
+        cache.remember_key(lookup, &key.hash, owner);
+        assert_eq!(cache.find_key(&store, &key.hash).await.unwrap(), None);
+    }
+
+    #[actix_rt::test]
+    async fn unknown_keys_and_workspaces_are_not_remembered() {
+        let (_dir, store, _, _) = store_with_key().await;
+        let cache = AuthCache::default();
+        assert_eq!(cache.find_key(&store, "no-such-hash").await.unwrap(), None);
+        let missing = WorkspaceId::generate();
+        assert!(!cache.workspace_exists(&store, missing).await.unwrap());
+        assert!(cache.workspace_exists(&store, WorkspaceId::DEFAULT).await.unwrap());
+        let known = cache.read();
+        assert!(known.keys.is_empty());
+        assert_eq!(known.workspaces.iter().collect::<Vec<_>>(), [&WorkspaceId::DEFAULT]);
+    }
+}
