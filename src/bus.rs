@@ -13,7 +13,7 @@ use crate::config::{Config, ConfigError};
 use crate::domain::WebhookId;
 use crate::http::auth::AdminToken;
 use crate::http::body::BodyLimit;
-use crate::http::{self, ApiState};
+use crate::http::{self, ApiState, AuthCache};
 use crate::metrics::Metrics;
 use crate::store::cipher::MasterKey;
 use crate::store::{Store, StoreError};
@@ -46,6 +46,8 @@ pub struct Hookbus {
     _writer_thread: WriterThread,
     admin_token: AdminToken,
     metrics: Arc<Metrics>,
+    /// Shared by every mount of the admin routes, so a revoke through one reaches all.
+    auth_cache: Arc<AuthCache>,
     started_at: std::time::Instant,
 }
 
@@ -98,6 +100,7 @@ impl Hookbus {
             _writer_thread: writer_thread,
             admin_token,
             metrics,
+            auth_cache: Arc::default(),
             started_at: std::time::Instant::now(),
         })
     }
@@ -135,7 +138,7 @@ impl Hookbus {
                 burst: self.config.api_rate_burst,
                 buckets: Default::default(),
             },
-            auth_cache: Default::default(),
+            auth_cache: self.auth_cache.clone(),
         });
         http::configure(state, BodyLimit(self.config.max_payload_bytes))
     }

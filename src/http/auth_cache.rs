@@ -50,7 +50,7 @@ impl AuthCache {
             }
             KeyLookup { forgotten_before: known.forgotten, began: Instant::now() }
         };
-        // An expired entry is looked up again (and if the key is gone, dropped: see below).
+        // Not remembered, or remembered too long ago: ask the database.
         let found = store.find_api_key(key_hash).await?;
         match found {
             Some(owner) => self.remember_key(lookup, key_hash, owner),

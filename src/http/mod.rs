@@ -33,7 +33,7 @@ pub struct ApiState {
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     pub started_at: std::time::Instant,
     pub key_limits: KeyLimits,
-    pub auth_cache: AuthCache,
+    pub auth_cache: std::sync::Arc<AuthCache>,
 }
 
 /// Per-key token buckets for `api_rate_limit` (burst `api_rate_burst`).
