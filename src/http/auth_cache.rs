@@ -54,9 +54,11 @@ impl AuthCache {
         let found = store.find_api_key(key_hash).await?;
         match found {
             Some(owner) => self.remember_key(lookup, key_hash, owner),
-            None => {
+            // An expired entry of a key that is gone; a made-up key takes no write lock.
+            None if self.read().keys.contains_key(key_hash) => {
                 self.write().keys.remove(key_hash);
             }
+            None => {}
         }
         Ok(found)
     }
