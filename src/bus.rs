@@ -13,7 +13,7 @@ use crate::config::{Config, ConfigError};
 use crate::domain::WebhookId;
 use crate::http::auth::AdminToken;
 use crate::http::body::BodyLimit;
-use crate::http::{self, ApiState, AuthCache};
+use crate::http::{self, ApiState, AuthCache, KeyLimits};
 use crate::metrics::Metrics;
 use crate::store::cipher::MasterKey;
 use crate::store::{Store, StoreError};
@@ -46,8 +46,10 @@ pub struct Hookbus {
     _writer_thread: WriterThread,
     admin_token: AdminToken,
     metrics: Arc<Metrics>,
-    /// Shared by every mount of the admin routes, so a revoke through one reaches all.
+    /// Shared by every mount of the admin routes, so a revoke through one reaches all and a
+    /// key has one rate budget however many times the routes are mounted.
     auth_cache: Arc<AuthCache>,
+    key_limits: Arc<KeyLimits>,
     started_at: std::time::Instant,
 }
 
@@ -91,6 +93,11 @@ impl Hookbus {
         let registry = Registry::new(store.clone(), writer.clone(), metrics.clone(), settings, webhooks, idle);
         let publisher = registry.publisher();
         let registry = registry.launch();
+        let key_limits = Arc::new(KeyLimits {
+            rate: config.api_rate_limit,
+            burst: config.api_rate_burst,
+            buckets: Default::default(),
+        });
         Ok(Self {
             config: Arc::new(config),
             store,
@@ -101,6 +108,7 @@ impl Hookbus {
             admin_token,
             metrics,
             auth_cache: Arc::default(),
+            key_limits,
             started_at: std::time::Instant::now(),
         })
     }
@@ -133,11 +141,7 @@ impl Hookbus {
             admin_token: self.admin_token.clone(),
             metrics: self.metrics.clone(),
             started_at: self.started_at,
-            key_limits: crate::http::KeyLimits {
-                rate: self.config.api_rate_limit,
-                burst: self.config.api_rate_burst,
-                buckets: Default::default(),
-            },
+            key_limits: self.key_limits.clone(),
             auth_cache: self.auth_cache.clone(),
         });
         http::configure(state, BodyLimit(self.config.max_payload_bytes))

@@ -32,7 +32,7 @@ pub struct ApiState {
     pub admin_token: AdminToken,
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     pub started_at: std::time::Instant,
-    pub key_limits: KeyLimits,
+    pub key_limits: std::sync::Arc<KeyLimits>,
     pub auth_cache: std::sync::Arc<AuthCache>,
 }
 

@@ -163,3 +163,67 @@ async fn a_publish_right_after_start_reaches_a_webhook_from_the_last_run() {
     assert_eq!(receiver.recv(SHORT).await.expect("delivered").json()["id"], "evt-right-away");
     bus.shutdown().await;
 }
+
+/// The admin routes mounted twice are one API: a key revoked through one mount is refused by
+/// the other at once, and the two mounts draw on one rate budget per key.
+#[actix_web::test]
+async fn admin_routes_mounted_twice_share_revocations_and_rate_limits() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        dev: true,
+        admin_token: Some(ADMIN_TOKEN.into()),
+        data_dir: data_dir.path().to_path_buf(),
+        api_rate_limit: 1,
+        api_rate_burst: 2,
+        ..Config::memory()
+    };
+    let bus = Hookbus::start(config).await.unwrap();
+    let app = test::init_service(
+        App::new()
+            .service(web::scope("/one").configure(bus.admin_routes()))
+            .service(web::scope("/two").configure(bus.admin_routes())),
+    )
+    .await;
+    let call = |method: &str, uri: &str, token: &str| {
+        test::TestRequest::default()
+            .method(method.parse().unwrap())
+            .uri(uri)
+            .insert_header(("Authorization", format!("Bearer {token}")))
+            .to_request()
+    };
+    let created: serde_json::Value = test::call_and_read_body_json(
+        &app,
+        test::TestRequest::post()
+            .uri("/one/api/v1/workspaces")
+            .insert_header(("Authorization", format!("Bearer {ADMIN_TOKEN}")))
+            .set_json(json!({"name": "shared"}))
+            .to_request(),
+    )
+    .await;
+    let (workspace, key) = (created["id"].as_str().unwrap(), created["api_key"].as_str().unwrap());
+
+    // A burst of 2 in all: one request through each mount, then the budget is spent.
+    assert_eq!(test::call_service(&app, call("GET", "/one/api/v1/webhooks", key)).await.status(), 200);
+    assert_eq!(test::call_service(&app, call("GET", "/two/api/v1/webhooks", key)).await.status(), 200);
+    assert_eq!(test::call_service(&app, call("GET", "/one/api/v1/webhooks", key)).await.status(), 429);
+
+    // Publishing is never throttled; the second mount has the key in its cache now.
+    let publish = |mount: &str| {
+        test::TestRequest::post()
+            .uri(&format!("/{mount}/api/v1/events"))
+            .insert_header(("Authorization", format!("Bearer {key}")))
+            .set_json(json!({"event": "source.ready", "data": {}}))
+            .to_request()
+    };
+    assert_eq!(test::call_service(&app, publish("two")).await.status(), 202);
+    // Revoked through mount one: mount two refuses it at once.
+    let key_id = bus.store().find_api_key(&hookbus::domain::api_key::hash_key(key)).await.unwrap().unwrap().key_id;
+    let revoked = test::call_service(
+        &app,
+        call("DELETE", &format!("/one/api/v1/workspaces/{workspace}/keys/{key_id}"), ADMIN_TOKEN),
+    )
+    .await;
+    assert_eq!(revoked.status(), 204);
+    assert_eq!(test::call_service(&app, publish("two")).await.status(), 401, "revoked through the other mount");
+    bus.shutdown().await;
+}
