@@ -341,7 +341,7 @@ where
 
 /// A new API key of the default workspace, where the webhooks are registered.
 async fn default_workspace_key(server: &Server) -> String {
-    let url = server.url("/api/v1/workspaces/00000000-0000-0000-0000-000000000000/keys");
+    let url = server.url(&format!("/api/v1/workspaces/{}/keys", hookbus::WorkspaceId::DEFAULT));
     let mut response = client(1).post(&url).bearer_auth(ADMIN_TOKEN).send().await.expect("create an API key");
     let answer: serde_json::Value = response.json().await.expect("the key's JSON");
     assert_eq!(response.status(), 201, "create an API key: {answer}");

@@ -93,6 +93,7 @@ impl Hookbus {
         let registry = Registry::new(store.clone(), writer.clone(), metrics.clone(), settings, webhooks, idle);
         let publisher = registry.publisher();
         let registry = registry.launch();
+        let auth_cache = Arc::new(AuthCache::new(store.clone()));
         let key_limits = Arc::new(KeyLimits {
             rate: config.api_rate_limit,
             burst: config.api_rate_burst,
@@ -107,7 +108,7 @@ impl Hookbus {
             _writer_thread: writer_thread,
             admin_token,
             metrics,
-            auth_cache: Arc::default(),
+            auth_cache,
             key_limits,
             started_at: std::time::Instant::now(),
         })

@@ -124,11 +124,7 @@ impl FromRequest for Caller {
             let presented = presented.ok_or(ApiError::Unauthorized)?;
             let requested = parse_workspace(requested.as_deref())?;
             if looks_like_key(&presented) {
-                let owner = state
-                    .auth_cache
-                    .find_key(&state.store, &hash_key(&presented))
-                    .await?
-                    .ok_or(ApiError::Unauthorized)?;
+                let owner = state.auth_cache.find_key(&hash_key(&presented)).await?.ok_or(ApiError::Unauthorized)?;
                 // A key sees only its own workspace: any other is simply not there.
                 if requested.is_some_and(|ws| ws != owner.workspace_id) {
                     return Err(ApiError::NotFound("workspace"));
@@ -145,7 +141,7 @@ impl FromRequest for Caller {
                 None => WorkspaceId::DEFAULT,
                 Some(id) if id == WorkspaceId::DEFAULT => id,
                 Some(id) => {
-                    if !state.auth_cache.workspace_exists(&state.store, id).await? {
+                    if !state.auth_cache.workspace_exists(id).await? {
                         return Err(ApiError::NotFound("workspace"));
                     }
                     id

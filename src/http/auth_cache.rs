@@ -5,9 +5,9 @@
 //!
 //! Only what the database holds is remembered, so the cache grows with the keys and
 //! workspaces the admin creates, never with what callers present. Workspaces are never
-//! deleted. A key revoked through this server is forgotten at once; one revoked behind its
-//! back (in the database, or through another server on the same database) is read again
-//! within [`KEY_RECHECK`].
+//! deleted. Keys are revoked through [`AuthCache::revoke_key`], which forgets the key in the
+//! same step; one revoked behind this server's back (in the database, or through another
+//! server on the same database) is read again within [`KEY_RECHECK`].
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -19,8 +19,8 @@ use crate::store::{KeyOwner, Store, StoreResult};
 /// How long a remembered key is trusted before the database is asked again.
 pub const KEY_RECHECK: Duration = Duration::from_secs(30);
 
-#[derive(Default)]
 pub struct AuthCache {
+    store: Store,
     known: RwLock<Known>,
 }
 
@@ -41,8 +41,12 @@ struct KeyLookup {
 }
 
 impl AuthCache {
+    pub fn new(store: Store) -> Self {
+        Self { store, known: RwLock::default() }
+    }
+
     /// The live key with this hash.
-    pub async fn find_key(&self, store: &Store, key_hash: &str) -> StoreResult<Option<KeyOwner>> {
+    pub async fn find_key(&self, key_hash: &str) -> StoreResult<Option<KeyOwner>> {
         let lookup = {
             let known = self.read();
             if let Some((owner, _)) = known.keys.get(key_hash).filter(|(_, read)| read.elapsed() < KEY_RECHECK) {
@@ -51,7 +55,7 @@ impl AuthCache {
             KeyLookup { forgotten_before: known.forgotten, began: Instant::now() }
         };
         // Not remembered, or remembered too long ago: ask the database.
-        let found = store.find_api_key(key_hash).await?;
+        let found = self.store.find_api_key(key_hash).await?;
         match found {
             Some(owner) => self.remember_key(lookup, key_hash, owner),
             // An expired entry of a key that is gone; a made-up key takes no write lock.
@@ -70,18 +74,26 @@ impl AuthCache {
         }
     }
 
-    /// A key was revoked: requests that present it from now on are refused.
-    pub fn forget_key(&self, key_id: uuid::Uuid) {
+    /// Revokes a key of the workspace; `false` if there is no such live key. Requests that
+    /// present it from now on are refused. The key is forgotten even when there was nothing
+    /// to revoke: one revoked behind this server's back is then read again at once.
+    pub async fn revoke_key(&self, workspace_id: WorkspaceId, key_id: uuid::Uuid) -> StoreResult<bool> {
+        let revoked = self.store.revoke_api_key(workspace_id, key_id).await;
+        self.forget_key(key_id);
+        revoked
+    }
+
+    fn forget_key(&self, key_id: uuid::Uuid) {
         let mut known = self.write();
         known.forgotten += 1;
         known.keys.retain(|_, (owner, _)| owner.key_id != key_id);
     }
 
-    pub async fn workspace_exists(&self, store: &Store, id: WorkspaceId) -> StoreResult<bool> {
+    pub async fn workspace_exists(&self, id: WorkspaceId) -> StoreResult<bool> {
         if self.read().workspaces.contains(&id) {
             return Ok(true);
         }
-        let exists = store.workspace_exists(id).await?;
+        let exists = self.store.workspace_exists(id).await?;
         if exists {
             self.write().workspaces.insert(id);
         }
@@ -119,14 +131,14 @@ mod tests {
     #[actix_rt::test]
     async fn a_found_key_is_remembered_until_forgotten() {
         let (_dir, store, key, key_id) = store_with_key().await;
-        let cache = AuthCache::default();
+        let cache = AuthCache::new(store.clone());
         let owner = KeyOwner { key_id, workspace_id: WorkspaceId::DEFAULT };
-        assert_eq!(cache.find_key(&store, &key.hash).await.unwrap(), Some(owner));
+        assert_eq!(cache.find_key(&key.hash).await.unwrap(), Some(owner));
 
         assert!(store.revoke_api_key(WorkspaceId::DEFAULT, key_id).await.unwrap());
-        assert_eq!(cache.find_key(&store, &key.hash).await.unwrap(), Some(owner), "from memory");
+        assert_eq!(cache.find_key(&key.hash).await.unwrap(), Some(owner), "from memory");
         cache.forget_key(key_id);
-        assert_eq!(cache.find_key(&store, &key.hash).await.unwrap(), None, "read again, revoked");
+        assert_eq!(cache.find_key(&key.hash).await.unwrap(), None, "read again, revoked");
     }
 
     /// A key revoked behind the cache's back stops opening once its entry is older than
@@ -134,12 +146,12 @@ mod tests {
     #[actix_rt::test]
     async fn a_remembered_key_is_checked_again_after_a_while() {
         let (_dir, store, key, key_id) = store_with_key().await;
-        let cache = AuthCache::default();
-        assert!(cache.find_key(&store, &key.hash).await.unwrap().is_some());
+        let cache = AuthCache::new(store.clone());
+        assert!(cache.find_key(&key.hash).await.unwrap().is_some());
         assert!(store.revoke_api_key(WorkspaceId::DEFAULT, key_id).await.unwrap());
-        assert!(cache.find_key(&store, &key.hash).await.unwrap().is_some(), "still trusted");
+        assert!(cache.find_key(&key.hash).await.unwrap().is_some(), "still trusted");
         cache.write().keys.get_mut(&key.hash).unwrap().1 = Instant::now() - KEY_RECHECK;
-        assert_eq!(cache.find_key(&store, &key.hash).await.unwrap(), None);
+        assert_eq!(cache.find_key(&key.hash).await.unwrap(), None);
         assert!(cache.read().keys.is_empty(), "and dropped");
     }
 
@@ -147,23 +159,22 @@ mod tests {
     #[actix_rt::test]
     async fn a_lookup_overtaken_by_a_revocation_is_not_remembered() {
         let (_dir, store, key, key_id) = store_with_key().await;
-        let cache = AuthCache::default();
+        let cache = AuthCache::new(store.clone());
         let lookup = KeyLookup { forgotten_before: cache.read().forgotten, began: Instant::now() };
         let owner = store.find_api_key(&key.hash).await.unwrap().unwrap();
-        assert!(store.revoke_api_key(WorkspaceId::DEFAULT, key_id).await.unwrap());
-        cache.forget_key(key_id);
+        assert!(cache.revoke_key(WorkspaceId::DEFAULT, key_id).await.unwrap());
         cache.remember_key(lookup, &key.hash, owner);
-        assert_eq!(cache.find_key(&store, &key.hash).await.unwrap(), None);
+        assert_eq!(cache.find_key(&key.hash).await.unwrap(), None);
     }
 
     #[actix_rt::test]
     async fn unknown_keys_and_workspaces_are_not_remembered() {
         let (_dir, store, _, _) = store_with_key().await;
-        let cache = AuthCache::default();
-        assert_eq!(cache.find_key(&store, "no-such-hash").await.unwrap(), None);
+        let cache = AuthCache::new(store.clone());
+        assert_eq!(cache.find_key("no-such-hash").await.unwrap(), None);
         let missing = WorkspaceId::generate();
-        assert!(!cache.workspace_exists(&store, missing).await.unwrap());
-        assert!(cache.workspace_exists(&store, WorkspaceId::DEFAULT).await.unwrap());
+        assert!(!cache.workspace_exists(missing).await.unwrap());
+        assert!(cache.workspace_exists(WorkspaceId::DEFAULT).await.unwrap());
         let known = cache.read();
         assert!(known.keys.is_empty());
         assert_eq!(known.workspaces.iter().collect::<Vec<_>>(), [&WorkspaceId::DEFAULT]);

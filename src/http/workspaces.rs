@@ -110,11 +110,7 @@ pub async fn revoke_key(
 ) -> Result<HttpResponse, ApiError> {
     let workspace_id: WorkspaceId = path_id(&path.0, "workspace")?;
     let key_id: uuid::Uuid = path_id(&path.1, "key")?;
-    let revoked = state.store.revoke_api_key(workspace_id, key_id).await?;
-    // Even when there was no live key to revoke: a key revoked behind this server's back
-    // (in the database, or by another server) is then read again.
-    state.auth_cache.forget_key(key_id);
-    if !revoked {
+    if !state.auth_cache.revoke_key(workspace_id, key_id).await? {
         return Err(ApiError::NotFound("key"));
     }
     Ok(HttpResponse::NoContent().finish())
