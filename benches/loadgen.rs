@@ -224,6 +224,14 @@ impl Server {
         rss_kib(self.child.id()).1 as f64 / 1024.0
     }
 
+    /// Bytes the server has had written to storage so far (`write_bytes` of /proc/PID/io:
+    /// pages it dirtied, whether or not the kernel has flushed them yet). On PostgreSQL the
+    /// database's own processes do the writing, so only SQLite's figure means anything.
+    fn disk_write_bytes(&self) -> u64 {
+        let io = std::fs::read_to_string(format!("/proc/{}/io", self.child.id())).unwrap_or_default();
+        io.lines().find_map(|l| l.strip_prefix("write_bytes:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+    }
+
     /// User + system CPU seconds the server used so far.
     fn cpu_seconds(&self) -> f64 {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
@@ -525,6 +533,8 @@ struct Row {
     latency_ms: [f64; 3],
     peak_rss_mib: f64,
     server_cpu_s: f64,
+    /// KiB the server wrote to disk per event published (SQLite only; see `disk_write_bytes`).
+    server_write_kib_per_event: Option<f64>,
     ceiling_per_s: Option<f64>,
     /// The ceiling at hookbus' own delivery concurrency (for information).
     same_concurrency_ceiling_per_s: Option<f64>,
@@ -663,12 +673,20 @@ async fn run(backend: &'static str, database_url: &str, dir: &Path, scenario: &S
         latency_ms: [0.5, 0.95, 0.99].map(|q| latency.value_at_quantile(q) as f64 / 1000.0),
         peak_rss_mib: server.peak_rss_mib(),
         server_cpu_s: server.cpu_seconds(),
+        server_write_kib_per_event: (backend == "SQLite")
+            .then(|| server.disk_write_bytes() as f64 / 1024.0 / sent.accepted.max(1) as f64),
         ceiling_per_s: None,
         same_concurrency_ceiling_per_s: None,
     };
     eprintln!(
-        "  delivered {delivered}/{} in {delivery_s:.2} s ({:.0}/s); p50 {:.1} ms, p99 {:.1} ms; peak RSS {:.1} MiB; server CPU {:.1} s",
-        scenario.expected, row.delivery_per_s, row.latency_ms[0], row.latency_ms[2], row.peak_rss_mib, row.server_cpu_s
+        "  delivered {delivered}/{} in {delivery_s:.2} s ({:.0}/s); p50 {:.1} ms, p99 {:.1} ms; peak RSS {:.1} MiB; server CPU {:.1} s{}",
+        scenario.expected,
+        row.delivery_per_s,
+        row.latency_ms[0],
+        row.latency_ms[2],
+        row.peak_rss_mib,
+        row.server_cpu_s,
+        row.server_write_kib_per_event.map(|kib| format!("; wrote {kib:.1} KiB per event")).unwrap_or_default()
     );
     if delivered < scenario.expected {
         eprintln!("  MISSING {} deliveries; server log: {}", scenario.expected - delivered, server.log.display());
@@ -749,8 +767,8 @@ fn report(rows: &[Row], args: &Args) {
         args.concurrency
     );
     println!();
-    println!("| backend | scenario | delivered | publish ev/s | delivery /s | p50 ms | p95 ms | p99 ms | peak RSS MiB | server CPU s | ceiling /s | ÷ ceiling | ceiling at hookbus' concurrency /s | ÷ it |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| backend | scenario | delivered | publish ev/s | delivery /s | p50 ms | p95 ms | p99 ms | peak RSS MiB | server CPU s | server writes KiB/event | ceiling /s | ÷ ceiling | ceiling at hookbus' concurrency /s | ÷ it |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for row in rows {
         let against = |ceiling: Option<f64>| match ceiling {
             Some(c) => (format!("{c:.0}"), format!("{:.0} %", row.delivery_per_s / c * 100.0)),
@@ -759,7 +777,7 @@ fn report(rows: &[Row], args: &Args) {
         let (ceiling, ratio) = against(row.ceiling_per_s);
         let (same_ceiling, same_ratio) = against(row.same_concurrency_ceiling_per_s);
         println!(
-            "| {} | {} | {}/{} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {ceiling} | {ratio} | {same_ceiling} | {same_ratio} |",
+            "| {} | {} | {}/{} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {ceiling} | {ratio} | {same_ceiling} | {same_ratio} |",
             row.backend,
             row.title,
             row.delivered,
@@ -770,7 +788,8 @@ fn report(rows: &[Row], args: &Args) {
             row.latency_ms[1],
             row.latency_ms[2],
             row.peak_rss_mib,
-            row.server_cpu_s
+            row.server_cpu_s,
+            row.server_write_kib_per_event.map(|kib| format!("{kib:.1}")).unwrap_or_default()
         );
     }
     println!();
