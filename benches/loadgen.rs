@@ -30,7 +30,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use common::{drop_database, fresh_database, rss_kib};
+use common::{drop_database, fresh_database, proc_numbers, rss_kib};
 use hdrhistogram::Histogram;
 
 const ADMIN_TOKEN: &str = "bench-admin-token-0123456789";
@@ -228,8 +228,7 @@ impl Server {
     /// pages it dirtied, whether or not the kernel has flushed them yet). On PostgreSQL the
     /// database's own processes do the writing, so only SQLite's figure means anything.
     fn disk_write_bytes(&self) -> u64 {
-        let io = std::fs::read_to_string(format!("/proc/{}/io", self.child.id())).unwrap_or_default();
-        io.lines().find_map(|l| l.strip_prefix("write_bytes:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+        proc_numbers(self.child.id(), "io", ["write_bytes:"])[0]
     }
 
     /// User + system CPU seconds the server used so far.

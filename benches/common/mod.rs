@@ -49,14 +49,19 @@ fn psql(admin: &str, sql: &str) {
 
 /// (current, peak) resident memory of a process in KiB; zeros once it is gone.
 pub fn rss_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
+    let [current, peak] = proc_numbers(pid, "status", ["VmRSS:", "VmHWM:"]);
+    (current, peak)
+}
+
+/// The numbers after `names` in `/proc/<pid>/<file>` (`Name: value …` lines); zero for any
+/// that is missing, and for all once the process is gone.
+pub fn proc_numbers<const N: usize>(pid: u32, file: &str, names: [&str; N]) -> [u64; N] {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).unwrap_or_default();
+    names.map(|name| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|value| value.parse().ok())
             .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
+    })
 }
