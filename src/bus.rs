@@ -78,6 +78,9 @@ impl Hookbus {
             rotation_overlap: std::time::Duration::from_secs(config.secret_rotation_overlap_s),
             circuit: config.circuit(),
             max_webhooks_per_workspace: config.max_webhooks_per_workspace,
+            outbound: config.outbound_limits(),
+            resolver: config.resolver.clone(),
+            registration_dns_timeout: std::time::Duration::from_millis(config.registration_dns_timeout_ms),
         };
         let metrics = Arc::new(Metrics::default());
         Janitor::new(store.clone(), config.retention(), config.janitor_interval()).start();

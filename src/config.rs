@@ -68,6 +68,18 @@ pub struct Config {
     pub api_rate_burst: u32,
     /// Most webhooks one workspace may register.
     pub max_webhooks_per_workspace: usize,
+    /// Attempts in flight (open connections) that all webhooks share, beyond the one each
+    /// webhook always has to itself.
+    pub outbound_connections: usize,
+    /// How many of `outbound_connections` one workspace may hold at once.
+    pub outbound_connections_per_workspace: usize,
+    /// How long registration waits for a target's DNS answer, in milliseconds; a host that
+    /// has not answered by then is accepted and checked at every connect.
+    pub registration_dns_timeout_ms: u64,
+    /// Looks host names up (the system's resolver unless an embedding app or a test sets
+    /// another). Not a setting of the file or the environment.
+    #[serde(skip)]
+    pub resolver: crate::delivery::Resolver,
 }
 
 impl std::fmt::Debug for Config {
@@ -108,6 +120,10 @@ impl Default for Config {
             api_rate_limit: 50,
             api_rate_burst: 100,
             max_webhooks_per_workspace: 10_000,
+            outbound_connections: 4_096,
+            outbound_connections_per_workspace: 3_072,
+            registration_dns_timeout_ms: 2_000,
+            resolver: crate::delivery::Resolver::default(),
         }
     }
 }
@@ -194,8 +210,17 @@ impl Config {
         if self.circuit_cooldown_max_ms < self.circuit_cooldown_ms {
             return invalid("circuit_cooldown_max_ms must be at least circuit_cooldown_ms");
         }
+        if self.registration_dns_timeout_ms == 0 {
+            return invalid("registration_dns_timeout_ms must be positive");
+        }
         if self.admin_token.as_deref().is_some_and(|t| t.len() < 16) {
             return invalid("admin_token must be at least 16 characters");
+        }
+        if self.admin_token.as_deref().is_some_and(crate::domain::api_key::looks_like_key) {
+            return invalid(
+                "admin_token (HOOKBUS_ADMIN_TOKEN) must not start with hbk_: that prefix marks workspace API keys, \
+                 so every admin call would be refused as an unknown key",
+            );
         }
         Ok(())
     }
@@ -232,6 +257,13 @@ impl Config {
 
     pub fn janitor_interval(&self) -> Duration {
         Duration::from_millis(self.janitor_interval_ms)
+    }
+
+    pub fn outbound_limits(&self) -> crate::delivery::OutboundLimits {
+        crate::delivery::OutboundLimits {
+            shared: self.outbound_connections,
+            per_workspace: self.outbound_connections_per_workspace,
+        }
     }
 
     pub fn shutdown_timeout(&self) -> Duration {
@@ -274,6 +306,15 @@ mod tests {
             assert!(Config::load(Some(Path::new("missing.toml")), ConfigOverrides::default()).is_err());
             Ok(())
         });
+    }
+
+    #[test]
+    fn an_admin_token_shaped_like_a_workspace_key_is_refused() {
+        let config = Config { admin_token: Some("hbk_0123456789abcdefghij".into()), ..Config::default() };
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("hbk_") && error.contains("HOOKBUS_ADMIN_TOKEN"), "{error}");
+        let fine = Config { admin_token: Some("hba_0123456789abcdefghij".into()), ..Config::default() };
+        assert!(fine.validate().is_ok());
     }
 
     #[test]

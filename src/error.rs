@@ -77,6 +77,7 @@ impl From<RegistryError> for ApiError {
             RegistryError::Invalid(invalid) => Self::Validation(invalid),
             RegistryError::Conflict(_) => Self::Conflict(e.to_string()),
             RegistryError::Store(store) => store.into(),
+            RegistryError::Stopped(_) => Self::ShuttingDown,
         }
     }
 }

@@ -38,6 +38,7 @@ pub mod config;
 pub mod delivery;
 pub mod domain;
 pub mod error;
+pub mod files;
 pub mod http;
 pub mod metrics;
 pub mod server;

@@ -1,20 +1,26 @@
-//! Outbound HTTP: the shared `awc` client and one signed attempt of a delivery.
+//! Outbound HTTP: the shared `awc` client, the budget of connections, the resolver, and
+//! one signed attempt of a delivery.
+
+mod budget;
+mod resolve;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
-use actix_tls::connect::{Resolve, Resolver};
+use actix_tls::connect::Resolve;
 use actix_web::http::header::{HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
 use actix_web::web::Bytes;
 use chrono::Utc;
 use futures_util::future::LocalBoxFuture;
 use futures_util::StreamExt;
 
+pub use self::budget::{ConnectionBudget, ConnectionSlot};
+use self::resolve::{guard_host, public_addresses, Addresses};
+pub use self::resolve::{resolves_to_internal, DnsResolver, Resolver};
 use crate::domain::retry::parse_retry_after;
 use crate::domain::signature::{hex_signature, standard_signature_header};
-use crate::domain::target::{is_blocked, is_local_name};
-use crate::domain::{AttemptOutcome, DeliveryId, EventType, WebhookSecret, WebhookUrl};
+use crate::domain::{AttemptOutcome, DeliveryId, EventType, WebhookId, WebhookSecret, WebhookUrl, WorkspaceId};
 
 /// How much of a response body is kept.
 pub const RESPONSE_BODY_LIMIT: usize = 1024;
@@ -24,9 +30,9 @@ const USER_AGENT_VALUE: &str = concat!("hookbus/", env!("CARGO_PKG_VERSION"));
 /// What an attempt to a refused address records as its error.
 pub const BLOCKED: &str = "blocked target address";
 
-/// Resolves host names and keeps only public addresses, so a name that resolves (or
+/// Looks host names up and keeps only public addresses, so a name that resolves (or
 /// re-resolves, as in DNS rebinding) to an internal address is never connected to.
-struct GuardedResolver;
+struct GuardedResolver(Resolver);
 
 impl Resolve for GuardedResolver {
     fn lookup<'a>(
@@ -35,34 +41,61 @@ impl Resolve for GuardedResolver {
         port: u16,
     ) -> LocalBoxFuture<'a, Result<Vec<SocketAddr>, Box<dyn std::error::Error>>> {
         Box::pin(async move {
-            if is_local_name(host) {
-                return Err(BLOCKED.into());
+            match guard_host(host, port) {
+                Addresses::Blocked => Err(BLOCKED.into()),
+                Addresses::Literal(address) => Ok(vec![address]),
+                Addresses::Lookup => {
+                    let resolved = self.0.lookup(host.to_owned(), port).await?;
+                    public_addresses(resolved).ok_or_else(|| BLOCKED.into())
+                }
             }
-            let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host, port)).await?.collect();
-            let public: Vec<SocketAddr> = resolved.iter().copied().filter(|a| !is_blocked(a.ip())).collect();
-            if public.is_empty() && !resolved.is_empty() {
-                return Err(BLOCKED.into());
-            }
-            Ok(public)
         })
     }
 }
 
+/// Looks host names up through the configured resolver, guard off.
+struct PlainResolver(Resolver);
+
+impl Resolve for PlainResolver {
+    fn lookup<'a>(
+        &'a self,
+        host: &'a str,
+        port: u16,
+    ) -> LocalBoxFuture<'a, Result<Vec<SocketAddr>, Box<dyn std::error::Error>>> {
+        Box::pin(async move { Ok(self.0.lookup(host.to_owned(), port).await?) })
+    }
+}
+
+/// How outbound connections are bounded: see [`ConnectionBudget`].
+#[derive(Debug, Clone, Copy)]
+pub struct OutboundLimits {
+    pub shared: usize,
+    pub per_workspace: usize,
+}
+
 /// Everything outbound: the `awc` client (pooled keep-alive connections, redirects never
-/// followed: a 3xx is a failure) and whether the target guard is on.
+/// followed: a 3xx is a failure), the budget of attempts in flight and whether the target
+/// guard is on.
 #[derive(Clone)]
 pub struct Outbound {
     client: awc::Client,
+    budget: ConnectionBudget,
     guard: bool,
 }
 
 impl Outbound {
-    pub fn new(guard: bool) -> Self {
-        let resolver = if guard { Resolver::custom(GuardedResolver) } else { Resolver::default() };
+    pub fn new(guard: bool, resolver: Resolver, limits: OutboundLimits) -> Self {
+        let resolver = if guard {
+            actix_tls::connect::Resolver::custom(GuardedResolver(resolver))
+        } else {
+            actix_tls::connect::Resolver::custom(PlainResolver(resolver))
+        };
         let connector = awc::Connector::new()
             .connector(actix_tls::connect::Connector::new(resolver).service())
             .timeout(Duration::from_secs(30))
-            .limit(4096)
+            // No limit of the client's own: the budget bounds connections, fairly, and a
+            // second, first-come limit behind it would let one webhook starve the others.
+            .limit(0)
             .conn_keep_alive(Duration::from_secs(30));
         let client = awc::Client::builder()
             .connector(connector)
@@ -70,7 +103,13 @@ impl Outbound {
             // Our own deadline (per webhook) wraps each attempt, so the client's is off.
             .disable_timeout()
             .finish();
-        Self { client, guard }
+        Self { client, budget: ConnectionBudget::new(limits.shared, limits.per_workspace), guard }
+    }
+
+    /// Waits for the right to open one more connection for `webhook` (hold it while the
+    /// attempt is in flight).
+    pub async fn connection_slot(&self, workspace: WorkspaceId, webhook: WebhookId) -> ConnectionSlot {
+        self.budget.acquire(workspace, webhook).await
     }
 
     /// Sends one attempt, unless the guard refuses its address.
@@ -87,14 +126,6 @@ impl Outbound {
         }
         send_attempt(&self.client, request).await
     }
-}
-
-/// True if `url`'s host resolves to an internal address (checked at registration; an
-/// unresolvable host passes here and is checked again at every connect).
-pub async fn resolves_to_internal(url: &WebhookUrl) -> bool {
-    let (host, port) = url.host_and_port();
-    let resolved = tokio::net::lookup_host((host.as_str(), port)).await;
-    resolved.is_ok_and(|mut addresses| addresses.any(|a| is_blocked(a.ip())))
 }
 
 /// Everything one attempt needs.

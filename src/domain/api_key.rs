@@ -6,6 +6,9 @@ use ring::digest;
 use ring::rand::{SecureRandom, SystemRandom};
 
 const PREFIX: &str = "hbk_";
+/// How much of a key is kept to tell keys apart: `hbk_` and 8 characters (48 of its 256
+/// random bits).
+const SHOWN_CHARS: usize = 12;
 
 /// A freshly generated key: the plaintext (shown once) and the hash (stored).
 pub struct NewApiKey {
@@ -20,6 +23,11 @@ impl NewApiKey {
         let plaintext = format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
         let hash = hash_key(&plaintext);
         Self { plaintext, hash }
+    }
+
+    /// The first characters of the key, stored and listed so keys can be told apart.
+    pub fn prefix(&self) -> &str {
+        &self.plaintext[..SHOWN_CHARS]
     }
 }
 
@@ -47,5 +55,6 @@ mod tests {
         assert_eq!(a.hash, hash_key(&a.plaintext));
         assert!(!a.hash.contains(&a.plaintext[4..]));
         assert_eq!(a.hash.len(), 64);
+        assert!(a.prefix().starts_with("hbk_") && a.prefix().len() == 12 && a.plaintext.starts_with(a.prefix()));
     }
 }

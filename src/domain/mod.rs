@@ -10,6 +10,7 @@ pub mod envelope;
 pub mod event;
 pub mod health;
 pub mod ids;
+pub mod name;
 pub mod rate_limit;
 pub mod retry;
 pub mod secret;

@@ -24,6 +24,7 @@ fn is_blocked_v4(ip: Ipv4Addr) -> bool {
         || (a == 100 && (64..128).contains(&b)) // 100.64/10 carrier-grade NAT
         || (a == 192 && b == 0 && c == 0) // 192.0.0/24 IETF protocol assignments
         || (a == 192 && b == 0 && c == 2) // TEST-NET-1
+        || (a == 192 && b == 88 && c == 99) // 192.88.99/24 6to4 relay anycast
         || (a == 198 && (b == 18 || b == 19)) // 198.18/15 benchmarking
         || (a == 198 && b == 51 && c == 100) // TEST-NET-2
         || (a == 203 && b == 0 && c == 113) // TEST-NET-3
@@ -35,8 +36,8 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     let s = ip.segments();
     let low = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
     match s {
-        // ::ffff:a.b.c.d (mapped) and ::a.b.c.d (deprecated compatible)
-        [0, 0, 0, 0, 0, 0xffff, _, _] | [0, 0, 0, 0, 0, 0, _, _] => Some(low),
+        // ::ffff:a.b.c.d (mapped), ::ffff:0:a.b.c.d (translated) and ::a.b.c.d (compatible)
+        [0, 0, 0, 0, 0, 0xffff, _, _] | [0, 0, 0, 0, 0xffff, 0, _, _] | [0, 0, 0, 0, 0, 0, _, _] => Some(low),
         // 64:ff9b::/96 NAT64 and 64:ff9b:1::/48 local-use NAT64
         [0x64, 0xff9b, 0, 0, 0, 0, _, _] | [0x64, 0xff9b, 1, ..] => Some(low),
         // 2002::/16 6to4: the IPv4 address is in bits 16..48
@@ -53,8 +54,17 @@ fn is_blocked_v6(ip: Ipv6Addr) -> bool {
     if (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80 || (first & 0xffc0) == 0xfec0 {
         return true; // unique-local fc00::/7, link-local fe80::/10, site-local fec0::/10
     }
-    if first == 0x2001 && ip.segments()[1] == 0x0db8 {
-        return true; // documentation 2001:db8::/32
+    let second = ip.segments()[1];
+    if first == 0x2001 && (second < 0x0200 || second == 0x0db8) {
+        // 2001::/23 IETF protocol assignments, Teredo 2001::/32 (it embeds IPv4 addresses)
+        // included; documentation 2001:db8::/32
+        return true;
+    }
+    if (first & 0xfff0) == 0x3ff0 {
+        return true; // documentation 3fff::/20
+    }
+    if ip.segments()[..4] == [0x100, 0, 0, 0] {
+        return true; // discard-only 100::/64
     }
     match embedded_v4(ip) {
         // ::/96 also holds :: and ::1, handled above; any wrapped address is judged as IPv4.
@@ -97,6 +107,7 @@ mod tests {
             "240.0.0.1",
             "198.18.0.1",
             "192.0.0.8",
+            "192.88.99.1",
         ] {
             assert!(blocked(ip), "{ip}");
         }
@@ -127,12 +138,21 @@ mod tests {
             "2002:7f00:0001::",
             "2002:c0a8:0101::1",
             "2001:db8::1",
+            "::ffff:0:7f00:1",
+            "::ffff:0:a00:1",
+            "2001::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "2001:10::1",
+            "100::1",
+            "3fff::1",
         ] {
             assert!(blocked(ip), "{ip}");
         }
         assert!(!blocked("::ffff:8.8.8.8"));
         assert!(!blocked("64:ff9b::808:808"));
         assert!(!blocked("2002:0808:0808::1"));
+        assert!(!blocked("2001:4860:4860::8888"), "public 2001: space beyond 2001::/23");
+        assert!(!blocked("::ffff:0:808:808"), "a translated public address");
     }
 
     #[test]

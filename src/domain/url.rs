@@ -25,6 +25,11 @@ impl WebhookUrl {
         if raw.len() > MAX_URL_LEN {
             return Err(ValidationError::new(field, "must be at most 2048 characters"));
         }
+        // The URL parser would silently drop or percent-encode them: what is stored must be
+        // what the user wrote.
+        if raw.chars().any(char::is_control) {
+            return Err(ValidationError::new(field, "must not contain control characters"));
+        }
         let url =
             url::Url::parse(raw).map_err(|e| ValidationError::new(field, format!("is not an absolute URL ({e})")))?;
         match url.scheme() {
@@ -37,6 +42,9 @@ impl WebhookUrl {
         }
         if url.host_str().is_none_or(str::is_empty) {
             return Err(ValidationError::new(field, "must have a host"));
+        }
+        if url.port() == Some(0) {
+            return Err(ValidationError::new(field, "must not use port 0"));
         }
         if !url.username().is_empty() || url.password().is_some() {
             return Err(ValidationError::new(field, "must not contain user information"));
@@ -128,6 +136,10 @@ mod tests {
             "https://localhost/",
             "https://api.localhost:8443/",
             "https://0.0.0.0/",
+            "https://[::ffff:0:7f00:1]/",
+            "https://[2001::1]/",
+            "https://[100::1]/",
+            "https://192.88.99.1/",
         ] {
             assert!(WebhookUrl::parse("url", url, STRICT).is_err(), "{url}");
             assert!(WebhookUrl::parse("url", url, DEV).is_ok(), "{url} with the guard off");
@@ -145,6 +157,10 @@ mod tests {
             "https://user@example.com/",
             "ftp://example.com/",
             "file:///etc/passwd",
+            "https://example.com:0/",
+            "https://example.com/a\u{0}b",
+            "https://example.com/\tx",
+            "\u{1}https://example.com/",
             long.as_str(),
         ] {
             let err = WebhookUrl::parse("url", bad, DEV).unwrap_err();

@@ -10,7 +10,6 @@ use serde::{Deserialize, Deserializer, Serialize};
 use super::url::UrlPolicy;
 use super::{EventPattern, EventType, RetryPolicy, ValidationError, WebhookId, WebhookSecret, WebhookUrl, WorkspaceId};
 
-const MAX_NAME_CHARS: usize = 255;
 const MAX_PATTERNS: usize = 100;
 const MAX_HEADERS: usize = 20;
 const TIMEOUT_MS: RangeInclusive<i64> = 100..=30_000;
@@ -304,13 +303,7 @@ impl Serialize for Webhook {
 }
 
 fn parse_name(name: Option<String>) -> Result<Option<String>, ValidationError> {
-    match name {
-        Some(n) if n.trim().is_empty() => Err(ValidationError::new("name", "must not be empty")),
-        Some(n) if n.chars().count() > MAX_NAME_CHARS => {
-            Err(ValidationError::new("name", "must be at most 255 characters"))
-        }
-        other => Ok(other),
-    }
+    name.map(|n| super::name::parse_name("name", n)).transpose()
 }
 
 fn parse_patterns(raw: &[String]) -> Result<Vec<EventPattern>, ValidationError> {

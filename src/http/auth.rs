@@ -1,13 +1,16 @@
-//! Bearer-token authentication: the admin token, compared in constant time.
-//! (Workspace API keys arrive with the workspaces issue.)
+//! Bearer-token authentication: the admin token, compared in constant time, or a workspace
+//! API key (found by its hash, through [`AuthCache`](super::AuthCache)). It runs as the
+//! `/api/v1` scope's middleware, before routing, extractors and bodies.
 
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-use actix_web::dev::Payload;
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header::AUTHORIZATION;
-use actix_web::{web, FromRequest, HttpRequest};
+use actix_web::middleware::Next;
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use futures_util::future::LocalBoxFuture;
@@ -42,24 +45,27 @@ impl AdminToken {
             return Ok(Self::new(token));
         }
         let path = data_dir.join("admin.token");
+        crate::files::tighten(&path)?;
         if let Ok(existing) = std::fs::read_to_string(&path) {
             let token = existing.trim();
+            if looks_like_key(token) {
+                let message =
+                    format!("{} holds a token starting with hbk_, the prefix of workspace API keys", path.display());
+                return Err(std::io::Error::other(message));
+            }
             if !token.is_empty() {
                 log::info!("admin token read from {}", path.display());
                 return Ok(Self::new(token));
             }
+            std::fs::remove_file(&path)?;
         }
-        std::fs::create_dir_all(data_dir)?;
+        crate::files::create_private_dir(data_dir)?;
         let mut bytes = [0u8; 32];
         SystemRandom::new()
             .fill(&mut bytes)
             .map_err(|_| std::io::Error::other("the system random number generator failed"))?;
         let token = format!("hba_{}", URL_SAFE_NO_PAD.encode(bytes));
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&path)?;
+        let mut file = crate::files::create_private_file(&path)?;
         writeln!(file, "{token}")?;
         log::info!("generated an admin token into {}", path.display());
         Ok(Self::new(&token))
@@ -104,51 +110,75 @@ fn is_throttled(req: &HttpRequest) -> bool {
     !(req.method() == actix_web::http::Method::POST && req.path().ends_with("/api/v1/events"))
 }
 
+/// Authenticates a request to the admin API before anything else about it is looked at:
+/// a bad credential is a 401 whatever else is wrong with the request (its route, its
+/// workspace, its body).
+pub async fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
+    let state = req.app_data::<web::Data<ApiState>>().cloned().ok_or(ApiError::Unauthorized)?;
+    let presented = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or(ApiError::Unauthorized)?;
+    let requested = || {
+        let query = web::Query::<WorkspaceQuery>::from_query(req.query_string()).ok();
+        parse_workspace(query.and_then(|q| q.into_inner().workspace_id).as_deref())
+    };
+    if looks_like_key(presented) {
+        let owner = state.auth_cache.find_key(&hash_key(presented)).await?.ok_or(ApiError::Unauthorized)?;
+        // A key sees only its own workspace: any other is simply not there.
+        if requested()?.is_some_and(|ws| ws != owner.workspace_id) {
+            return Err(ApiError::NotFound("workspace"));
+        }
+        if is_throttled(req) {
+            state.throttle(owner.key_id)?;
+        }
+        return Ok(Caller { workspace_id: owner.workspace_id, principal: Principal::Key(owner.key_id) });
+    }
+    if !state.admin_token.matches(presented) {
+        return Err(ApiError::Unauthorized);
+    }
+    let workspace_id = match requested()? {
+        None => WorkspaceId::DEFAULT,
+        Some(id) if id == WorkspaceId::DEFAULT => id,
+        Some(id) => {
+            if !state.auth_cache.workspace_exists(id).await? {
+                return Err(ApiError::NotFound("workspace"));
+            }
+            id
+        }
+    };
+    Ok(Caller { workspace_id, principal: Principal::Admin })
+}
+
+/// The `/api/v1` middleware: every route but the OpenAPI document needs a credential, and
+/// the caller it names is what handlers extract as [`Caller`].
+pub async fn require_caller(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    if !req.path().ends_with("/api/v1/openapi.json") {
+        match authenticate(req.request()).await {
+            Ok(caller) => {
+                req.extensions_mut().insert(caller);
+            }
+            // Answered here, as the handlers' errors are, so an embedding app's own
+            // middleware sees a response, not an error.
+            Err(error) => return Ok(req.error_response(error).map_into_right_body()),
+        }
+    }
+    next.call(req).await.map(ServiceResponse::map_into_left_body)
+}
+
 impl FromRequest for Caller {
     type Error = ApiError;
-    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<ApiState>>().cloned();
-        let presented = req
-            .headers()
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(|t| t.trim().to_owned());
-        let requested =
-            web::Query::<WorkspaceQuery>::from_query(req.query_string()).ok().and_then(|q| q.into_inner().workspace_id);
-        let throttled = is_throttled(req);
-        Box::pin(async move {
-            let state = state.ok_or(ApiError::Unauthorized)?;
-            let presented = presented.ok_or(ApiError::Unauthorized)?;
-            let requested = parse_workspace(requested.as_deref())?;
-            if looks_like_key(&presented) {
-                let owner = state.auth_cache.find_key(&hash_key(&presented)).await?.ok_or(ApiError::Unauthorized)?;
-                // A key sees only its own workspace: any other is simply not there.
-                if requested.is_some_and(|ws| ws != owner.workspace_id) {
-                    return Err(ApiError::NotFound("workspace"));
-                }
-                if throttled {
-                    state.throttle(owner.key_id)?;
-                }
-                return Ok(Caller { workspace_id: owner.workspace_id, principal: Principal::Key(owner.key_id) });
-            }
-            if !state.admin_token.matches(&presented) {
-                return Err(ApiError::Unauthorized);
-            }
-            let workspace_id = match requested {
-                None => WorkspaceId::DEFAULT,
-                Some(id) if id == WorkspaceId::DEFAULT => id,
-                Some(id) => {
-                    if !state.auth_cache.workspace_exists(id).await? {
-                        return Err(ApiError::NotFound("workspace"));
-                    }
-                    id
-                }
-            };
-            Ok(Caller { workspace_id, principal: Principal::Admin })
-        })
+        // Put there by `require_caller`, which ran before any extractor.
+        std::future::ready(req.extensions().get::<Caller>().copied().ok_or(ApiError::Unauthorized))
     }
 }
 

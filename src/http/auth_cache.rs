@@ -9,7 +9,9 @@
 //! same step; one revoked behind this server's back (in the database, or through another
 //! server on the same database) is read again within [`KEY_RECHECK`].
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
@@ -19,9 +21,15 @@ use crate::store::{KeyOwner, Store, StoreResult};
 /// How long a remembered key is trusted before the database is asked again.
 pub const KEY_RECHECK: Duration = Duration::from_secs(30);
 
+/// A key's `last_used_at` is written at most this often, so it is never older than this
+/// behind the key's real last use, and a busy key costs one write a minute, not one per request.
+pub const LAST_USED_PRECISION: Duration = Duration::from_secs(60);
+
 pub struct AuthCache {
     store: Store,
     known: RwLock<Known>,
+    /// When each key's use was last written, in milliseconds since the epoch.
+    use_written: RwLock<HashMap<uuid::Uuid, AtomicI64>>,
 }
 
 #[derive(Default)]
@@ -42,11 +50,19 @@ struct KeyLookup {
 
 impl AuthCache {
     pub fn new(store: Store) -> Self {
-        Self { store, known: RwLock::default() }
+        Self { store, known: RwLock::default(), use_written: RwLock::default() }
     }
 
-    /// The live key with this hash.
+    /// The live key with this hash; its use is recorded (`last_used_at`).
     pub async fn find_key(&self, key_hash: &str) -> StoreResult<Option<KeyOwner>> {
+        let found = self.find_key_quietly(key_hash).await?;
+        if let Some(owner) = found {
+            self.record_use(owner.key_id, crate::domain::now());
+        }
+        Ok(found)
+    }
+
+    async fn find_key_quietly(&self, key_hash: &str) -> StoreResult<Option<KeyOwner>> {
         let lookup = {
             let known = self.read();
             if let Some((owner, _)) = known.keys.get(key_hash).filter(|(_, read)| read.elapsed() < KEY_RECHECK) {
@@ -83,7 +99,39 @@ impl AuthCache {
         revoked
     }
 
+    /// Writes the key's `last_used_at` in the background if the last write is
+    /// [`LAST_USED_PRECISION`] old; concurrent requests claim the write once.
+    fn record_use(&self, key_id: uuid::Uuid, now: chrono::DateTime<chrono::Utc>) {
+        if self.claim_use_write(key_id, now.timestamp_millis()) {
+            let store = self.store.clone();
+            actix_rt::spawn(async move {
+                if let Err(error) = store.touch_api_key(key_id, now).await {
+                    log::warn!("could not record the use of key {key_id}: {error}");
+                }
+            });
+        }
+    }
+
+    fn claim_use_write(&self, key_id: uuid::Uuid, now_ms: i64) -> bool {
+        let claim = |written: &AtomicI64| {
+            let last = written.load(Ordering::Acquire);
+            now_ms - last >= LAST_USED_PRECISION.as_millis() as i64
+                && written.compare_exchange(last, now_ms, Ordering::AcqRel, Ordering::Acquire).is_ok()
+        };
+        if let Some(written) = self.use_written.read().unwrap_or_else(PoisonError::into_inner).get(&key_id) {
+            return claim(written);
+        }
+        match self.use_written.write().unwrap_or_else(PoisonError::into_inner).entry(key_id) {
+            Entry::Occupied(written) => claim(written.get()),
+            Entry::Vacant(slot) => {
+                slot.insert(AtomicI64::new(now_ms));
+                true
+            }
+        }
+    }
+
     fn forget_key(&self, key_id: uuid::Uuid) {
+        self.use_written.write().unwrap_or_else(PoisonError::into_inner).remove(&key_id);
         let mut known = self.write();
         known.forgotten += 1;
         known.keys.retain(|_, (owner, _)| owner.key_id != key_id);
@@ -122,7 +170,7 @@ mod tests {
         let store = Store::open(&DatabaseUrl::SqliteFile(dir.path().join("hookbus.db")), 2).await.unwrap();
         let key = NewApiKey::generate();
         let key_id = uuid::Uuid::now_v7();
-        store.insert_api_key(WorkspaceId::DEFAULT, key_id, &key.hash).await.unwrap();
+        store.insert_api_key(WorkspaceId::DEFAULT, key_id, &key).await.unwrap();
         (dir, store, key, key_id)
     }
 
@@ -165,6 +213,20 @@ mod tests {
         assert!(cache.revoke_key(WorkspaceId::DEFAULT, key_id).await.unwrap());
         cache.remember_key(lookup, &key.hash, owner);
         assert_eq!(cache.find_key(&key.hash).await.unwrap(), None);
+    }
+
+    /// A key's use is written once per [`LAST_USED_PRECISION`], not once per request.
+    #[actix_rt::test]
+    async fn last_use_is_written_at_most_once_a_minute() {
+        let (_dir, store, _, key_id) = store_with_key().await;
+        let cache = AuthCache::new(store);
+        let minute = LAST_USED_PRECISION.as_millis() as i64;
+        assert!(cache.claim_use_write(key_id, 1_000_000), "the first use is written");
+        assert!(!cache.claim_use_write(key_id, 1_000_000 + minute - 1));
+        assert!(cache.claim_use_write(key_id, 1_000_000 + minute));
+        assert!(!cache.claim_use_write(key_id, 1_000_000 + minute + 5));
+        cache.forget_key(key_id);
+        assert!(cache.claim_use_write(key_id, 1_000_000 + minute + 6), "a forgotten key starts afresh");
     }
 
     #[actix_rt::test]

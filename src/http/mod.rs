@@ -72,6 +72,7 @@ pub fn configure(
             .route("/metrics", web::get().to(health::metrics))
             .service(
                 web::scope("/api/v1")
+                    .wrap(actix_web::middleware::from_fn(auth::require_caller))
                     // First: routes are tried in order, and every `{id}` route before it
                     // would cost a regex match on each publish, the hot path.
                     .route("/events", web::post().to(events::publish))
@@ -98,7 +99,11 @@ pub fn configure(
                             .route(web::post().to(workspaces::create))
                             .route(web::get().to(workspaces::list)),
                     )
-                    .route("/workspaces/{id}/keys", web::post().to(workspaces::create_key))
+                    .service(
+                        web::resource("/workspaces/{id}/keys")
+                            .route(web::post().to(workspaces::create_key))
+                            .route(web::get().to(workspaces::list_keys)),
+                    )
                     .route("/workspaces/{id}/keys/{key_id}", web::delete().to(workspaces::revoke_key))
                     .route("/deliveries/{id}", web::get().to(deliveries::get))
                     .route("/deliveries/{id}/redeliver", web::post().to(deliveries::redeliver))

@@ -182,6 +182,8 @@ pub struct WorkspaceObject {
     created_at: String,
     /// Only in the answer to create.
     api_key: Option<String>,
+    /// Only in the answer to create: the id of `api_key`, to revoke it.
+    api_key_id: Option<uuid::Uuid>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -195,6 +197,25 @@ pub struct WorkspacePage {
 pub struct KeyObject {
     id: uuid::Uuid,
     api_key: String,
+}
+
+/// A live key: never the key itself.
+#[derive(Serialize, ToSchema)]
+pub struct KeyInfo {
+    id: uuid::Uuid,
+    /// `hbk_` and the key's next 8 characters (keys made before hookbus kept them: `hbk_`).
+    prefix: String,
+    created_at: String,
+    /// Within a minute of the key's last use; null if never used.
+    #[schema(nullable)]
+    last_used_at: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct KeyInfoPage {
+    data: Vec<KeyInfo>,
+    #[schema(nullable)]
+    next_cursor: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -245,6 +266,7 @@ impl Modify for BearerAuth {
         super::workspaces::create,
         super::workspaces::list,
         super::workspaces::create_key,
+        super::workspaces::list_keys,
         super::workspaces::revoke_key,
         super::health::dashboard,
         super::health::health,

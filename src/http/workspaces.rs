@@ -35,14 +35,13 @@ pub async fn create(
     body: JsonBody<CreateWorkspace>,
 ) -> Result<HttpResponse, ApiError> {
     let name = body.0.name.ok_or_else(|| ValidationError::new("name", "is required"))?;
-    if name.trim().is_empty() || name.chars().count() > 255 {
-        return Err(ValidationError::new("name", "must be 1 to 255 characters").into());
-    }
+    let name = crate::domain::name::parse_name("name", name)?;
     let workspace = WorkspaceRecord { id: WorkspaceId::generate(), name, created_at: crate::domain::now() };
-    let key = NewApiKey::generate();
-    state.store.create_workspace(&workspace, uuid::Uuid::now_v7(), &key.hash).await?;
+    let (key, key_id) = (NewApiKey::generate(), uuid::Uuid::now_v7());
+    state.store.create_workspace(&workspace, key_id, &key).await?;
     let mut object = serde_json::to_value(&workspace).expect("a workspace serializes");
     object["api_key"] = json!(key.plaintext);
+    object["api_key_id"] = json!(key_id);
     Ok(HttpResponse::Created().json(object))
 }
 
@@ -88,8 +87,33 @@ pub async fn create_key(
     }
     let key = NewApiKey::generate();
     let key_id = uuid::Uuid::now_v7();
-    state.store.insert_api_key(workspace_id, key_id, &key.hash).await?;
+    state.store.insert_api_key(workspace_id, key_id, &key).await?;
     Ok(HttpResponse::Created().json(json!({"id": key_id, "api_key": key.plaintext})))
+}
+
+#[utoipa::path(
+    operation_id = "workspaces_list_keys",
+    get,
+    path = "/api/v1/workspaces/{id}/keys",
+    tag = "workspaces",
+    params(("id" = String, Path, description = "workspace id"), ("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query)),
+    responses(
+        (status = 200, body = super::openapi::KeyInfoPage),
+        super::openapi::ErrorResponses,
+    ),
+)]
+pub async fn list_keys(
+    state: web::Data<ApiState>,
+    _: AdminCaller,
+    id: web::Path<String>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let workspace_id: WorkspaceId = path_id(&id, "workspace")?;
+    if !state.store.workspace_exists(workspace_id).await? {
+        return Err(ApiError::NotFound("workspace"));
+    }
+    let (data, next_cursor) = state.store.list_api_keys(workspace_id, query.cursor()?, query.limit()?).await?;
+    Ok(HttpResponse::Ok().json(Page { data, next_cursor }))
 }
 
 #[utoipa::path(

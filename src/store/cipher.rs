@@ -34,17 +34,14 @@ impl MasterKey {
             return Self::from_base64(encoded);
         }
         let path = data_dir.join("master.key");
+        crate::files::tighten(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         if let Ok(existing) = std::fs::read_to_string(&path) {
             return Self::from_base64(&existing).map_err(|e| format!("{}: {e}", path.display()));
         }
         let mut key = [0u8; 32];
         SystemRandom::new().fill(&mut key).map_err(|_| "the system random number generator failed".to_owned())?;
-        std::fs::create_dir_all(data_dir).map_err(|e| e.to_string())?;
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        crate::files::create_private_dir(data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
+        let mut file = crate::files::create_private_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         writeln!(file, "{}", BASE64.encode(key)).map_err(|e| e.to_string())?;
         log::info!("generated a master key into {}", path.display());
         Ok(Self(key))

@@ -31,7 +31,7 @@ pub(crate) use batch::publishes_then_records;
 pub use batch::{AttemptWrite, PublishWrite, WriteOp, WriteOutcome};
 pub use deliveries::{DeliveryCount, WorkspaceTotals};
 pub use records::{AttemptRecord, DeliveryRecord, DeliveryUpdate, EventRecord, PendingDelivery};
-pub use workspaces::{KeyOwner, WorkspaceRecord};
+pub use workspaces::{KeyInfo, KeyOwner, WorkspaceRecord};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -381,9 +381,7 @@ async fn run_migrations(url: DatabaseUrl) -> StoreResult<()> {
 fn migrate_sqlite_file(path: &std::path::Path) -> StoreResult<()> {
     use diesel::connection::SimpleConnection;
     use diesel::Connection;
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| StoreError::Migration(e.to_string()))?;
-    }
+    crate::files::prepare_sqlite_file(path).map_err(|e| StoreError::Migration(format!("{}: {e}", path.display())))?;
     let mut conn = SqliteConnection::establish(&path.to_string_lossy())?;
     conn.batch_execute(SQLITE_PRAGMAS)?;
     conn.run_pending_migrations(SQLITE_MIGRATIONS).map_err(|e| StoreError::Migration(e.to_string()))?;

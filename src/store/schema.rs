@@ -84,6 +84,8 @@ diesel::table! {
         key_hash -> Text,
         created_at -> BigInt,
         revoked_at -> Nullable<BigInt>,
+        prefix -> Text,
+        last_used_at -> Nullable<BigInt>,
     }
 }
 

@@ -190,6 +190,7 @@ async fn the_openapi_document_describes_every_route_once() {
         "GET /api/v1/webhooks/{id}/deliveries",
         "GET /api/v1/webhooks/{id}/secret",
         "GET /api/v1/workspaces",
+        "GET /api/v1/workspaces/{id}/keys",
         "GET /health",
         "PATCH /api/v1/webhooks/{id}",
         "POST /api/v1/deliveries/{id}/redeliver",

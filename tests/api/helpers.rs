@@ -123,6 +123,46 @@ fn run_admin_sql(admin_url: &str, sql: &str) {
     .unwrap();
 }
 
+/// A DNS resolver for tests: fixed answers per name, names that never answer, and every
+/// other name unknown. No test asks a real DNS server.
+#[derive(Default)]
+pub struct StubDns {
+    answers: HashMap<String, Vec<std::net::IpAddr>>,
+    silent: std::collections::HashSet<String>,
+}
+
+impl StubDns {
+    pub fn answer(mut self, host: &str, ip: &str) -> Self {
+        self.answers.entry(host.to_owned()).or_default().push(ip.parse().unwrap());
+        self
+    }
+
+    /// A name whose lookup never finishes, like a DNS server that reads and drops.
+    pub fn silent(mut self, host: &str) -> Self {
+        self.silent.insert(host.to_owned());
+        self
+    }
+
+    pub fn resolver(self) -> hookbus::delivery::Resolver {
+        hookbus::delivery::Resolver::new(self)
+    }
+}
+
+impl hookbus::delivery::DnsResolver for StubDns {
+    fn lookup(
+        &self,
+        host: String,
+        port: u16,
+    ) -> futures_util::future::BoxFuture<'static, std::io::Result<Vec<std::net::SocketAddr>>> {
+        if self.silent.contains(&host) {
+            return Box::pin(std::future::pending());
+        }
+        let found =
+            self.answers.get(&host).map(|ips| ips.iter().map(|ip| std::net::SocketAddr::new(*ip, port)).collect());
+        Box::pin(std::future::ready(found.ok_or_else(|| std::io::Error::other(format!("{host}: no such name")))))
+    }
+}
+
 /// The server under test.
 pub struct TestApp {
     pub base: String,

@@ -15,5 +15,6 @@ mod hostile;
 mod recovery;
 mod security;
 mod store;
+mod tenants;
 mod webhooks;
 mod workspaces;

@@ -135,10 +135,24 @@ backend_test!(the_guard_refuses_internal_addresses_again_at_connect_time, |backe
 #[actix_web::test]
 async fn resolution_at_registration_sees_through_names() {
     let lax = UrlPolicy { allow_http: true, allow_private: true };
-    let local = WebhookUrl::parse("url", "https://localhost:8443/", lax).unwrap();
-    assert!(hookbus::delivery::resolves_to_internal(&local).await);
-    let literal = WebhookUrl::parse("url", "https://8.8.8.8/", lax).unwrap();
-    assert!(!hookbus::delivery::resolves_to_internal(&literal).await);
+    let resolver = StubDns::default()
+        .answer("internal.example", "93.184.216.34")
+        .answer("internal.example", "10.0.0.7")
+        .answer("public.example", "93.184.216.34")
+        .silent("silent.example")
+        .resolver();
+    let check = |raw: &str| {
+        let url = WebhookUrl::parse("url", raw, lax).unwrap();
+        let resolver = resolver.clone();
+        async move { hookbus::delivery::resolves_to_internal(&resolver, &url, Duration::from_millis(300)).await }
+    };
+    assert!(check("https://internal.example/").await, "one internal answer is enough");
+    assert!(!check("https://public.example/").await);
+    assert!(!check("https://8.8.8.8/").await, "a literal is not looked up");
+    assert!(!check("https://unknown.example/").await, "unresolvable: checked at connect");
+    let started = std::time::Instant::now();
+    assert!(!check("https://silent.example/").await, "no answer in time: checked at connect");
+    assert!(started.elapsed() < Duration::from_secs(2), "the deadline holds: {:?}", started.elapsed());
 }
 
 backend_test!(webhook_secrets_are_encrypted_at_rest, |backend| async move {

@@ -223,9 +223,10 @@ impl EndpointActor {
         // The same fields give the same bytes on every attempt.
         let body = Bytes::from(held.body());
         let event = held.delivery.event.clone();
-        let started_at = crate::domain::now();
         log::debug!("webhook {} delivery {id}: attempt {attempt}{}", webhook.id, if probe { " (probe)" } else { "" });
         let send = async move {
+            let _connection = outbound.connection_slot(webhook.workspace_id, webhook.id).await;
+            let started_at = crate::domain::now();
             let request = AttemptRequest {
                 url: &webhook.url,
                 delivery_id: id,
@@ -236,9 +237,9 @@ impl EndpointActor {
                 headers: &webhook.headers,
                 timeout: webhook.settings.timeout(),
             };
-            outbound.send(request).await
+            (started_at, outbound.send(request).await)
         };
-        ctx.spawn(send.into_actor(self).map(move |outcome, act, ctx| {
+        ctx.spawn(send.into_actor(self).map(move |(started_at, outcome), act, ctx| {
             act.attempt_finished(id, attempt, probe, started_at, outcome, ctx);
         }));
     }

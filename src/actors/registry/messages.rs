@@ -31,6 +31,18 @@ pub struct UpdateWebhook {
     pub patch: WebhookPatch,
 }
 
+/// The atomic half of [`RegisterWebhook`], once the target's DNS has been checked.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Arc<Webhook>, RegistryError>")]
+pub(super) struct InsertWebhook {
+    pub webhook: Arc<Webhook>,
+}
+
+/// The atomic half of [`UpdateWebhook`], once a new target's DNS has been checked.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Arc<Webhook>, RegistryError>")]
+pub(super) struct ApplyUpdate(pub UpdateWebhook);
+
 /// Deletes a webhook; its pending deliveries are cancelled.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<(), RegistryError>")]

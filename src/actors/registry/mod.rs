@@ -3,7 +3,9 @@
 //!
 //! Config changes are atomic (the registry waits for their database write before the
 //! next message), so the in-memory map and the database never disagree. Publishes are
-//! not: many wait for their group commit at once.
+//! not: many wait for their group commit at once. Nor is the DNS check of a new target:
+//! a lookup can take seconds, and every tenant's changes would wait behind it, so it runs
+//! (with a deadline) before the change enters the atomic part.
 
 mod messages;
 mod publisher;
@@ -16,6 +18,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
+use messages::{ApplyUpdate, InsertWebhook};
 pub use messages::{
     DeleteWebhook, DeliveryFailed, DisableWebhook, DrainDeliveries, GetWebhook, HealthSnapshot, ListWebhooks, Publish,
     Published, Redeliver, RegisterWebhook, ReplayDeliveries, RotateSecret, RotatedSecret, StartPublish, TestResult,
@@ -30,11 +33,13 @@ use super::endpoint::{
     ResetCircuit, StopEndpoint, WebhookChanged,
 };
 use super::persistence::{AttemptRecorder, Writer};
-use crate::delivery::{AttemptRequest, Outbound};
+use crate::delivery::{AttemptRequest, Outbound, OutboundLimits, Resolver};
 use crate::domain::circuit::CircuitSettings;
 use crate::domain::url::UrlPolicy;
 use crate::domain::webhook::{DisabledReason, Webhook};
-use crate::domain::{DeliveryStatus, EventId, EventType, Page, ValidationError, WebhookId, WebhookSecret, WorkspaceId};
+use crate::domain::{
+    DeliveryStatus, EventId, EventType, Page, ValidationError, WebhookId, WebhookSecret, WebhookUrl, WorkspaceId,
+};
 use crate::metrics::{FinalStatus, Metrics};
 use crate::store::{
     AttemptWrite, DeliveryRecord, EventRecord, PendingDelivery, PublishWrite, Store, StoreError, WriteOp, WriteOutcome,
@@ -50,6 +55,8 @@ pub enum RegistryError {
     Conflict(String),
     #[error("storage failed")]
     Store(#[source] Arc<StoreError>),
+    #[error("the registry has stopped")]
+    Stopped(#[from] MailboxError),
 }
 
 impl From<StoreError> for RegistryError {
@@ -74,6 +81,10 @@ pub struct RegistrySettings {
     pub rotation_overlap: Duration,
     pub circuit: CircuitSettings,
     pub max_webhooks_per_workspace: usize,
+    pub outbound: OutboundLimits,
+    pub resolver: Resolver,
+    /// How long registration waits for a target's DNS answer.
+    pub registration_dns_timeout: Duration,
 }
 
 pub struct Registry {
@@ -115,7 +126,7 @@ impl Registry {
             pool: Arc::new(OverflowPool::new(settings.pending_pool, metrics.pending_pool_gauge())),
             writer,
             metrics,
-            outbound: Outbound::new(!settings_guard_off),
+            outbound: Outbound::new(!settings_guard_off, settings.resolver.clone(), settings.outbound),
             settings,
             routes,
             by_workspace: HashMap::new(),
@@ -251,10 +262,8 @@ impl Registry {
         let after = Arc::new(after);
         let written = after.clone();
         let disabled_now = before.enabled && !after.enabled;
-        let guard = !self.settings.url_policy.allow_private && before.url != after.url;
         Box::pin(
             async move {
-                refuse_internal_dns(guard, &written).await?;
                 store.update_webhook(&written).await?;
                 if !disabled_now {
                     return Ok(0);
@@ -313,29 +322,66 @@ impl Actor for Registry {
     }
 }
 
+impl Registry {
+    fn check_room(&self, workspace_id: WorkspaceId) -> Result<(), RegistryError> {
+        let registered = self.by_workspace.get(&workspace_id).map_or(0, BTreeSet::len);
+        let limit = self.settings.max_webhooks_per_workspace;
+        if registered >= limit {
+            let full = ValidationError::new("webhooks", format!("the workspace already has the maximum of {limit}"));
+            return Err(full.into());
+        }
+        Ok(())
+    }
+
+    /// The registration half of the target guard: a host name that resolves to an internal
+    /// address is refused (the connect-time half re-checks every connection). Runs outside
+    /// the atomic part, within `registration_dns_timeout`.
+    fn dns_check(&self) -> impl Fn(&WebhookUrl) -> futures_util::future::BoxFuture<'static, Result<(), RegistryError>> {
+        let guard = !self.settings.url_policy.allow_private;
+        let (resolver, deadline) = (self.settings.resolver.clone(), self.settings.registration_dns_timeout);
+        move |url| {
+            let (resolver, url) = (resolver.clone(), url.clone());
+            Box::pin(async move {
+                if guard && crate::delivery::resolves_to_internal(&resolver, &url, deadline).await {
+                    let message = "resolves to a private, loopback or otherwise internal address";
+                    return Err(ValidationError::new("url", message).into());
+                }
+                Ok(())
+            })
+        }
+    }
+}
+
 impl Handler<RegisterWebhook> for Registry {
+    type Result = ResponseFuture<Result<Arc<Webhook>, RegistryError>>;
+
+    fn handle(&mut self, msg: RegisterWebhook, ctx: &mut Context<Self>) -> Self::Result {
+        let webhook = self.check_room(msg.workspace_id).and_then(|()| {
+            Ok(Webhook::create(msg.workspace_id, msg.input, self.settings.url_policy, crate::domain::now())?)
+        });
+        let webhook = match webhook {
+            Ok(webhook) => Arc::new(webhook),
+            Err(e) => return Box::pin(std::future::ready(Err(e))),
+        };
+        let (dns_check, registry) = (self.dns_check(), ctx.address());
+        Box::pin(async move {
+            dns_check(&webhook.url).await?;
+            registry.send(InsertWebhook { webhook }).await?
+        })
+    }
+}
+
+impl Handler<InsertWebhook> for Registry {
     type Result = AtomicResponse<Self, Result<Arc<Webhook>, RegistryError>>;
 
-    fn handle(&mut self, msg: RegisterWebhook, _: &mut Context<Self>) -> Self::Result {
-        let registered = self.by_workspace.get(&msg.workspace_id).map_or(0, BTreeSet::len);
-        if registered >= self.settings.max_webhooks_per_workspace {
-            let limit = self.settings.max_webhooks_per_workspace;
-            let full = ValidationError::new("webhooks", format!("the workspace already has the maximum of {limit}"));
-            return AtomicResponse::new(Box::pin(fut::ready(Err(full.into()))));
+    fn handle(&mut self, msg: InsertWebhook, _: &mut Context<Self>) -> Self::Result {
+        // Checked again: other registrations may have filled the workspace meanwhile.
+        if let Err(full) = self.check_room(msg.webhook.workspace_id) {
+            return AtomicResponse::new(Box::pin(fut::ready(Err(full))));
         }
-        let webhook = match Webhook::create(msg.workspace_id, msg.input, self.settings.url_policy, crate::domain::now())
-        {
-            Ok(webhook) => Arc::new(webhook),
-            Err(invalid) => return AtomicResponse::new(Box::pin(fut::ready(Err(invalid.into())))),
-        };
-        let store = self.store.clone();
+        let (store, webhook) = (self.store.clone(), msg.webhook);
         let written = webhook.clone();
-        let guard = !self.settings.url_policy.allow_private;
-        let register = async move {
-            refuse_internal_dns(guard, &written).await?;
-            store.insert_webhook(&written).await?;
-            Ok::<_, RegistryError>(())
-        };
+        let register = async move { store.insert_webhook(&written).await };
         AtomicResponse::new(Box::pin(register.into_actor(self).map(move |result, act, ctx| {
             result?;
             act.idle.insert(webhook.id);
@@ -346,9 +392,31 @@ impl Handler<RegisterWebhook> for Registry {
 }
 
 impl Handler<UpdateWebhook> for Registry {
+    type Result = ResponseFuture<Result<Arc<Webhook>, RegistryError>>;
+
+    fn handle(&mut self, msg: UpdateWebhook, ctx: &mut Context<Self>) -> Self::Result {
+        // Only a new target needs a lookup; its URL is judged whole in the atomic part.
+        let new_url = match (&msg.patch.url, self.find(msg.workspace_id, msg.webhook_id)) {
+            (_, Err(e)) => return Box::pin(std::future::ready(Err(e))),
+            (Some(raw), Ok(before)) => {
+                WebhookUrl::parse("url", raw, self.settings.url_policy).ok().filter(|url| *url != before.url)
+            }
+            (None, Ok(_)) => None,
+        };
+        let (dns_check, registry) = (self.dns_check(), ctx.address());
+        Box::pin(async move {
+            if let Some(url) = new_url {
+                dns_check(&url).await?;
+            }
+            registry.send(ApplyUpdate(msg)).await?
+        })
+    }
+}
+
+impl Handler<ApplyUpdate> for Registry {
     type Result = AtomicResponse<Self, Result<Arc<Webhook>, RegistryError>>;
 
-    fn handle(&mut self, msg: UpdateWebhook, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, ApplyUpdate(msg): ApplyUpdate, _: &mut Context<Self>) -> Self::Result {
         if msg.patch.enabled == Some(true) {
             // Explicitly enabling closes the circuit (a disabled webhook starts afresh anyway).
             if let Some(endpoint) = self.endpoint(&msg.webhook_id) {
@@ -466,16 +534,6 @@ impl Handler<RotateSecret> for Registry {
     }
 }
 
-/// The registration half of the target guard: a host name that resolves to an internal
-/// address is refused (the connect-time half re-checks every connection).
-async fn refuse_internal_dns(guard: bool, webhook: &Webhook) -> Result<(), RegistryError> {
-    if guard && crate::delivery::resolves_to_internal(&webhook.url).await {
-        let message = "resolves to a private, loopback or otherwise internal address";
-        return Err(ValidationError::new("url", message).into());
-    }
-    Ok(())
-}
-
 impl Handler<Publish> for Registry {
     type Result = ResponseFuture<Result<Published, RegistryError>>;
 
@@ -578,6 +636,7 @@ impl Handler<TestWebhook> for Registry {
                 .body();
                 let publish = WriteOp::Publish(PublishWrite { event: record.clone(), deliveries: vec![delivery] });
                 persist(&writer, publish).await?;
+                let _connection = outbound.connection_slot(webhook.workspace_id, webhook_id).await;
                 let started_at = crate::domain::now();
                 let request = AttemptRequest {
                     url: &webhook.url,

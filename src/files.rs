@@ -1,0 +1,114 @@
+//! Files only the owner can read: the data dir, the SQLite database and its `-wal`/`-shm`,
+//! the admin token and the master key hold payloads and secrets, so no other local user may
+//! read them whatever the process's umask.
+
+use std::fs::{DirBuilder, File, OpenOptions};
+use std::io;
+use std::path::Path;
+
+/// Mode of every file hookbus creates: read and write for the owner only.
+#[cfg(unix)]
+const FILE_MODE: u32 = 0o600;
+/// Mode of a data dir hookbus creates.
+#[cfg(unix)]
+const DIR_MODE: u32 = 0o700;
+
+/// Creates `dir` (and missing parents) readable by the owner only; an existing directory is
+/// left as it is (it may be shared with other things; what hookbus puts in it is private).
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    if dir.as_os_str().is_empty() || dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, DIR_MODE);
+    builder.create(dir)
+}
+
+/// Opens a new file for writing, readable by the owner only; fails if it exists.
+pub fn create_private_file(path: &Path) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, FILE_MODE);
+    options.open(path)
+}
+
+/// Makes sure `path`, if it exists, is readable by its owner only: a file left readable by
+/// others (an older version, a copy, a hand-written token) is tightened, with a warning.
+pub fn tighten(path: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let metadata = match std::fs::metadata(path) {
+            Ok(metadata) => metadata,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let mode = metadata.permissions().mode() & 0o777;
+        if metadata.is_file() && mode & 0o077 != 0 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700))?;
+            log::warn!("{} was readable by other users (mode {mode:o}); it is now {:o}", path.display(), mode & 0o700);
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+/// Prepares a SQLite database file: its directory created private, the file created empty
+/// with mode 0600 before SQLite opens it (SQLite gives `-wal` and `-shm` the database file's
+/// mode), and an existing database and its companions tightened.
+pub fn prepare_sqlite_file(path: &Path) -> io::Result<()> {
+    if let Some(parent) = path.parent() {
+        create_private_dir(parent)?;
+    }
+    match create_private_file(path) {
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut companion = path.as_os_str().to_owned();
+        companion.push(suffix);
+        tighten(Path::new(&companion))?;
+    }
+    Ok(())
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn created_dirs_and_files_are_private_and_wide_files_are_tightened() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("data/nested");
+        create_private_dir(&dir).unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        let db = dir.join("hookbus.db");
+        prepare_sqlite_file(&db).unwrap();
+        assert_eq!(mode(&db), 0o600);
+
+        let wal = dir.join("hookbus.db-wal");
+        std::fs::write(&wal, b"").unwrap();
+        std::fs::set_permissions(&wal, std::fs::Permissions::from_mode(0o644)).unwrap();
+        prepare_sqlite_file(&db).unwrap();
+        assert_eq!(mode(&wal), 0o600);
+    }
+
+    #[test]
+    fn an_existing_dir_is_left_alone() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        create_private_dir(root.path()).unwrap();
+        assert_eq!(mode(root.path()), 0o755);
+    }
+}
