@@ -18,7 +18,10 @@
 //! 2,000 events; (c) 10,000 webhooks, 20,000 events spread over them (2 each); (d) 1 dead
 //! webhook + 99 healthy, 2,000 events, beside (d0) the same 99 alone (the two alternate,
 //! three runs each, and each row is the median run); (e) a steady 1,000 events/s for 30 s,
-//! each to all of 10 webhooks.
+//! each to all of 10 webhooks; (f) a healthy tenant's steady 100 events/s for 10 s to one
+//! webhook in a workspace of its own, while the default workspace's 17 webhooks
+//! (`max_in_flight` 256) want 4,352 connections to a receiver that answers after 25 s,
+//! beside (f0) the healthy tenant alone (alternating like (d0) and (d)).
 
 mod common;
 
@@ -124,6 +127,29 @@ async fn receive(request: HttpRequest, body: web::Bytes, tally: web::Data<Tally>
     HttpResponse::NoContent().finish()
 }
 
+/// An actix-web server with `routes` on a random port of 127.0.0.1, on threads of its own.
+fn serve_on_thread(
+    workers: usize,
+    routes: impl Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
+) -> (u16, actix_web::dev::ServerHandle, std::thread::JoinHandle<()>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        actix_rt::System::new().block_on(async move {
+            let server = HttpServer::new(move || App::new().configure(routes.clone()))
+                .workers(workers)
+                .backlog(4096)
+                .bind(("127.0.0.1", 0))
+                .unwrap();
+            let port = server.addrs()[0].port();
+            let server = server.run();
+            tx.send((port, server.handle())).unwrap();
+            let _ = server.await;
+        })
+    });
+    let (port, handle) = rx.recv().unwrap();
+    (port, handle, thread)
+}
+
 /// An actix-web server on a random port, on threads of its own.
 struct Receiver {
     port: u16,
@@ -139,24 +165,10 @@ impl Receiver {
             last_at_us: AtomicU64::new(0),
             latency_us: Mutex::new(latency_histogram()),
         });
-        let (tx, rx) = std::sync::mpsc::channel();
         let shared = tally.clone();
-        let thread = std::thread::spawn(move || {
-            actix_rt::System::new().block_on(async move {
-                let server = HttpServer::new(move || {
-                    App::new().app_data(shared.clone()).route("/hook/{n}", web::post().to(receive))
-                })
-                .workers(2)
-                .backlog(4096)
-                .bind(("127.0.0.1", 0))
-                .unwrap();
-                let port = server.addrs()[0].port();
-                let server = server.run();
-                tx.send((port, server.handle())).unwrap();
-                let _ = server.await;
-            })
+        let (port, handle, thread) = serve_on_thread(2, move |routes| {
+            routes.app_data(shared.clone()).route("/hook/{n}", web::post().to(receive));
         });
-        let (port, handle) = rx.recv().unwrap();
         Self { port, tally, handle, thread }
     }
 
@@ -264,24 +276,38 @@ fn client(concurrency: usize) -> awc::Client {
     awc::Client::builder().connector(awc::Connector::new().limit(concurrency)).timeout(Duration::from_secs(60)).finish()
 }
 
-/// Registers webhooks; returns how many were created.
+/// Registers webhooks with the admin token; returns how many were created.
 async fn register(server: &Server, hooks: Vec<(String, Vec<String>)>) -> usize {
+    register_with(server, ADMIN_TOKEN, hooks, serde_json::json!({})).await
+}
+
+/// Registers webhooks with `token`, each with `settings` (an object) on top; returns how
+/// many were created.
+async fn register_with(
+    server: &Server,
+    token: &str,
+    hooks: Vec<(String, Vec<String>)>,
+    settings: serde_json::Value,
+) -> usize {
     let client = client(32);
     let next = Rc::new(std::cell::Cell::new(0));
     let hooks = Rc::new(hooks);
     let created = Rc::new(std::cell::Cell::new(0));
     let workers = (0..32).map(|_| {
         let (client, next, hooks, created) = (client.clone(), next.clone(), hooks.clone(), created.clone());
-        let url = server.url("/api/v1/webhooks");
+        let (url, settings) = (server.url("/api/v1/webhooks"), settings.clone());
         async move {
             loop {
                 let i = next.get();
                 let Some((target, events)) = hooks.get(i) else { break };
                 next.set(i + 1);
-                let body = serde_json::json!({"url": target, "events": events, "name": format!("bench-{i}")});
+                let mut body = serde_json::json!({"url": target, "events": events, "name": format!("bench-{i}")});
+                for (field, value) in settings.as_object().into_iter().flatten() {
+                    body[field] = value.clone();
+                }
                 let mut response = client
                     .post(&url)
-                    .bearer_auth(ADMIN_TOKEN)
+                    .bearer_auth(token)
                     .send_json(&body)
                     .await
                     .unwrap_or_else(|e| panic!("register webhook {i}: {e}"));
@@ -353,6 +379,86 @@ async fn default_workspace_key(server: &Server) -> String {
     let answer: serde_json::Value = response.json().await.expect("the key's JSON");
     assert_eq!(response.status(), 201, "create an API key: {answer}");
     answer["api_key"].as_str().expect("api_key in the answer").to_owned()
+}
+
+/// The API key of a new workspace.
+async fn new_workspace_key(server: &Server) -> String {
+    let url = server.url("/api/v1/workspaces");
+    let body = serde_json::json!({"name": "healthy tenant"});
+    let mut response =
+        client(1).post(&url).bearer_auth(ADMIN_TOKEN).send_json(&body).await.expect("create a workspace");
+    let answer: serde_json::Value = response.json().await.expect("the workspace's JSON");
+    assert_eq!(response.status(), 201, "create a workspace: {answer}");
+    answer["api_key"].as_str().expect("api_key in the answer").to_owned()
+}
+
+/// (f): the tenant whose receivers are slow (issue 21's attack): in the default workspace,
+/// 17 webhooks with `max_in_flight` 256 and `timeout_ms` 30,000 on a receiver that answers
+/// after 25 s, with 256 events queued to each, so together they want 4,352 connections.
+const SLOW_WEBHOOKS: usize = 17;
+const SLOW_IN_FLIGHT: usize = 256;
+const SLOW_ANSWER: Duration = Duration::from_secs(25);
+
+struct SlowTenant {
+    in_flight: web::Data<AtomicU64>,
+    handle: actix_web::dev::ServerHandle,
+    thread: std::thread::JoinHandle<()>,
+}
+
+/// Answers `warm.up` events at once (so slow start opens each webhook to its full
+/// `max_in_flight`), everything else after [`SLOW_ANSWER`].
+async fn answer_slowly(request: HttpRequest, in_flight: web::Data<AtomicU64>) -> HttpResponse {
+    if request.headers().get("x-webhook-event").is_some_and(|e| e != "warm.up") {
+        in_flight.fetch_add(1, Ordering::Relaxed);
+        actix_rt::time::sleep(SLOW_ANSWER).await;
+        in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+    HttpResponse::NoContent().finish()
+}
+
+impl SlowTenant {
+    async fn start(server: &Server, args: &Args) -> Self {
+        let in_flight = web::Data::new(AtomicU64::new(0));
+        let shared = in_flight.clone();
+        let (port, handle, thread) = serve_on_thread(1, move |routes| {
+            routes.app_data(shared.clone()).default_service(web::to(answer_slowly));
+        });
+        let slow = Self { in_flight, handle, thread };
+        let hooks =
+            (0..SLOW_WEBHOOKS).map(|i| (format!("http://127.0.0.1:{port}/slow/{i}"), vec!["*".to_owned()])).collect();
+        register_with(
+            server,
+            ADMIN_TOKEN,
+            hooks,
+            serde_json::json!({"max_in_flight": SLOW_IN_FLIGHT, "timeout_ms": 30_000}),
+        )
+        .await;
+        let token: Rc<str> = ADMIN_TOKEN.into();
+        publish(server, token.clone(), Rc::new(vec!["warm.up".to_owned(); 10]), 1, None).await;
+        // Ten successes each open the webhooks' slow start to 256 in flight.
+        actix_rt::time::sleep(Duration::from_secs(1)).await;
+        publish(server, token, Rc::new(vec!["slow.load".to_owned(); SLOW_IN_FLIGHT]), args.concurrency, None).await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut last = (0, Instant::now());
+        while Instant::now() < deadline && last.1.elapsed() < Duration::from_millis(1_000) {
+            actix_rt::time::sleep(Duration::from_millis(100)).await;
+            let now = slow.in_flight();
+            if now != last.0 {
+                last = (now, Instant::now());
+            }
+        }
+        eprintln!("  the slow tenant holds {} requests in flight on its receiver", slow.in_flight());
+        slow
+    }
+
+    fn in_flight(&self) -> u64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    async fn stop(self) {
+        self.handle.stop(false).await;
+        let _ = self.thread.join();
+    }
 }
 
 /// Publishes `events` with `token`; also returns the publish round trips (send → 202), in µs.
@@ -515,7 +621,23 @@ fn scenarios(args: &Args) -> Vec<Scenario> {
                 };
                 list.push(steady);
             }
-            other => panic!("unknown scenario {other:?}; known: a,b,c,d,e"),
+            "f" => {
+                let n = 100 * args.steady_seconds.min(10) as usize;
+                let title = format!("(f0) healthy tenant alone, 100 events/s × {} s", n / 100);
+                list.push(Scenario {
+                    interval: Some(Duration::from_millis(10)),
+                    ..Scenario::fan_out("f0", title, 1, false, "order.paid", n)
+                });
+                let title = format!(
+                    "(f) healthy tenant, 100 events/s × {} s, beside {SLOW_WEBHOOKS} × {SLOW_IN_FLIGHT} slow",
+                    n / 100
+                );
+                list.push(Scenario {
+                    interval: Some(Duration::from_millis(10)),
+                    ..Scenario::fan_out("f", title, 1, false, "order.paid", n)
+                });
+            }
+            other => panic!("unknown scenario {other:?}; known: a,b,c,d,e,f"),
         }
     }
     list
@@ -632,11 +754,23 @@ async fn run(backend: &'static str, database_url: &str, dir: &Path, scenario: &S
         .iter()
         .map(|(target, events)| (target.map_or_else(|| dead.clone(), |n| receiver.url(n)), events.clone()))
         .collect::<Vec<_>>();
+    let slow = if scenario.key == "f" { Some(SlowTenant::start(&server, args).await) } else { None };
     let registering = Instant::now();
-    let created = register(&server, hooks).await;
-    eprintln!("  registered {created} webhooks in {:.1?}", registering.elapsed());
-
-    let token: Rc<str> = if args.api_key { default_workspace_key(&server).await.into() } else { ADMIN_TOKEN.into() };
+    let token: Rc<str> = if scenario.key.starts_with('f') {
+        // The healthy tenant: a workspace of its own, its webhook registered with its key.
+        let key = new_workspace_key(&server).await;
+        let created = register_with(&server, &key, hooks, serde_json::json!({})).await;
+        eprintln!("  registered {created} webhooks in a workspace of their own in {:.1?}", registering.elapsed());
+        key.into()
+    } else {
+        let created = register(&server, hooks).await;
+        eprintln!("  registered {created} webhooks in {:.1?}", registering.elapsed());
+        if args.api_key {
+            default_workspace_key(&server).await.into()
+        } else {
+            ADMIN_TOKEN.into()
+        }
+    };
     let (sent, round_trips) =
         publish(&server, token, Rc::new(scenario.events.clone()), args.concurrency, scenario.interval).await;
     let ms = |q: f64| round_trips.value_at_quantile(q) as f64 / 1000.0;
@@ -689,6 +823,9 @@ async fn run(backend: &'static str, database_url: &str, dir: &Path, scenario: &S
     );
     if delivered < scenario.expected {
         eprintln!("  MISSING {} deliveries; server log: {}", scenario.expected - delivered, server.log.display());
+    }
+    if let Some(slow) = slow {
+        slow.stop().await;
     }
     server.stop();
     receiver.stop().await;
@@ -809,8 +946,9 @@ fn main() {
         backends.push(("PostgreSQL", Some(admin)));
     }
     let list = scenarios(&args);
-    // (d) runs beside (d0) when both are listed.
+    // (d) runs beside (d0) when both are listed, and (f) beside (f0).
     let beside = list.iter().find(|s| s.key == "d").filter(|_| list.iter().any(|s| s.key == "d0"));
+    let slow_tenant = list.iter().find(|s| s.key == "f");
     let rows = actix_rt::System::new().block_on(async {
         let mut rows = Vec::new();
         for (backend, postgres) in &backends {
@@ -825,7 +963,12 @@ fn main() {
                         rows.extend(run_alternating(backend, *postgres, dir.path(), pair, &args).await);
                         continue;
                     }
-                    ("d", Some(_)) => continue,
+                    ("d", Some(_)) | ("f", _) => continue,
+                    ("f0", _) => {
+                        let pair = [scenario, slow_tenant.expect("(f) is listed with (f0)")];
+                        rows.extend(run_alternating(backend, *postgres, dir.path(), pair, &args).await);
+                        continue;
+                    }
                     _ => {}
                 }
                 eprintln!("{backend}: {}", scenario.title);

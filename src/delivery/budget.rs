@@ -17,9 +17,11 @@
 //! so it needs no lock.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::rc::Rc;
 
+// Keyed by ids the server generated, and touched twice per attempt: a fast hash.
+use foldhash::{HashMap, HashMapExt as _, HashSet, HashSetExt as _};
 use tokio::sync::oneshot;
 
 use crate::domain::{WebhookId, WorkspaceId};
@@ -43,6 +45,9 @@ struct Slots {
     per_workspace: usize,
     shared_used: usize,
     workspaces: HashMap<WorkspaceId, WorkspaceSlots>,
+    /// Workspaces that may have waiting attempts (checked when one is picked), so a
+    /// release looks only at them, not at every workspace with an attempt in flight.
+    waiting_workspaces: HashSet<WorkspaceId>,
 }
 
 #[derive(Default)]
@@ -63,8 +68,13 @@ struct WebhookSlots {
 impl ConnectionBudget {
     /// `shared` slots beyond each webhook's own, at most `per_workspace` of them per workspace.
     pub fn new(shared: usize, per_workspace: usize) -> Self {
-        let slots =
-            Slots { shared, per_workspace: per_workspace.min(shared), shared_used: 0, workspaces: HashMap::new() };
+        let slots = Slots {
+            shared,
+            per_workspace: per_workspace.min(shared),
+            shared_used: 0,
+            workspaces: HashMap::new(),
+            waiting_workspaces: HashSet::new(),
+        };
         Self { inner: Rc::new(RefCell::new(slots)) }
     }
 
@@ -134,6 +144,7 @@ impl Slots {
             ws.waiting.push_back(webhook);
         }
         wh.waiters.push_back(waiter);
+        self.waiting_workspaces.insert(workspace);
     }
 
     /// Counts one slot of `webhook` as given back.
@@ -151,7 +162,7 @@ impl Slots {
         let mut slots = budget.borrow_mut();
         slots.give_back(workspace, webhook);
         slots.hand_own_slot(budget, workspace, webhook);
-        while slots.shared_used < slots.shared {
+        while slots.shared_used < slots.shared && !slots.waiting_workspaces.is_empty() {
             let Some(next) = slots.most_deserving_workspace() else { break };
             slots.hand_shared_slot(budget, next);
         }
@@ -179,11 +190,14 @@ impl Slots {
 
     /// The workspace with waiters that holds the fewest shared slots, among those below
     /// their cap.
-    fn most_deserving_workspace(&self) -> Option<WorkspaceId> {
-        self.workspaces
+    fn most_deserving_workspace(&mut self) -> Option<WorkspaceId> {
+        let workspaces = &self.workspaces;
+        self.waiting_workspaces.retain(|id| workspaces.get(id).is_some_and(|ws| !ws.waiting.is_empty()));
+        self.waiting_workspaces
             .iter()
-            .filter(|(_, ws)| !ws.waiting.is_empty() && ws.shared_used < self.per_workspace)
-            .min_by_key(|(_, ws)| ws.shared_used)
+            .filter_map(|id| Some((id, workspaces.get(id)?.shared_used)))
+            .filter(|(_, used)| *used < self.per_workspace)
+            .min_by_key(|(_, used)| *used)
             .map(|(id, _)| *id)
     }
 

@@ -65,6 +65,15 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(Page { data, next_cursor }))
 }
 
+/// The workspace a path names, if it exists.
+async fn existing_workspace(state: &ApiState, raw: &str) -> Result<WorkspaceId, ApiError> {
+    let workspace_id: WorkspaceId = path_id(raw, "workspace")?;
+    if !state.store.workspace_exists(workspace_id).await? {
+        return Err(ApiError::NotFound("workspace"));
+    }
+    Ok(workspace_id)
+}
+
 #[utoipa::path(
     operation_id = "workspaces_create_key",
     post,
@@ -81,10 +90,7 @@ pub async fn create_key(
     _: AdminCaller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let workspace_id: WorkspaceId = path_id(&id, "workspace")?;
-    if !state.store.workspace_exists(workspace_id).await? {
-        return Err(ApiError::NotFound("workspace"));
-    }
+    let workspace_id = existing_workspace(&state, &id).await?;
     let key = NewApiKey::generate();
     let key_id = uuid::Uuid::now_v7();
     state.store.insert_api_key(workspace_id, key_id, &key).await?;
@@ -108,10 +114,7 @@ pub async fn list_keys(
     id: web::Path<String>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let workspace_id: WorkspaceId = path_id(&id, "workspace")?;
-    if !state.store.workspace_exists(workspace_id).await? {
-        return Err(ApiError::NotFound("workspace"));
-    }
+    let workspace_id = existing_workspace(&state, &id).await?;
     let (data, next_cursor) = state.store.list_api_keys(workspace_id, query.cursor()?, query.limit()?).await?;
     Ok(HttpResponse::Ok().json(Page { data, next_cursor }))
 }
