@@ -179,6 +179,12 @@ async fn a_target_whose_dns_never_answers_does_not_freeze_the_registry() {
 
     let internal = app.post("/api/v1/webhooks", json!({"url": "https://internal.example/", "events": ["*"]})).await;
     assert_eq!(internal.status, 422, "{}", internal.body);
+    let moved = app
+        .request_as(&key, "PATCH", &format!("/api/v1/webhooks/{id}"), Some(json!({"url": "https://internal.example/"})))
+        .await;
+    assert_eq!(moved.status, 422, "a URL change is checked as a registration is: {}", moved.body);
+    let kept = app.request_as(&key, "GET", &format!("/api/v1/webhooks/{id}"), None).await;
+    assert_eq!(kept.body["url"], "https://fast.example/v2", "and changes nothing");
     for literal in ["https://[::ffff:0:7f00:1]/", "https://[2001::1]/", "https://[100::1]/", "https://192.88.99.1/"] {
         let reply = app.post("/api/v1/webhooks", json!({"url": literal, "events": ["*"]})).await;
         assert_eq!(reply.status, 422, "{literal}: {}", reply.body);
