@@ -56,6 +56,12 @@ pub struct Metrics {
     attempt_seconds: Histogram,
 }
 
+/// Every value of the `outcome` label of `attempts`, and of `status` of
+/// `deliveries_completed`: each series exists from the start, at zero, so a rate over it is
+/// defined before the first failure.
+const OUTCOMES: [&str; 4] = ["success", "http_error", "timeout", "connection_error"];
+const FINAL_STATUSES: [FinalStatus; 3] = [FinalStatus::Succeeded, FinalStatus::Failed, FinalStatus::Cancelled];
+
 impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("hookbus");
@@ -77,6 +83,12 @@ impl Default for Metrics {
             pending_pool_used.clone(),
         );
         registry.register("attempt_duration_seconds", "Attempt latency", attempt_seconds.clone());
+        for outcome in OUTCOMES {
+            attempts.get_or_create(&OutcomeLabel { outcome }).inc_by(0);
+        }
+        for status in FINAL_STATUSES {
+            deliveries.get_or_create(&StatusLabel { status: status.label() }).inc_by(0);
+        }
         Self { registry, events, attempts, deliveries, queue_depth, circuit, pending_pool_used, attempt_seconds }
     }
 }
@@ -128,10 +140,71 @@ impl Metrics {
         self.circuit.remove(&WebhookLabel { webhook_id: webhook_id.to_string() });
     }
 
-    /// The text exposition format.
-    pub fn render(&self) -> String {
+    /// The OpenMetrics text format (`application/openmetrics-text; version=1.0.0`).
+    pub fn render_openmetrics(&self) -> String {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
         out
+    }
+
+    /// The Prometheus text format 0.0.4 (`text/plain; version=0.0.4`), which scrapers and
+    /// `promtool` read by default.
+    pub fn render_text(&self) -> String {
+        openmetrics_to_text(&self.render_openmetrics())
+    }
+}
+
+/// The text format 0.0.4 from OpenMetrics text. For what hookbus exports they differ in three
+/// things: a counter's `# HELP` and `# TYPE` name its samples (`x_total`) in 0.0.4 but its
+/// family (`x`) in OpenMetrics; 0.0.4 has no `# UNIT` lines and no `# EOF`. (The encoder
+/// writes OpenMetrics only.)
+fn openmetrics_to_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> =
+        openmetrics.lines().filter_map(|line| line.strip_prefix("# TYPE ")?.strip_suffix(" counter")).collect();
+    let mut text = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let metadata = ["# HELP ", "# TYPE "].into_iter().find_map(|kind| Some((kind, line.strip_prefix(kind)?)));
+        match metadata.and_then(|(kind, rest)| Some((kind, rest.split_once(' ')?))) {
+            Some((kind, (name, rest))) if counters.contains(name) => {
+                text.push_str(&format!("{kind}{name}_total {rest}\n"));
+            }
+            _ => {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_text_format_names_counters_after_their_samples_and_has_no_openmetrics_lines() {
+        let openmetrics =
+            "# HELP a_events Events.\n# TYPE a_events counter\n# UNIT a_events events\na_events_total 3\n\
+                           # HELP a_depth Depth.\n# TYPE a_depth gauge\na_depth{webhook_id=\"x\"} 1\n# EOF\n";
+        assert_eq!(
+            openmetrics_to_text(openmetrics),
+            "# HELP a_events_total Events.\n# TYPE a_events_total counter\na_events_total 3\n\
+             # HELP a_depth Depth.\n# TYPE a_depth gauge\na_depth{webhook_id=\"x\"} 1\n"
+        );
+    }
+
+    #[test]
+    fn every_outcome_and_final_status_is_there_from_the_start() {
+        let text = Metrics::default().render_text();
+        for outcome in OUTCOMES {
+            assert!(text.contains(&format!("hookbus_attempts_total{{outcome=\"{outcome}\"}} 0")), "{text}");
+        }
+        for status in ["succeeded", "failed", "cancelled"] {
+            assert!(text.contains(&format!("hookbus_deliveries_completed_total{{status=\"{status}\"}} 0")), "{text}");
+        }
+        assert!(text.contains("# TYPE hookbus_events_published_total counter") && !text.contains("# EOF"));
     }
 }

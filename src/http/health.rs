@@ -113,12 +113,22 @@ pub async fn dashboard(state: web::Data<ApiState>, caller: Caller) -> Result<Htt
 }
 
 /// Prometheus text format. Queue depths are counted in the database at scrape time.
-pub async fn metrics(state: web::Data<ApiState>) -> HttpResponse {
-    match state.store.pending_counts().await {
+pub async fn metrics(req: actix_web::HttpRequest, state: web::Data<ApiState>) -> HttpResponse {
+    match state.store.queue_depths().await {
         Ok(depths) => state.metrics.set_queue_depths(depths),
         Err(error) => log::warn!("metrics: could not count pending deliveries: {error}"),
     }
-    HttpResponse::Ok()
-        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
-        .body(state.metrics.render())
+    // OpenMetrics only for a scraper that asks for it; the text format 0.0.4 for the rest.
+    let openmetrics = req
+        .headers()
+        .get(actix_web::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("application/openmetrics-text"));
+    if openmetrics {
+        HttpResponse::Ok()
+            .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+            .body(state.metrics.render_openmetrics())
+    } else {
+        HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(state.metrics.render_text())
+    }
 }

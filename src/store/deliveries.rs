@@ -301,7 +301,13 @@ impl Store {
             let attempts = earlier + rows.iter().map(|row| row.3).sum::<i64>();
             let rows: Vec<(String, String, i64)> =
                 rows.into_iter().map(|(hook, status, n, _)| (hook, status, n)).collect();
-            let events: i64 = events::table.filter(events::workspace_id.eq(&ws)).count().get_result(conn).await?;
+            // The workspace's clients' events: hookbus' own (`hookbus.*`) are not theirs.
+            let events: i64 = events::table
+                .filter(events::workspace_id.eq(&ws))
+                .filter(events::event_type.not_like("hookbus.%"))
+                .count()
+                .get_result(conn)
+                .await?;
             (events, attempts, rows)
         });
         Ok(WorkspaceTotals {
@@ -311,15 +317,19 @@ impl Store {
         })
     }
 
-    /// Pending deliveries per registered webhook, across all workspaces (for `/metrics`
-    /// and start-up); webhooks with none are left out.
+    /// Pending deliveries per registered webhook, across all workspaces (for start-up);
+    /// webhooks with none are left out.
     pub async fn pending_counts(&self) -> StoreResult<Vec<(WebhookId, u64)>> {
+        Ok(self.queue_depths().await?.into_iter().filter(|(_, pending)| *pending > 0).collect())
+    }
+
+    /// Pending deliveries of every registered webhook, none included (for `/metrics`).
+    pub async fn queue_depths(&self) -> StoreResult<Vec<(WebhookId, u64)>> {
         let rows: Vec<PendingCount> = with_conn!(self, |conn| diesel::sql_query(PENDING_COUNTS).load(conn).await?);
         rows.into_iter()
-            .filter(|row| row.pending > 0)
             .map(|row| {
                 let webhook_id = super::records::parse_id(&row.webhook_id)?;
-                Ok((webhook_id, row.pending as u64))
+                Ok((webhook_id, row.pending.max(0) as u64))
             })
             .collect()
     }
@@ -327,8 +337,8 @@ impl Store {
 
 /// Pending deliveries per webhook, one range of `deliveries_unsettled` each: the cost
 /// follows the number of webhooks and pending deliveries, not the size of the history.
-/// Webhooks without any come back with 0 and are left out by the caller (a `WHERE` on the
-/// count would make SQLite count twice).
+/// Webhooks without any come back with 0 (a `WHERE` on the count would make SQLite count
+/// twice).
 const PENDING_COUNTS: &str = "SELECT w.id AS webhook_id, \
      (SELECT count(*) FROM deliveries d WHERE d.webhook_id = w.id AND d.status = 'pending' \
        AND d.status <> 'succeeded') AS pending \

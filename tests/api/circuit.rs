@@ -182,10 +182,38 @@ backend_test!(a_delivery_that_fails_for_good_is_announced_but_never_about_itself
     actix_rt::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(broken.count(), 1);
     assert_eq!(alerts.count(), 1, "the failed alert did not trigger another");
-    assert_eq!(health(&app).await["totals"]["events"], 2);
+    assert_eq!(health(&app).await["totals"]["events"], 1, "operational events are not the clients'");
 
     let reserved = app.post("/api/v1/events", json!({"event": "hookbus.webhook.disabled", "data": {}})).await;
     assert_eq!(reserved.status, 422);
+});
+
+backend_test!(operational_events_are_created_only_when_someone_listens, |backend| async move {
+    // The circuit stays closed, so every delivery fails for good at once.
+    let app = spawn_app_with(backend, |c| c.failure_threshold = 100).await;
+    let broken = TestReceiver::start().await;
+    broken.answer(Answer::status(500));
+    let webhook = app.create_webhook(json!({"url": broken.url(), "events": ["*"], "max_retries": 0})).await;
+    let id = webhook["id"].as_str().unwrap();
+    app.publish_numbered("meeting.completed", 0..8).await;
+    app.wait_for_all(id, 8, "failed", SHORT).await;
+    // A `*` subscriber and an alerting webhook that is disabled do not listen.
+    let alerts = TestReceiver::start().await;
+    let off = json!({"url": alerts.url(), "events": ["hookbus.*"], "enabled": false});
+    app.create_webhook(off).await;
+    app.publish_numbered("meeting.completed", 8..10).await;
+    app.wait_for_all(id, 10, "failed", SHORT).await;
+    actix_rt::time::sleep(Duration::from_millis(300)).await;
+    let published = |metrics: &str| sample(&parse_metrics(metrics), "hookbus_events_published_total");
+    assert_eq!(published(&app.metrics().await), 10.0, "no operational event was stored");
+    assert_eq!(health(&app).await["totals"]["events"], 10);
+
+    // Once someone listens, each failure is announced; the clients' count stays theirs.
+    app.create_webhook(json!({"url": alerts.url(), "events": ["hookbus.delivery.failed"]})).await;
+    app.publish_numbered("meeting.completed", 10..12).await;
+    alerts.recv_n(2, SHORT).await;
+    assert_eq!(published(&app.metrics().await), 14.0, "12 of the clients' events and 2 announcements");
+    assert_eq!(health(&app).await["totals"]["events"], 12);
 });
 
 #[derive(Clone, Copy, PartialEq)]

@@ -148,3 +148,137 @@ backend_test!(metrics_parse_and_show_no_urls_secrets_or_payloads, |backend| asyn
         actix_rt::time::sleep(Duration::from_millis(25)).await;
     }
 });
+
+/// `GET /metrics` with an `Accept` header or none: its content type and body.
+async fn scrape(app: &TestApp, accept: Option<&str>) -> (String, String) {
+    let mut request = app.client.get(format!("{}/metrics", app.base));
+    if let Some(accept) = accept {
+        request = request.insert_header(("Accept", accept));
+    }
+    let mut response = request.send().await.unwrap();
+    let content_type = response.headers().get("content-type").unwrap().to_str().unwrap().to_owned();
+    (content_type, String::from_utf8(response.body().await.unwrap().to_vec()).unwrap())
+}
+
+/// `promtool check metrics` on `text`: `None` if promtool is not installed (a failure under
+/// CI, whose `.ci/run` installs it).
+fn promtool_check(text: &str) -> Option<std::process::Output> {
+    use std::io::Write;
+    let child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && std::env::var_os("CI").is_none() => {
+            eprintln!("promtool is not installed: skipping its check (apt-get install prometheus)");
+            return None;
+        }
+        Err(e) => panic!("promtool must run under CI: {e}"),
+    };
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    Some(child.wait_with_output().unwrap())
+}
+
+const FAMILIES: [&str; 7] = [
+    "hookbus_events_published_total",
+    "hookbus_attempts_total",
+    "hookbus_deliveries_completed_total",
+    "hookbus_queue_depth",
+    "hookbus_circuit_state",
+    "hookbus_pending_pool_used",
+    "hookbus_attempt_duration_seconds",
+];
+
+backend_test!(metrics_are_the_text_format_a_real_parser_and_promtool_accept, |backend| async move {
+    let app = spawn_app_with(backend, |c| {
+        c.failure_threshold = 4;
+        c.circuit_cooldown_ms = 60_000;
+        c.circuit_cooldown_max_ms = 60_000;
+    })
+    .await;
+    let (content_type, text) = scrape(&app, None).await;
+    assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
+    let scraped = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    // Per-webhook families have samples once there are webhooks; the others from the start.
+    for family in FAMILIES.iter().filter(|f| !f.ends_with("queue_depth") && !f.ends_with("circuit_state")) {
+        assert!(scraped.docs.contains_key(*family), "{family} has its help text from the start:\n{text}");
+    }
+    let zero_failures = scraped
+        .samples
+        .iter()
+        .find(|s| s.metric == "hookbus_attempts_total" && s.labels.get("outcome") == Some("http_error"));
+    assert!(
+        matches!(zero_failures.map(|s| &s.value), Some(prometheus_parse::Value::Counter(v)) if *v == 0.0),
+        "{text}"
+    );
+
+    // Delivered, retried, failed for good, and a circuit opened: every family has samples.
+    let good = TestReceiver::start().await;
+    let bad = TestReceiver::start().await;
+    bad.answer(Answer::status(500));
+    app.create_webhook(json!({"url": good.url(), "events": ["*"]})).await;
+    // Fails each delivery for good at its first attempt (3 failures stay under the threshold).
+    app.create_webhook(json!({"url": bad.url(), "events": ["*"], "max_retries": 0})).await;
+    // Retries until its circuit opens.
+    let retrying = json!({"url": bad.url(), "events": ["*"], "max_retries": 5, "backoff_base_ms": 10});
+    let failing = app.create_webhook(retrying).await;
+    let failing_id = failing["id"].as_str().unwrap();
+    app.publish_numbered("order.paid", 0..3).await;
+    let deadline = Instant::now() + SHORT;
+    let (text, scraped) = loop {
+        let (_, text) = scrape(&app, None).await;
+        let scraped = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+        let value = |metric: &str, label: (&str, &str)| {
+            scraped.samples.iter().find(|s| s.metric == metric && s.labels.get(label.0) == Some(label.1)).map(|s| {
+                match s.value {
+                    prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) => v,
+                    _ => f64::NAN,
+                }
+            })
+        };
+        let done = value("hookbus_deliveries_completed_total", ("status", "failed")).is_some_and(|v| v >= 1.0)
+            && value("hookbus_circuit_state", ("webhook_id", failing_id)) == Some(2.0)
+            && value("hookbus_attempts_total", ("outcome", "success")).is_some_and(|v| v >= 3.0);
+        if done {
+            break (text, scraped);
+        }
+        assert!(Instant::now() < deadline, "never delivered, failed and opened a circuit:\n{text}");
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    };
+    for family in FAMILIES {
+        assert!(scraped.docs.contains_key(family), "{family} has its help text:\n{text}");
+    }
+    let healthy_depth = scraped
+        .samples
+        .iter()
+        .find(|s| s.metric == "hookbus_queue_depth" && s.labels.get("webhook_id") != Some(failing_id));
+    assert!(healthy_depth.is_some(), "a webhook with nothing pending shows a depth of 0:\n{text}");
+    for family in ["hookbus_attempts_total", "hookbus_deliveries_completed_total", "hookbus_events_published_total"] {
+        let typed = scraped.samples.iter().filter(|s| s.metric == family);
+        assert!(
+            typed.clone().count() > 0 && typed.clone().all(|s| matches!(s.value, prometheus_parse::Value::Counter(_))),
+            "{family} is a counter:\n{text}"
+        );
+    }
+    assert!(
+        scraped.samples.iter().any(|s| s.metric == "hookbus_attempt_duration_seconds"
+            && matches!(s.value, prometheus_parse::Value::Histogram(_))),
+        "{text}"
+    );
+    if let Some(checked) = promtool_check(&text) {
+        assert!(
+            checked.status.success(),
+            "promtool check metrics: {}{}\n{text}",
+            String::from_utf8_lossy(&checked.stdout),
+            String::from_utf8_lossy(&checked.stderr)
+        );
+    }
+    // OpenMetrics when the scraper asks for it.
+    let (content_type, openmetrics) =
+        scrape(&app, Some("application/openmetrics-text;version=1.0.0,text/plain;q=0.5")).await;
+    assert!(content_type.starts_with("application/openmetrics-text; version=1.0.0"));
+    assert!(openmetrics.ends_with("# EOF\n") && openmetrics.contains("# TYPE hookbus_attempts counter"));
+});

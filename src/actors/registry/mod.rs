@@ -293,7 +293,9 @@ impl Registry {
         )
     }
 
-    /// Publishes one of hookbus' own `hookbus.*` events (operational webhooks).
+    /// Publishes one of hookbus' own `hookbus.*` events (operational webhooks), if an
+    /// enabled webhook of the workspace subscribes to it: nobody would read it otherwise, and
+    /// a dead endpoint's backlog would store one for every delivery that fails.
     fn publish_operational(
         &mut self,
         workspace_id: WorkspaceId,
@@ -302,6 +304,9 @@ impl Registry {
         ctx: &mut Context<Self>,
     ) {
         let event = EventType::from_stored(event.to_owned());
+        if self.routes.read().matching(workspace_id, &event).is_empty() {
+            return;
+        }
         let published = self.publisher.begin(workspace_id, event, data.to_string(), None).finish();
         ctx.spawn(fut::wrap_future(published).map(|result, _: &mut Self, _| {
             if let Err(error) = result {
