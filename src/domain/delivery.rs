@@ -78,6 +78,42 @@ pub enum NextStep {
     Gone,
 }
 
+/// Why a delivery ended without succeeding: the delivery's `failure_reason`, a field of its
+/// own so it never hides what the last attempt got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureReason {
+    RetriesExhausted,
+    /// The endpoint answered 410.
+    Gone,
+    WebhookDisabled(super::webhook::DisabledReason),
+    WebhookDeleted,
+    /// The one attempt of `POST …/test` failed.
+    TestFailed,
+}
+
+impl std::fmt::Display for FailureReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::RetriesExhausted => f.write_str("retries exhausted"),
+            Self::Gone => f.write_str("gone"),
+            Self::WebhookDisabled(reason) => write!(f, "webhook disabled ({})", reason.as_str()),
+            Self::WebhookDeleted => f.write_str("webhook deleted"),
+            Self::TestFailed => f.write_str("test attempt failed"),
+        }
+    }
+}
+
+impl NextStep {
+    /// Why the delivery ended, if this step ends it without success.
+    pub fn failure_reason(self) -> Option<FailureReason> {
+        match self {
+            Self::Failed => Some(FailureReason::RetriesExhausted),
+            Self::Gone => Some(FailureReason::Gone),
+            Self::Succeeded | Self::RetryIn(_) => None,
+        }
+    }
+}
+
 /// Decides the next step after attempt number `attempt` (1-based) ended with `outcome`.
 pub fn next_step(policy: &RetryPolicy, failures: u32, outcome: &AttemptOutcome, jitter: f64) -> NextStep {
     if outcome.succeeded() {

@@ -19,7 +19,7 @@ pub mod target;
 pub mod url;
 pub mod webhook;
 
-pub use delivery::{AttemptOutcome, DeliveryStatus};
+pub use delivery::{AttemptOutcome, DeliveryStatus, FailureReason};
 pub use event::{EventId, EventPattern, EventType};
 pub use ids::{DeliveryId, WebhookId, WorkspaceId};
 pub use retry::RetryPolicy;

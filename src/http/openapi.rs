@@ -133,6 +133,10 @@ pub struct DeliveryObject {
     created_at: String,
     #[schema(nullable)]
     completed_at: Option<String>,
+    /// Why a `failed` or `cancelled` delivery ended: `retries exhausted`, `gone`,
+    /// `webhook disabled (manual|gone|failing)`, `webhook deleted`, `test attempt failed`.
+    #[schema(nullable)]
+    failure_reason: Option<String>,
     /// Only on `GET /api/v1/deliveries/{id}`: the exact body sent.
     payload: Option<String>,
     /// Only on `GET /api/v1/deliveries/{id}`.

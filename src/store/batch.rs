@@ -59,6 +59,7 @@ impl AttemptWrite {
                 response_body: outcome.response_body.clone(),
                 duration_ms: Some(duration_ms),
                 completed_at: (delivery.status != DeliveryStatus::Pending).then_some(now),
+                failure_reason: delivery.failure_reason.clone(),
             },
         }
     }
@@ -296,10 +297,12 @@ const PUBLISH_POSTGRES: &str = "WITH inserted AS ( \
 /// A batch's attempt records and the delivery states they leave, in one statement. Each
 /// delivery row takes the latest of its attempts in the batch, after its previous attempt
 /// moved to `attempts` (`moved`); the batch's other attempts go to `attempts` directly. An
-/// attempt result never overwrites a delivery that left `pending` meanwhile (cancelled, say),
-/// nor the result of a later attempt (batches can commit in any order): that attempt goes to
-/// `attempts` too, unless the row holds this very attempt (a batch written twice). Every part
-/// reads the rows as they were before the statement.
+/// attempt result never overwrites the result of a later attempt (batches can commit in any
+/// order): that attempt goes to `attempts` too, unless the row holds this very attempt (a
+/// batch written twice). On a delivery that ended meanwhile (webhook disabled or deleted) the
+/// attempt is still the row's latest, but the status and `failure_reason` stay, unless it
+/// succeeded (as `prepared::SettleDelivery`). Every part reads the rows as they were before
+/// the statement.
 ///
 /// The statement commits without waiting for its WAL flush (`synchronous_commit = off`, for
 /// this statement's transaction only), so publishes, which do wait, are not queued behind
@@ -321,18 +324,27 @@ const RECORD_ATTEMPTS_POSTGRES: &str = "WITH moved AS ( \
      SELECT d.id, d.attempt_count, d.workspace_id, d.last_attempt_at, COALESCE(d.duration_ms, 0), \
        d.status_code, d.error_message, d.response_body \
      FROM deliveries AS d, unnest($1::text[], $3::int4[]) AS u(id, attempt_count) \
-     WHERE d.id = u.id AND d.id = ANY($1::text[]) AND d.status = 'pending' AND d.attempt_count < u.attempt_count \
+     WHERE d.id = u.id AND d.id = ANY($1::text[]) AND d.attempt_count < u.attempt_count \
        AND d.last_attempt_at IS NOT NULL \
      ON CONFLICT DO NOTHING), \
    settled AS ( \
-     UPDATE deliveries AS d SET status = u.status, attempt_count = u.attempt_count, \
-       retries_used = u.retries_used, next_attempt_at = u.next_attempt_at, status_code = u.status_code, \
-       error_message = u.error_message, response_body = u.response_body, duration_ms = u.duration_ms, \
-       completed_at = u.completed_at, last_attempt_at = u.last_attempt_at \
+     UPDATE deliveries AS d SET \
+       status = CASE WHEN d.status = 'pending' OR u.status = 'succeeded' THEN u.status ELSE d.status END, \
+       attempt_count = u.attempt_count, \
+       retries_used = CASE WHEN d.status = 'pending' THEN u.retries_used ELSE d.retries_used END, \
+       next_attempt_at = CASE WHEN d.status = 'pending' THEN u.next_attempt_at ELSE d.next_attempt_at END, \
+       status_code = u.status_code, error_message = u.error_message, response_body = u.response_body, \
+       duration_ms = u.duration_ms, \
+       completed_at = CASE WHEN d.status = 'pending' OR u.status = 'succeeded' THEN u.completed_at \
+         ELSE d.completed_at END, \
+       failure_reason = CASE WHEN d.status = 'pending' OR u.status = 'succeeded' THEN u.failure_reason \
+         ELSE d.failure_reason END, \
+       last_attempt_at = u.last_attempt_at \
      FROM unnest($1::text[], $2::text[], $3::int4[], $4::int4[], $5::int8[], $6::int4[], $7::text[], \
-       $8::text[], $9::int8[], $10::int8[], $11::int8[]) AS u(id, status, attempt_count, retries_used, \
-       next_attempt_at, status_code, error_message, response_body, duration_ms, completed_at, last_attempt_at) \
-     WHERE d.id = u.id AND d.id = ANY($1::text[]) AND d.status = 'pending' AND d.attempt_count < u.attempt_count \
+       $8::text[], $9::int8[], $10::int8[], $11::int8[], $20::text[]) AS u(id, status, attempt_count, \
+       retries_used, next_attempt_at, status_code, error_message, response_body, duration_ms, completed_at, \
+       last_attempt_at, failure_reason) \
+     WHERE d.id = u.id AND d.id = ANY($1::text[]) AND d.attempt_count < u.attempt_count \
      RETURNING d.id, d.attempt_count) \
    INSERT INTO attempts (delivery_id, attempt, workspace_id, started_at, duration_ms, status_code, \
      error_message, response_body) \
@@ -440,7 +452,8 @@ async fn record_attempts_postgres(mut conn: &AsyncPgConnection, ops: &[WriteOp])
         .bind::<Array<BigInt>, _>(a.iter().map(|r| r.duration_ms).collect::<Vec<_>>())
         .bind::<Array<Nullable<Integer>>, _>(a.iter().map(|r| r.status_code).collect::<Vec<_>>())
         .bind::<Array<Nullable<Text>>, _>(a.iter().map(|r| r.error_message.as_ref()).collect::<Vec<_>>())
-        .bind::<Array<Nullable<Text>>, _>(a.iter().map(|r| r.response_body.as_ref()).collect::<Vec<_>>());
+        .bind::<Array<Nullable<Text>>, _>(a.iter().map(|r| r.response_body.as_ref()).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Text>>, _>(&c.failure_reason);
     Cached::<RecordStatement, _>::new(statement).execute(&mut conn).await?;
     Ok(())
 }

@@ -164,6 +164,7 @@ impl Store {
                 deliveries::status.eq(DeliveryStatus::Pending.as_str()),
                 deliveries::next_attempt_at.eq(Some(to_millis(now))),
                 deliveries::completed_at.eq(None::<i64>),
+                deliveries::failure_reason.eq(None::<String>),
                 // A redelivery gets a full retry budget again.
                 deliveries::retries_used.eq(0),
             ))
@@ -178,75 +179,38 @@ impl Store {
 }
 
 impl Store {
-    /// Fails every pending delivery of a webhook (it was disabled); returns how many.
+    /// Fails every pending delivery of a webhook (it was disabled) for `reason`, but
+    /// `except` (whose own attempt record is on its way); returns how many. Their latest
+    /// attempts stay as they are: the reason is a field of its own.
     pub async fn fail_pending_deliveries(
         &self,
         webhook_id: WebhookId,
         reason: &str,
+        except: Option<DeliveryId>,
         now: DateTime<Utc>,
     ) -> StoreResult<usize> {
         let (hook, reason, now) = (webhook_id.to_string(), reason.to_owned(), to_millis(now));
-        // On PostgreSQL the rows are locked first: an attempt record committing between the
-        // move and the update below would otherwise put its attempt on a row whose attempt
-        // the update then clears. (SQLite runs one write transaction at a time.)
-        let lock = (self.backend() == super::Backend::Postgres).then_some(LOCK_PENDING_POSTGRES);
+        let except = except.map(|id| id.to_string()).unwrap_or_default();
         let failed = with_conn!(self, |conn| {
-            use diesel_async::AsyncConnection;
-            conn.transaction::<_, diesel::result::Error, _>(async |conn| {
-                if let Some(lock) = lock {
-                    diesel::sql_query(lock).bind::<diesel::sql_types::Text, _>(&hook).execute(conn).await?;
-                }
-                let pending = || {
-                    deliveries::table
-                        .filter(deliveries::webhook_id.eq(&hook))
-                        .filter(deliveries::status.eq(DeliveryStatus::Pending.as_str()))
-                        .filter(unsettled())
-                };
-                // The reason overwrites the row's outcome: its latest attempt moves out first.
-                diesel::insert_into(attempts::table)
-                    .values(pending().filter(deliveries::last_attempt_at.is_not_null()).select((
-                        deliveries::id,
-                        deliveries::attempt_count,
-                        deliveries::workspace_id,
-                        deliveries::last_attempt_at.assume_not_null(),
-                        diesel::dsl::sql::<diesel::sql_types::BigInt>("COALESCE(duration_ms, 0)"),
-                        deliveries::status_code,
-                        deliveries::error_message,
-                        deliveries::response_body,
-                    )))
-                    .into_columns((
-                        attempts::delivery_id,
-                        attempts::attempt,
-                        attempts::workspace_id,
-                        attempts::started_at,
-                        attempts::duration_ms,
-                        attempts::status_code,
-                        attempts::error_message,
-                        attempts::response_body,
-                    ))
-                    .on_conflict_do_nothing()
-                    .execute(conn)
-                    .await?;
-                diesel::update(pending())
-                    .set((
-                        deliveries::status.eq(DeliveryStatus::Failed.as_str()),
-                        deliveries::next_attempt_at.eq(None::<i64>),
-                        deliveries::error_message.eq(Some(&reason)),
-                        deliveries::completed_at.eq(Some(now)),
-                        deliveries::last_attempt_at.eq(None::<i64>),
-                    ))
-                    .execute(conn)
-                    .await
-            })
+            diesel::update(
+                deliveries::table
+                    .filter(deliveries::webhook_id.eq(&hook))
+                    .filter(deliveries::status.eq(DeliveryStatus::Pending.as_str()))
+                    .filter(unsettled())
+                    .filter(deliveries::id.ne(&except)),
+            )
+            .set((
+                deliveries::status.eq(DeliveryStatus::Failed.as_str()),
+                deliveries::next_attempt_at.eq(None::<i64>),
+                deliveries::completed_at.eq(Some(now)),
+                deliveries::failure_reason.eq(Some(&reason)),
+            ))
+            .execute(conn)
             .await?
         });
         Ok(failed)
     }
 }
-
-/// A webhook's pending deliveries, locked until the transaction ends.
-const LOCK_PENDING_POSTGRES: &str =
-    "SELECT id FROM deliveries WHERE webhook_id = $1 AND status = 'pending' AND status <> 'succeeded' FOR UPDATE";
 
 /// How many deliveries one webhook has in one status.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -383,6 +347,7 @@ impl Store {
                     deliveries::status.eq(DeliveryStatus::Pending.as_str()),
                     deliveries::next_attempt_at.eq(Some(now)),
                     deliveries::completed_at.eq(None::<i64>),
+                    deliveries::failure_reason.eq(None::<String>),
                     deliveries::retries_used.eq(0),
                 ))
                 .execute(conn)
@@ -506,7 +471,7 @@ mod tests {
         store.list_deliveries(ws, webhook, Some(DeliveryStatus::Failed), cursor, 10).await.unwrap();
         store.list_deliveries(ws, webhook, Some(DeliveryStatus::Pending), None, 10).await.unwrap();
         uses_unsettled.extend(plan("list_deliveries"));
-        store.fail_pending_deliveries(webhook, "disabled", now).await.unwrap();
+        store.fail_pending_deliveries(webhook, "disabled", None, now).await.unwrap();
         uses_unsettled.extend(plan("fail_pending_deliveries"));
         store.pending_counts().await.unwrap();
         uses_unsettled.extend(plan("pending_counts"));

@@ -51,24 +51,35 @@ macro_rules! static_sqlite_statement {
 }
 
 /// Writes the state one attempt left its delivery in, with the attempt itself (the row holds
-/// its latest attempt). It never overwrites a delivery that left `pending` meanwhile
-/// (cancelled, say), nor the result of a later attempt; it reports 0 rows then, and the
-/// attempt goes to the `attempts` table instead ([`RecordAttemptAside`]).
+/// its latest attempt). It never overwrites the result of a later attempt (batches commit in
+/// any order): it reports 0 rows then, and the attempt goes to the `attempts` table instead
+/// ([`RecordAttemptAside`]). On a delivery that ended meanwhile (its webhook was disabled or
+/// deleted while the attempt was in flight) it records the attempt as the latest, so the
+/// history stays whole, but keeps the status and why the delivery ended, unless the attempt
+/// succeeded: then the receiver has the event, and the delivery says so.
 pub(super) struct SettleDelivery<'a>(pub DeliveryState<'a>);
 static_sqlite_statement!(SettleDelivery);
 
 impl QueryFragment<Sqlite> for SettleDelivery<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
         let state = &self.0;
+        // The attempt decides the delivery's state while it is pending, or when it succeeded.
+        let decides = |out: &mut AstPass<'_, 'b, Sqlite>| -> QueryResult<()> {
+            out.push_sql("CASE WHEN status = 'pending' OR ");
+            out.push_bind_param::<Text, _>(state.status)?;
+            out.push_sql(" = 'succeeded' THEN ");
+            Ok(())
+        };
         out.push_sql("UPDATE deliveries SET status = ");
+        decides(&mut out)?;
         out.push_bind_param::<Text, _>(state.status)?;
-        out.push_sql(", attempt_count = ");
+        out.push_sql(" ELSE status END, attempt_count = ");
         out.push_bind_param::<Integer, _>(&state.attempt_count)?;
-        out.push_sql(", retries_used = ");
+        out.push_sql(", retries_used = CASE WHEN status = 'pending' THEN ");
         out.push_bind_param::<Integer, _>(&state.retries_used)?;
-        out.push_sql(", next_attempt_at = ");
+        out.push_sql(" ELSE retries_used END, next_attempt_at = CASE WHEN status = 'pending' THEN ");
         out.push_bind_param::<Nullable<BigInt>, _>(&state.next_attempt_at)?;
-        out.push_sql(", status_code = ");
+        out.push_sql(" ELSE next_attempt_at END, status_code = ");
         out.push_bind_param::<Nullable<Integer>, _>(&state.status_code)?;
         out.push_sql(", error_message = ");
         out.push_bind_param::<Nullable<Text>, _>(&state.error_message)?;
@@ -77,12 +88,16 @@ impl QueryFragment<Sqlite> for SettleDelivery<'_> {
         out.push_sql(", duration_ms = ");
         out.push_bind_param::<Nullable<BigInt>, _>(&state.duration_ms)?;
         out.push_sql(", completed_at = ");
+        decides(&mut out)?;
         out.push_bind_param::<Nullable<BigInt>, _>(&state.completed_at)?;
-        out.push_sql(", last_attempt_at = ");
+        out.push_sql(" ELSE completed_at END, failure_reason = ");
+        decides(&mut out)?;
+        out.push_bind_param::<Nullable<Text>, _>(&state.failure_reason)?;
+        out.push_sql(" ELSE failure_reason END, last_attempt_at = ");
         out.push_bind_param::<BigInt, _>(&state.last_attempt_at)?;
         out.push_sql(" WHERE id = ");
         out.push_bind_param::<Text, _>(&state.id)?;
-        out.push_sql(" AND status = 'pending' AND attempt_count < ");
+        out.push_sql(" AND attempt_count < ");
         out.push_bind_param::<Integer, _>(&state.attempt_count)?;
         Ok(())
     }
@@ -102,15 +117,14 @@ impl QueryFragment<Sqlite> for MoveLatestAttempt<'_> {
              error_message, response_body FROM deliveries WHERE id = ",
         );
         out.push_bind_param::<Text, _>(&self.0.id)?;
-        out.push_sql(" AND status = 'pending' AND attempt_count < ");
+        out.push_sql(" AND attempt_count < ");
         out.push_bind_param::<Integer, _>(&self.0.attempt_count)?;
         out.push_sql(" AND last_attempt_at IS NOT NULL ON CONFLICT DO NOTHING");
         Ok(())
     }
 }
 
-/// An attempt whose delivery [`SettleDelivery`] did not take (it left `pending`, or a later
-/// attempt is on it): it goes to the `attempts` table, unless the row holds this very attempt
+/// An attempt whose delivery [`SettleDelivery`] did not take (a later attempt is on it): it goes to the `attempts` table, unless the row holds this very attempt
 /// already (a batch written twice).
 pub(super) struct RecordAttemptAside<'a>(pub &'a AttemptRow);
 static_sqlite_statement!(RecordAttemptAside);

@@ -90,6 +90,9 @@ pub struct DeliveryRecord {
     /// outcome is `status_code` … `duration_ms`); see [`DeliveryRecord::latest_attempt`].
     #[serde(skip)]
     pub last_attempt_at: Option<DateTime<Utc>>,
+    /// Why a `failed` or `cancelled` delivery ended (`retries exhausted`, `gone`, `webhook
+    /// disabled (<reason>)`, `webhook deleted`); `None` otherwise. Never an attempt's outcome.
+    pub failure_reason: Option<String>,
 }
 
 impl DeliveryRecord {
@@ -112,6 +115,7 @@ impl DeliveryRecord {
             completed_at: None,
             retries_used: 0,
             last_attempt_at: None,
+            failure_reason: None,
         }
     }
 
@@ -152,6 +156,7 @@ pub(super) struct DeliveryRow {
     pub completed_at: Option<i64>,
     pub retries_used: i32,
     pub last_attempt_at: Option<i64>,
+    pub failure_reason: Option<String>,
 }
 
 impl From<&DeliveryRecord> for DeliveryRow {
@@ -173,6 +178,7 @@ impl From<&DeliveryRecord> for DeliveryRow {
             completed_at: d.completed_at.map(to_millis),
             retries_used: d.retries_used as i32,
             last_attempt_at: d.last_attempt_at.map(to_millis),
+            failure_reason: d.failure_reason.clone(),
         }
     }
 }
@@ -198,6 +204,7 @@ impl TryFrom<DeliveryRow> for DeliveryRecord {
             completed_at: r.completed_at.map(from_millis),
             retries_used: r.retries_used.max(0) as u32,
             last_attempt_at: r.last_attempt_at.map(from_millis),
+            failure_reason: r.failure_reason,
         })
     }
 }
@@ -239,6 +246,7 @@ pub struct DeliveryUpdate {
     pub response_body: Option<String>,
     pub duration_ms: Option<u64>,
     pub completed_at: Option<DateTime<Utc>>,
+    pub failure_reason: Option<String>,
 }
 
 /// The state one attempt left its delivery in, in column types: bound row by row on SQLite
@@ -256,6 +264,7 @@ pub(super) struct DeliveryState<'a> {
     pub duration_ms: Option<i64>,
     pub completed_at: Option<i64>,
     pub last_attempt_at: i64,
+    pub failure_reason: Option<&'a str>,
 }
 
 impl<'a> From<&'a AttemptWrite> for DeliveryState<'a> {
@@ -273,6 +282,7 @@ impl<'a> From<&'a AttemptWrite> for DeliveryState<'a> {
             duration_ms: u.duration_ms.map(|v| v as i64),
             completed_at: u.completed_at.map(to_millis),
             last_attempt_at: to_millis(write.attempt.started_at),
+            failure_reason: u.failure_reason.as_deref(),
         }
     }
 }
@@ -293,6 +303,7 @@ pub(super) struct DeliveryChanges<'a> {
     pub duration_ms: Vec<Option<i64>>,
     pub completed_at: Vec<Option<i64>>,
     pub last_attempt_at: Vec<i64>,
+    pub failure_reason: Vec<Option<&'a str>>,
 }
 
 impl<'a> FromIterator<&'a AttemptWrite> for DeliveryChanges<'a> {
@@ -317,6 +328,7 @@ impl<'a> FromIterator<&'a AttemptWrite> for DeliveryChanges<'a> {
             c.duration_ms.push(state.duration_ms);
             c.completed_at.push(state.completed_at);
             c.last_attempt_at.push(state.last_attempt_at);
+            c.failure_reason.push(state.failure_reason);
         }
         c
     }
@@ -419,6 +431,7 @@ mod tests {
                 response_body: Some("x".into()),
                 duration_ms: Some(1),
                 completed_at: None,
+                failure_reason: None,
             },
         }
     }

@@ -61,6 +61,7 @@ diesel::table! {
         completed_at -> Nullable<BigInt>,
         retries_used -> Integer,
         last_attempt_at -> Nullable<BigInt>,
+        failure_reason -> Nullable<Text>,
     }
 }
 

@@ -9,7 +9,7 @@ use super::records::parse_id;
 use super::schema::{deliveries, webhooks};
 use super::{from_millis, to_millis, with_conn, Store, StoreError, StoreResult};
 use crate::domain::webhook::{DeliverySettings, DisabledReason, PreviousSecret, Webhook};
-use crate::domain::{DeliveryStatus, EventPattern, WebhookId, WebhookSecret, WebhookUrl};
+use crate::domain::{DeliveryStatus, EventPattern, FailureReason, WebhookId, WebhookSecret, WebhookUrl};
 
 #[derive(Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = webhooks, treat_none_as_null = true)]
@@ -137,6 +137,7 @@ impl Store {
                     deliveries::status.eq(DeliveryStatus::Cancelled.as_str()),
                     deliveries::next_attempt_at.eq(None::<i64>),
                     deliveries::completed_at.eq(Some(now)),
+                    deliveries::failure_reason.eq(Some(FailureReason::WebhookDeleted.to_string())),
                 ))
                 .execute(conn)
                 .await?;

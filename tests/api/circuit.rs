@@ -156,7 +156,8 @@ backend_test!(a_circuit_open_for_disable_after_disables_the_webhook_and_alerts, 
     let deliveries = app.wait_for_all(id, 3, "failed", SHORT).await;
     assert!(deliveries.iter().all(|d| d["status"] == "failed"));
     let detail = app.get(&format!("/api/v1/deliveries/{}", deliveries[0]["id"].as_str().unwrap())).await.body;
-    assert_eq!(detail["error_message"], "webhook disabled (failing)");
+    assert_eq!(detail["failure_reason"], "webhook disabled (failing)");
+    assert_eq!(detail["attempt_count"], detail["attempts"].as_array().unwrap().len());
 });
 
 backend_test!(a_delivery_that_fails_for_good_is_announced_but_never_about_itself, |backend| async move {

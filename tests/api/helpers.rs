@@ -368,6 +368,10 @@ impl Received {
 }
 
 struct Shared {
+    /// The receiver's own path (`/hook/<random>`): a request to any other path is another
+    /// test's, sent to a dead port of its own that this receiver happened to get next, and is
+    /// not counted.
+    path: String,
     script: Mutex<VecDeque<Answer>>,
     default: Mutex<Answer>,
     seen: Mutex<Vec<Received>>,
@@ -384,6 +388,9 @@ pub struct TestReceiver {
 }
 
 async fn receive(req: HttpRequest, body: web::Bytes, shared: web::Data<Arc<Shared>>) -> HttpResponse {
+    if !req.path().starts_with(&shared.path) {
+        return HttpResponse::NotFound().finish();
+    }
     let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     shared.max_in_flight.fetch_max(now, Ordering::SeqCst);
     let received = Received {
@@ -411,13 +418,20 @@ async fn receive(req: HttpRequest, body: web::Bytes, shared: web::Data<Arc<Share
 }
 
 impl TestReceiver {
+    /// A receiver on a port of its own, answering on a path of its own.
     pub async fn start() -> Self {
-        Self::start_on("127.0.0.1:0").await
+        Self::serve("127.0.0.1:0", format!("/hook/{}", uuid::Uuid::new_v4().simple())).await
     }
 
+    /// A receiver on `addr` (a dead endpoint's port coming back), answering on `/hook`.
     pub async fn start_on(addr: &str) -> Self {
+        Self::serve(addr, "/hook".to_owned()).await
+    }
+
+    async fn serve(addr: &str, path: String) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
+            path,
             script: Mutex::new(VecDeque::new()),
             default: Mutex::new(Answer::status(200)),
             seen: Mutex::new(Vec::new()),
@@ -438,7 +452,12 @@ impl TestReceiver {
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/hook", self.port)
+        format!("http://127.0.0.1:{}{}", self.port, self.shared.path)
+    }
+
+    /// The path this receiver answers on (and below).
+    pub fn path(&self) -> &str {
+        &self.shared.path
     }
 
     /// What every request gets unless a scripted answer is queued.

@@ -11,6 +11,7 @@ mod embedding;
 mod errors;
 mod events;
 mod health;
+mod history;
 mod hostile;
 mod recovery;
 mod security;

@@ -90,7 +90,7 @@ backend_test!(the_guard_refuses_internal_addresses_again_at_connect_time, |backe
     let store = Store::open(&DatabaseUrl::parse(&db.url), 1).await.unwrap();
     let lax = UrlPolicy { allow_http: true, allow_private: true };
     let mut ids = Vec::new();
-    for url in [receiver.url(), format!("http://localhost:{}/hook", receiver.port)] {
+    for url in [receiver.url(), format!("http://localhost:{}{}", receiver.port, receiver.path())] {
         let input =
             WebhookInput { url: Some(url), events: Some(vec!["*".into()]), max_retries: Some(0), ..Default::default() };
         let webhook = Webhook::create(WorkspaceId::DEFAULT, input, lax, hookbus::domain::now()).unwrap();

@@ -66,6 +66,7 @@ fn attempt_write(d: &DeliveryRecord, n: u32, status: DeliveryStatus, code: u16) 
             response_body: Some("ok".into()),
             duration_ms: Some(12),
             completed_at: (status != DeliveryStatus::Pending).then(hookbus::domain::now),
+            failure_reason: (status == DeliveryStatus::Failed).then(|| "retries exhausted".to_owned()),
         },
     })
 }
@@ -149,7 +150,7 @@ backend_test!(pending_deliveries_page_in_id_order_after_a_cursor, |backend| asyn
     assert_eq!(first[0].event_created_at, ev.created_at);
 });
 
-backend_test!(attempts_update_their_delivery_but_never_a_cancelled_one, |backend| async move {
+backend_test!(a_late_success_on_a_cancelled_delivery_is_the_truth, |backend| async move {
     let db = TestDb::new(backend).await;
     let store = open(&db).await;
     let hook = webhook();
@@ -170,10 +171,16 @@ backend_test!(attempts_update_their_delivery_but_never_a_cancelled_one, |backend
     assert_eq!(attempts.len(), 1);
     assert_eq!(attempts[0].response_body.as_deref(), Some("ok"));
 
+    // The webhook was deleted while b's attempt was in flight, and the receiver took it:
+    // the delivery says it succeeded, with that attempt.
     store.delete_webhook(hook.id, Utc::now()).await.unwrap();
+    let (cancelled, _) = store.get_delivery(WorkspaceId::DEFAULT, b.id).await.unwrap().unwrap();
+    assert_eq!(cancelled.delivery.failure_reason.as_deref(), Some("webhook deleted"));
     store.write_batch(vec![attempt(&b, DeliveryStatus::Succeeded)]).await.unwrap();
-    let (detail, _) = store.get_delivery(WorkspaceId::DEFAULT, b.id).await.unwrap().unwrap();
-    assert_eq!(detail.delivery.status, DeliveryStatus::Cancelled);
+    let (detail, attempts) = store.get_delivery(WorkspaceId::DEFAULT, b.id).await.unwrap().unwrap();
+    assert_eq!(detail.delivery.status, DeliveryStatus::Succeeded);
+    assert_eq!((detail.delivery.attempt_count, attempts.len()), (1, 1));
+    assert_eq!(detail.delivery.failure_reason, None);
 });
 
 /// The record of attempt `n` of `d` that failed with `error` at `started_at`, leaving it pending.
@@ -230,23 +237,28 @@ backend_test!(every_attempt_is_kept_whether_its_delivery_row_or_the_attempts_tab
     assert_eq!(attempts[1], (2, at(2), Some(500), "timed out".into()));
     assert_eq!((attempts[2].0, attempts[2].2), (3, Some(200)));
 
-    // An attempt that ends after its delivery was cancelled is kept, and the delivery keeps
-    // the outcome of the attempt before it.
+    // An attempt that ends after its delivery was cancelled is kept and is the delivery's
+    // latest: the count and the outcome follow the attempts, the status and why it ended stay.
     store.write_batch(vec![failed_attempt(&cancelled, 1, "refused", at(1))]).await.unwrap();
     store.delete_webhook(hook.id, Utc::now()).await.unwrap();
     store.write_batch(vec![failed_attempt(&cancelled, 2, "reset", at(2))]).await.unwrap();
     let (delivery, attempts) = history(cancelled.id).await;
-    assert_eq!((delivery.status, delivery.attempt_count), (DeliveryStatus::Cancelled, 1));
-    assert_eq!(delivery.error_message.as_deref(), Some("refused"));
+    assert_eq!((delivery.status, delivery.attempt_count), (DeliveryStatus::Cancelled, 2));
+    assert_eq!(delivery.error_message.as_deref(), Some("reset"));
+    assert_eq!(delivery.failure_reason.as_deref(), Some("webhook deleted"));
     assert_eq!(attempts, [(1, at(1), Some(500), "refused".into()), (2, at(2), Some(500), "reset".into())]);
 
-    // Failing a disabled webhook's deliveries writes the reason on the delivery; the attempt
-    // keeps its own error.
+    // Failing a disabled webhook's deliveries gives the reason a field of its own; the
+    // delivery keeps its latest attempt's outcome.
     store.write_batch(vec![failed_attempt(&disabled, 1, "refused", at(1))]).await.unwrap();
-    assert_eq!(store.fail_pending_deliveries(other.id, "the webhook was disabled", Utc::now()).await.unwrap(), 1);
+    assert_eq!(
+        store.fail_pending_deliveries(other.id, "webhook disabled (manual)", None, Utc::now()).await.unwrap(),
+        1
+    );
     let (delivery, attempts) = history(disabled.id).await;
     assert_eq!(delivery.status, DeliveryStatus::Failed);
-    assert_eq!(delivery.error_message.as_deref(), Some("the webhook was disabled"));
+    assert_eq!(delivery.failure_reason.as_deref(), Some("webhook disabled (manual)"));
+    assert_eq!((delivery.attempt_count, delivery.error_message.as_deref()), (1, Some("refused")));
     assert_eq!(attempts, [(1, at(1), Some(500), "refused".into())]);
 
     // Three attempts, two, and one: counted once each.

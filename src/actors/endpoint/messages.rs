@@ -79,7 +79,8 @@ impl Default for EndpointHealth {
 #[rtype(result = "()")]
 pub struct DrainEndpoint;
 
-/// Stop now, abandoning attempts in flight (their deliveries stay pending in the database).
+/// Start no more attempts, and stop once those in flight have ended and been recorded (a
+/// disabled or deleted webhook's history keeps every attempt that was made).
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct StopEndpoint;

@@ -10,7 +10,9 @@
 mod messages;
 mod pool;
 
+use std::cell::Cell;
 use std::collections::BTreeSet;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -96,8 +98,14 @@ pub struct EndpointActor {
     /// New deliveries a page took in before their `DeliveryEnqueued` arrived (a page can read
     /// a commit before the registry announces it), with when: the announcement is then dropped.
     paged_ahead: HashMap<DeliveryId, Instant>,
-    /// Draining (shutdown) or disabled: no new attempts.
+    /// Draining (shutdown), disabled or deleted: no new attempts.
     stopped: bool,
+    /// The same, for attempts still waiting for a connection: they give up instead of
+    /// starting (the future cannot see the actor).
+    halted: Rc<Cell<bool>>,
+    /// The registry stopped this endpoint: it stops once its attempts in flight have ended
+    /// and been recorded, so the history has every attempt that was made.
+    stop_when_idle: bool,
     drained: Vec<oneshot::Sender<()>>,
 }
 
@@ -125,6 +133,8 @@ impl EndpointActor {
             turned_away_while_paging: Vec::new(),
             paged_ahead: HashMap::new(),
             stopped: false,
+            halted: Rc::new(Cell::new(false)),
+            stop_when_idle: false,
             drained: Vec::new(),
         }
     }
@@ -164,7 +174,7 @@ impl EndpointActor {
         self.wake = Some(ctx.run_later(wait, |act, ctx| {
             act.wake = None;
             if act.breaker.should_disable(Instant::now()) {
-                act.disable(DisabledReason::Failing);
+                act.disable(DisabledReason::Failing, None);
             } else {
                 act.dispatch(ctx);
             }
@@ -224,8 +234,12 @@ impl EndpointActor {
         let body = Bytes::from(held.body());
         let event = held.delivery.event.clone();
         log::debug!("webhook {} delivery {id}: attempt {attempt}{}", webhook.id, if probe { " (probe)" } else { "" });
+        let halted = self.halted.clone();
         let send = async move {
             let _connection = outbound.connection_slot(webhook.workspace_id, webhook.id).await;
+            if halted.get() {
+                return None;
+            }
             let started_at = crate::domain::now();
             let request = AttemptRequest {
                 url: &webhook.url,
@@ -237,11 +251,34 @@ impl EndpointActor {
                 headers: &webhook.headers,
                 timeout: webhook.settings.timeout(),
             };
-            (started_at, outbound.send(request).await)
+            Some((started_at, outbound.send(request).await))
         };
-        ctx.spawn(send.into_actor(self).map(move |(started_at, outcome), act, ctx| {
-            act.attempt_finished(id, attempt, probe, started_at, outcome, ctx);
+        ctx.spawn(send.into_actor(self).map(move |sent, act, ctx| match sent {
+            Some((started_at, outcome)) => act.attempt_finished(id, attempt, probe, started_at, outcome, ctx),
+            // Never started: the delivery stays as the database has it.
+            None => {
+                act.in_flight.remove(&id);
+                act.finish_stopping(ctx);
+            }
         }));
+    }
+
+    /// No new attempts from now on; those in flight finish and are recorded.
+    fn halt(&mut self) {
+        self.stopped = true;
+        self.halted.set(true);
+    }
+
+    /// Once stopped and idle: answers the drains and, if the registry asked, stops.
+    fn finish_stopping(&mut self, ctx: &mut Context<Self>) {
+        if self.stopped && self.in_flight.is_empty() {
+            self.drained.drain(..).for_each(|tx| {
+                let _ = tx.send(());
+            });
+            if self.stop_when_idle {
+                ctx.stop();
+            }
+        }
     }
 
     fn attempt_finished(
@@ -295,6 +332,7 @@ impl EndpointActor {
         delivery.retries_used = retries_used;
         delivery.next_attempt_at = next_attempt_at;
         delivery.status = status;
+        delivery.failure_reason = step.failure_reason().map(|reason| reason.to_string());
         delivery.status_code = outcome.status_code;
         delivery.error_message = outcome.error_message.clone();
         let write = AttemptWrite::new(delivery, started_at, &outcome, wall);
@@ -319,15 +357,11 @@ impl EndpointActor {
             }
         }
         if step == NextStep::Gone {
-            self.disable(DisabledReason::Gone);
+            self.disable(DisabledReason::Gone, Some(id));
         } else if self.breaker.should_disable(now) {
-            self.disable(DisabledReason::Failing);
+            self.disable(DisabledReason::Failing, None);
         }
-        if self.stopped && self.in_flight.is_empty() {
-            self.drained.drain(..).for_each(|tx| {
-                let _ = tx.send(());
-            });
-        }
+        self.finish_stopping(ctx);
         self.return_pool_slots();
         self.release_idle_window();
         self.dispatch(ctx);
@@ -372,11 +406,12 @@ impl EndpointActor {
         }
     }
 
-    /// Stops attempts and asks the registry to disable the webhook (which stops this actor).
-    fn disable(&mut self, reason: DisabledReason) {
+    /// Stops attempts and asks the registry to disable the webhook (which stops this actor);
+    /// `ended_by` is the delivery whose attempt caused it, if one did.
+    fn disable(&mut self, reason: DisabledReason, ended_by: Option<DeliveryId>) {
         if !self.stopped {
-            self.stopped = true;
-            self.deps.disable.do_send(DisableWebhook { webhook_id: self.webhook.id, reason });
+            self.halt();
+            self.deps.disable.do_send(DisableWebhook { webhook_id: self.webhook.id, reason, ended_by });
         }
     }
 
@@ -533,7 +568,7 @@ impl Handler<DrainEndpoint> for EndpointActor {
     type Result = ResponseFuture<()>;
 
     fn handle(&mut self, _: DrainEndpoint, _: &mut Context<Self>) -> Self::Result {
-        self.stopped = true;
+        self.halt();
         let (tx, rx) = oneshot::channel();
         if self.in_flight.is_empty() {
             let _ = tx.send(());
@@ -550,6 +585,8 @@ impl Handler<StopEndpoint> for EndpointActor {
     type Result = ();
 
     fn handle(&mut self, _: StopEndpoint, ctx: &mut Context<Self>) {
-        ctx.stop();
+        self.halt();
+        self.stop_when_idle = true;
+        self.finish_stopping(ctx);
     }
 }

@@ -150,6 +150,9 @@ pub struct Redeliver {
 pub struct DisableWebhook {
     pub webhook_id: WebhookId,
     pub reason: DisabledReason,
+    /// The delivery whose own attempt disabled the webhook (a 410): it is not failed with
+    /// the others, since its attempt's record says why it ended (`gone`).
+    pub ended_by: Option<DeliveryId>,
 }
 
 /// Stops every endpoint from starting attempts and waits (at most `timeout`) for the

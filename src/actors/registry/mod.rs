@@ -38,7 +38,8 @@ use crate::domain::circuit::CircuitSettings;
 use crate::domain::url::UrlPolicy;
 use crate::domain::webhook::{DisabledReason, Webhook};
 use crate::domain::{
-    DeliveryStatus, EventId, EventType, Page, ValidationError, WebhookId, WebhookSecret, WebhookUrl, WorkspaceId,
+    DeliveryId, DeliveryStatus, EventId, EventType, FailureReason, Page, ValidationError, WebhookId, WebhookSecret,
+    WebhookUrl, WorkspaceId,
 };
 use crate::metrics::{FinalStatus, Metrics};
 use crate::store::{
@@ -252,11 +253,12 @@ impl Registry {
     }
 
     /// Persists a changed webhook, then applies it in memory; fails pending deliveries
-    /// when it went from enabled to disabled.
+    /// (but `ended_by`'s) when it went from enabled to disabled.
     fn commit_change(
         &mut self,
         before: Arc<Webhook>,
         after: Webhook,
+        ended_by: Option<DeliveryId>,
     ) -> ResponseActFuture<Self, Result<Arc<Webhook>, RegistryError>> {
         let store = self.store.clone();
         let after = Arc::new(after);
@@ -268,9 +270,9 @@ impl Registry {
                 if !disabled_now {
                     return Ok(0);
                 }
-                let reason = written.disabled_reason.map_or("manual", DisabledReason::as_str);
+                let reason = FailureReason::WebhookDisabled(written.disabled_reason.unwrap_or(DisabledReason::Manual));
                 let failed = store
-                    .fail_pending_deliveries(written.id, &format!("webhook disabled ({reason})"), crate::domain::now())
+                    .fail_pending_deliveries(written.id, &reason.to_string(), ended_by, crate::domain::now())
                     .await?;
                 Ok::<_, RegistryError>(failed)
             }
@@ -433,7 +435,7 @@ impl Handler<ApplyUpdate> for Registry {
             Ok((before, after))
         });
         match patched {
-            Ok((before, after)) => AtomicResponse::new(self.commit_change(before, after)),
+            Ok((before, after)) => AtomicResponse::new(self.commit_change(before, after, None)),
             Err(e) => AtomicResponse::new(Box::pin(fut::ready(Err(e)))),
         }
     }
@@ -449,7 +451,7 @@ impl Handler<DisableWebhook> for Registry {
         log::warn!("webhook {} disabled: {}", msg.webhook_id, msg.reason.as_str());
         let mut after = (*before).clone();
         after.disable(msg.reason, crate::domain::now());
-        AtomicResponse::new(Box::pin(self.commit_change(before, after).map(move |result, _, _| {
+        AtomicResponse::new(Box::pin(self.commit_change(before, after, msg.ended_by).map(move |result, _, _| {
             if let Err(error) = result {
                 log::error!("could not disable webhook {}: {error}", msg.webhook_id);
             }
@@ -529,7 +531,7 @@ impl Handler<RotateSecret> for Registry {
         });
         match rotated {
             Ok((before, after, previous_valid_until)) => {
-                AtomicResponse::new(Box::pin(self.commit_change(before, after).map(move |result, _, _| {
+                AtomicResponse::new(Box::pin(self.commit_change(before, after, None).map(move |result, _, _| {
                     let webhook = result?;
                     Ok(RotatedSecret { secret: webhook.secret.expose().to_owned(), previous_valid_until })
                 })))
@@ -575,6 +577,7 @@ impl Handler<DeliveryFailed> for Registry {
             "attempt_count": delivery.attempt_count,
             "status_code": delivery.status_code,
             "error_message": delivery.error_message,
+            "failure_reason": delivery.failure_reason,
         });
         self.publish_operational(delivery.workspace_id, "hookbus.delivery.failed", data, ctx);
     }
@@ -659,6 +662,7 @@ impl Handler<TestWebhook> for Registry {
                 let mut tested = delivery_record;
                 tested.attempt_count = 1;
                 tested.status = if succeeded { DeliveryStatus::Succeeded } else { DeliveryStatus::Failed };
+                tested.failure_reason = (!succeeded).then(|| FailureReason::TestFailed.to_string());
                 let record = WriteOp::Attempt(AttemptWrite::new(&tested, started_at, &outcome, crate::domain::now()));
                 persist(&writer, record).await?;
                 Ok(TestResult {
