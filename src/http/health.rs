@@ -132,3 +132,17 @@ pub async fn metrics(req: actix_web::HttpRequest, state: web::Data<ApiState>) ->
         HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(state.metrics.render_text())
     }
 }
+
+/// `GET /`: what this is and where to go, for a person who opens the server's address.
+pub async fn index(req: actix_web::HttpRequest) -> HttpResponse {
+    // Mounted under an app's own scope, the links keep that scope's prefix.
+    let base = req.path().trim_end_matches('/');
+    HttpResponse::Ok().json(json!({
+        "service": "hookbus",
+        "version": env!("CARGO_PKG_VERSION"),
+        "health": format!("{base}/health"),
+        "metrics": format!("{base}/metrics"),
+        "api": format!("{base}/api/v1"),
+        "openapi": format!("{base}/api/v1/openapi.json"),
+    }))
+}

@@ -68,6 +68,7 @@ pub fn configure(
             .app_data(limit)
             .app_data(web::QueryConfig::default().error_handler(|e, _| ApiError::BadRequest(e.to_string()).into()))
             .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::NotFound("resource").into()))
+            .route("/", web::get().to(health::index))
             .route("/health", web::get().to(health::health))
             .route("/metrics", web::get().to(health::metrics))
             .service(

@@ -252,7 +252,7 @@ impl Modify for BearerAuth {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "hookbus admin API", description = "Webhook delivery: signed, retried, recorded. See SPEC §3."),
+    info(title = "hookbus admin API", description = "Webhook delivery: signed, retried, recorded. Every route but this document needs `Authorization: Bearer <admin token or workspace key>`; errors are `{\"error\": {\"code\", \"message\"}}`; lists are `{\"data\", \"next_cursor\"}`, newest first, with `limit` (1–500, default 50) and `cursor`."),
     paths(
         super::webhooks::create,
         super::webhooks::list,

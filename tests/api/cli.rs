@@ -1,5 +1,6 @@
 //! The real binary: start-up, the generated admin token, flag precedence, SIGTERM.
 
+use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -125,4 +126,62 @@ async fn a_bad_config_is_a_clear_error_and_a_nonzero_exit() {
     let output = hookbus().arg("serve").arg("--config").arg(&config).output().unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("bnid"));
+}
+
+/// The README's walkthrough, run as written twice against the real binary (only its ports
+/// changed, so it runs beside other tests): every command succeeds, each reply is readable
+/// JSON, and the receiver gets each run's event once per webhook.
+#[actix_web::test]
+async fn the_readme_walkthrough_runs_twice() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme.find("## Walkthrough").expect("the walkthrough section");
+    let blocks: Vec<&str> = readme[start..].split("```sh\n").skip(1).map(|b| b.split("```").next().unwrap()).collect();
+    let (receiver, walkthrough) = (blocks[1], blocks[2]);
+    assert!(receiver.contains("HTTPServer") && walkthrough.contains("/api/v1"), "the blocks moved");
+    let (port, receiver_port) = (free_port(), free_port());
+    let ports = |script: &str| script.replace("8080", &port.to_string()).replace("9000", &receiver_port.to_string());
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = hookbus()
+        .args(["serve", "--dev", "--bind", &format!("127.0.0.1:{port}")])
+        .current_dir(dir.path())
+        .stderr(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_healthy(port, &mut server).await;
+    let received = dir.path().join("received.log");
+    let background = format!("{} wait", ports(receiver));
+    // A process group of its own, so the receiver the script starts in the background goes
+    // with it.
+    let mut printer = Command::new("bash")
+        .args(["-c", &background])
+        .current_dir(dir.path())
+        .stdout(std::fs::File::create(&received).unwrap())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    actix_rt::time::sleep(Duration::from_millis(500)).await;
+    for run in 1..=2 {
+        let output = Command::new("bash")
+            .args(["-euo", "pipefail", "-c", &ports(walkthrough)])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "run {run} failed:\n{stdout}\n{stderr}");
+        assert!(!stderr.contains("Traceback") && !stdout.contains("Traceback"), "run {run}:\n{stdout}\n{stderr}");
+        assert!(stdout.contains("\"matched_webhooks\": "), "replies are indented JSON:\n{stdout}");
+        assert!(stdout.contains("\"succeeded\": true"), "the test event arrived:\n{stdout}");
+    }
+    let got = std::fs::read_to_string(&received).unwrap();
+    let deliveries = got.lines().filter(|l| l.starts_with("got artifact.completed")).count();
+    // Run 1: one webhook, its event once and once redelivered; run 2: two webhooks, each
+    // gets the event once, and one is redelivered.
+    assert_eq!(deliveries, 2 + 3, "{got}");
+    let group = nix::unistd::Pid::from_raw(printer.id() as i32);
+    nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL).unwrap();
+    printer.wait().unwrap();
+    sigterm(&server);
+    wait_exit(&mut server, Duration::from_secs(15));
 }

@@ -282,3 +282,18 @@ backend_test!(metrics_are_the_text_format_a_real_parser_and_promtool_accept, |ba
     assert!(content_type.starts_with("application/openmetrics-text; version=1.0.0"));
     assert!(openmetrics.ends_with("# EOF\n") && openmetrics.contains("# TYPE hookbus_attempts counter"));
 });
+
+#[actix_web::test]
+async fn the_root_says_what_this_is_and_where_to_go() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let mut response = app.client.get(format!("{}/", app.base)).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200, "no token needed");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["service"], "hookbus");
+    for (link, status) in [("health", 200), ("metrics", 200), ("openapi", 200), ("api", 401)] {
+        let path = body[link].as_str().unwrap();
+        let mut linked = app.client.get(format!("{}{path}", app.base)).send().await.unwrap();
+        assert_eq!(linked.status().as_u16(), status, "{link}: {path}");
+        let _ = linked.body().limit(10 << 20).await;
+    }
+}
