@@ -22,7 +22,14 @@ use crate::store::{Store, StoreError};
 pub enum StartError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("could not open the database")]
+    #[error("could not open the database at {at} ({hint})")]
+    Database {
+        at: String,
+        hint: &'static str,
+        #[source]
+        source: StoreError,
+    },
+    #[error("the database failed")]
     Store(#[from] StoreError),
     #[error("could not read or create the admin token")]
     AdminToken(#[source] std::io::Error),
@@ -30,8 +37,12 @@ pub enum StartError {
     MasterKey(String),
     #[error("could not start the writer thread")]
     WriterThread(#[source] std::io::Error),
-    #[error("could not bind the HTTP listener")]
-    Bind(#[source] std::io::Error),
+    #[error("could not listen on {address} (is another server using it? choose another with --bind or HOOKBUS_BIND)")]
+    Bind {
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// A running hookbus: its actors, its store and its admin routes. Must be started
@@ -60,9 +71,13 @@ impl Hookbus {
         if config.dev {
             log::warn!("dev mode: http:// and private/loopback targets are allowed; never use --dev in production");
         }
-        let mut store = Store::open(&config.database(), config.db_max_connections).await?;
-        let master_key =
-            MasterKey::resolve(config.master_key.as_deref(), &config.data_dir).map_err(StartError::MasterKey)?;
+        let database = config.database();
+        let mut store = Store::open(&database, config.db_max_connections)
+            .await
+            .map_err(|source| StartError::Database { at: database.describe(), hint: database.hint(), source })?;
+        let in_use = store.has_master_key().await?;
+        let master_key = MasterKey::resolve(config.master_key.as_deref(), &config.data_dir, in_use)
+            .map_err(StartError::MasterKey)?;
         store.use_master_key(&master_key).await?;
         let webhooks = store.load_webhooks().await?;
         let admin_token =

@@ -143,10 +143,79 @@ pub struct ConfigOverrides {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// A value of the file, the environment or a flag that does not parse, named as the
+    /// user wrote it (`retention_days in hookbus.toml`, `HOOKBUS_RETENTION_DAYS`, `--bind`).
     #[error("invalid configuration: {0}")]
-    Load(#[from] Box<figment::Error>),
+    Load(String),
     #[error("invalid configuration: {0}")]
     Invalid(String),
+}
+
+impl From<figment::Error> for ConfigError {
+    fn from(error: figment::Error) -> Self {
+        Self::Load(describe(error))
+    }
+}
+
+/// Variables of `HOOKBUS_`'s namespace that are not settings but are used on purpose.
+const OTHER_VARIABLES: [&str; 4] = ["HOOKBUS_CONFIG", "HOOKBUS_TEST_POSTGRES_URL", "HOOKBUS_URL", "HOOKBUS_TOKEN"];
+
+/// The setting whose name is within two edits of `name`, if one is.
+fn closest_setting(name: &str) -> Option<String> {
+    setting_names()
+        .into_iter()
+        .map(|setting| (strsim::levenshtein(name, &setting), setting))
+        .filter(|(distance, _)| *distance <= 2)
+        .min()
+        .map(|(_, setting)| setting)
+}
+
+/// figment's errors, each on the user's terms: the key as the file, the environment or the
+/// command line spells it, and what is wrong.
+fn describe(error: figment::Error) -> String {
+    use figment::error::Kind;
+    use figment::Source;
+    let lines: Vec<String> = error
+        .into_iter()
+        .map(|e| {
+            let key = match (&e.kind, e.path.last()) {
+                (Kind::UnknownField(field, _), _) => field.clone(),
+                (_, Some(key)) => key.clone(),
+                (_, None) => String::new(),
+            };
+            let metadata = e.metadata.as_ref();
+            let setting = match metadata.and_then(|m| m.source.as_ref()) {
+                Some(Source::File(path)) => format!("{key} in {}", path.display()),
+                _ if metadata.is_some_and(|m| m.name.contains("environment")) => {
+                    format!("HOOKBUS_{}", key.to_uppercase())
+                }
+                _ => format!("--{}", key.replace('_', "-")),
+            };
+            let problem = match &e.kind {
+                Kind::UnknownField(field, _) => match closest_setting(field) {
+                    Some(setting) => format!("is not a setting; did you mean {setting}?"),
+                    None => "is not a setting (the README lists them all)".to_owned(),
+                },
+                kind => kind.to_string(),
+            };
+            format!("{setting} {problem}")
+        })
+        .collect();
+    lines.join("; ")
+}
+
+/// Warns about `HOOKBUS_*` variables that are no setting but look like one misspelt: they
+/// would otherwise be ignored without a word.
+fn warn_about_misspelt_variables() {
+    for (name, _) in std::env::vars() {
+        let Some(setting) = name.strip_prefix("HOOKBUS_").map(str::to_lowercase) else { continue };
+        if OTHER_VARIABLES.contains(&name.as_str()) || setting_names().contains(&setting) {
+            continue;
+        }
+        if let Some(close) = closest_setting(&setting) {
+            log::warn!("{name} is not a setting and is ignored; did you mean HOOKBUS_{}?", close.to_uppercase());
+        }
+    }
 }
 
 /// The setting names, taken from the struct itself so the list cannot drift: only these
@@ -168,11 +237,11 @@ impl Config {
             }
             figment = figment.merge(Toml::file(file));
         }
+        warn_about_misspelt_variables();
         let config: Config = figment
             .merge(Env::prefixed("HOOKBUS_").only(&setting_names().iter().map(String::as_str).collect::<Vec<_>>()))
             .merge(Serialized::globals(overrides))
-            .extract()
-            .map_err(Box::new)?;
+            .extract()?;
         config.validate()?;
         Ok(config)
     }
@@ -209,6 +278,9 @@ impl Config {
         }
         if self.circuit_cooldown_max_ms < self.circuit_cooldown_ms {
             return invalid("circuit_cooldown_max_ms must be at least circuit_cooldown_ms");
+        }
+        if let Some(url) = &self.database_url {
+            DatabaseUrl::check(url).map_err(|e| ConfigError::Invalid(format!("database_url (--database-url): {e}")))?;
         }
         if self.registration_dns_timeout_ms == 0 {
             return invalid("registration_dns_timeout_ms must be positive");
@@ -306,6 +378,35 @@ mod tests {
             assert!(Config::load(Some(Path::new("missing.toml")), ConfigOverrides::default()).is_err());
             Ok(())
         });
+    }
+
+    #[test]
+    fn errors_name_the_setting_as_the_user_wrote_it_once() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("typo.toml", "retention_day = 3")?;
+            let error = Config::load(Some(Path::new("typo.toml")), ConfigOverrides::default()).unwrap_err().to_string();
+            assert!(error.contains("retention_day in ") && error.contains("did you mean retention_days?"), "{error}");
+            assert!(!error.contains("default."), "{error}");
+            jail.create_file("type.toml", "retention_days = \"soon\"")?;
+            let error = Config::load(Some(Path::new("type.toml")), ConfigOverrides::default()).unwrap_err().to_string();
+            assert!(error.contains("retention_days in ") && error.matches("soon").count() == 1, "{error}");
+            jail.set_env("HOOKBUS_RETENTION_DAYS", "soon");
+            let error = Config::load(None, ConfigOverrides::default()).unwrap_err().to_string();
+            assert!(error.contains("HOOKBUS_RETENTION_DAYS"), "{error}");
+            Ok(())
+        });
+        assert_eq!(closest_setting("retention_day").as_deref(), Some("retention_days"));
+        assert_eq!(closest_setting("test_postgres_url"), None);
+    }
+
+    #[test]
+    fn an_unknown_database_scheme_is_an_error_listing_the_forms() {
+        let config = Config { database_url: Some("mysql://x".into()), ..Config::default() };
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("mysql") && error.contains("postgres://") && error.contains("sqlite://"), "{error}");
+        for fine in ["postgres://u@h/db", "postgresql://h/db", "sqlite://x.db", "sqlite::memory:", "data/x.db"] {
+            assert!(Config { database_url: Some(fine.into()), ..Config::default() }.validate().is_ok(), "{fine}");
+        }
     }
 
     #[test]

@@ -20,8 +20,10 @@ impl Application {
     /// Starts the actors and binds the listener; requests are served once [`run`](Self::run)
     /// is awaited (or the server is spawned).
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        let listener = TcpListener::bind(&config.bind).map_err(StartError::Bind)?;
-        let port = listener.local_addr().map_err(StartError::Bind)?.port();
+        let address = config.bind.clone();
+        let bind_error = |source| StartError::Bind { address: address.clone(), source };
+        let listener = TcpListener::bind(&config.bind).map_err(bind_error)?;
+        let port = listener.local_addr().map_err(bind_error)?.port();
         let workers = config.workers;
         let bus = Hookbus::start(config).await?;
         let routes = bus.admin_routes();
@@ -31,7 +33,7 @@ impl Application {
         if workers > 0 {
             server = server.workers(workers);
         }
-        let server = server.listen(listener).map_err(StartError::Bind)?.run();
+        let server = server.listen(listener).map_err(bind_error)?.run();
         log::info!("hookbus listening on port {port}");
         Ok(Self { port, server, bus })
     }

@@ -28,8 +28,9 @@ impl MasterKey {
     }
 
     /// The configured key, or the one in `<data_dir>/master.key`, generated (mode 0600) on
-    /// first start.
-    pub fn resolve(configured: Option<&str>, data_dir: &Path) -> Result<Self, String> {
+    /// first start. `in_use`: the database was written with a key, so none is generated (a
+    /// new one could not read its secrets, and would be left on disk in the right one's place).
+    pub fn resolve(configured: Option<&str>, data_dir: &Path, in_use: bool) -> Result<Self, String> {
         if let Some(encoded) = configured {
             return Self::from_base64(encoded);
         }
@@ -37,6 +38,13 @@ impl MasterKey {
         crate::files::tighten(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         if let Ok(existing) = std::fs::read_to_string(&path) {
             return Self::from_base64(&existing).map_err(|e| format!("{}: {e}", path.display()));
+        }
+        if in_use {
+            return Err(format!(
+                "{} is missing, but the database's webhook secrets were encrypted with a master key: \
+                 restore that file from your backup, or set HOOKBUS_MASTER_KEY",
+                path.display()
+            ));
         }
         let mut key = [0u8; 32];
         SystemRandom::new().fill(&mut key).map_err(|_| "the system random number generator failed".to_owned())?;

@@ -58,6 +58,9 @@ const SQLITE_READER_PRAGMAS: &str = "PRAGMA cache_size = -512;";
 
 type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
 
+/// The `settings` row that remembers which master key encrypts the secrets.
+const MASTER_KEY_CHECK: &str = "master_key_check";
+
 /// Where the data lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DatabaseUrl {
@@ -76,6 +79,41 @@ impl DatabaseUrl {
         } else {
             let path = raw.strip_prefix("sqlite://").or_else(|| raw.strip_prefix("sqlite:")).unwrap_or(raw);
             Self::SqliteFile(PathBuf::from(path))
+        }
+    }
+
+    /// Where the database is, for messages: a PostgreSQL URL without its password.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::SqliteFile(path) => path.display().to_string(),
+            Self::SqliteMemory => "sqlite::memory:".to_owned(),
+            Self::Postgres(raw) => match url::Url::parse(raw) {
+                Ok(mut url) => {
+                    if url.password().is_some() {
+                        let _ = url.set_password(Some("***"));
+                    }
+                    url.to_string()
+                }
+                Err(_) => "a PostgreSQL URL that does not parse".to_owned(),
+            },
+        }
+    }
+
+    /// What to check when the database cannot be opened.
+    pub fn hint(&self) -> &'static str {
+        match self {
+            Self::SqliteFile(_) => "is the data dir a directory this user can write to, with room on its disk?",
+            Self::SqliteMemory => "an in-memory database needs nothing; this is a bug",
+            Self::Postgres(_) => "is PostgreSQL running and reachable there, and does the database exist?",
+        }
+    }
+
+    /// Refuses a URL of another scheme (`mysql://…` would otherwise name a SQLite file).
+    pub fn check(raw: &str) -> Result<(), String> {
+        let forms = "use postgres://user@host/database, sqlite://path/to/file.db, sqlite::memory: or a file path";
+        match raw.split_once("://") {
+            Some(("postgres" | "postgresql" | "sqlite", _)) | None => Ok(()),
+            Some((scheme, _)) => Err(format!("unknown scheme '{scheme}'; {forms}")),
         }
     }
 
@@ -239,13 +277,24 @@ impl Store {
         Ok(Self { pool, cipher: None })
     }
 
+    /// Whether a master key was ever used with this database (its check value is stored).
+    pub async fn has_master_key(&self) -> StoreResult<bool> {
+        use diesel::prelude::*;
+        use diesel_async::RunQueryDsl;
+        use schema::settings;
+        let stored: Option<String> = with_conn!(self, |conn| {
+            settings::table.find(MASTER_KEY_CHECK).select(settings::value).first(conn).await.optional()?
+        });
+        Ok(stored.is_some())
+    }
+
     /// Encrypts webhook secrets under `key` from now on, after checking that it is the key
     /// the database was written with (the first key used is remembered).
     pub async fn use_master_key(&mut self, key: &cipher::MasterKey) -> StoreResult<()> {
         use diesel::prelude::*;
         use diesel_async::RunQueryDsl;
         use schema::settings;
-        const NAME: &str = "master_key_check";
+        const NAME: &str = MASTER_KEY_CHECK;
         let check = key.check_value();
         let stored: Option<String> = with_conn!(self, |conn| {
             diesel::insert_into(settings::table)

@@ -125,7 +125,9 @@ async fn a_bad_config_is_a_clear_error_and_a_nonzero_exit() {
     std::fs::write(&config, "bnid = 1\n").unwrap();
     let output = hookbus().arg("serve").arg("--config").arg(&config).output().unwrap();
     assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("bnid"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.matches("bnid").count(), 1, "named once: {stderr}");
+    assert!(stderr.contains("did you mean bind?") && stderr.lines().count() == 1, "{stderr}");
 }
 
 /// The README's walkthrough, run as written twice against the real binary (only its ports
@@ -184,4 +186,15 @@ async fn the_readme_walkthrough_runs_twice() {
     printer.wait().unwrap();
     sigterm(&server);
     wait_exit(&mut server, Duration::from_secs(15));
+}
+
+#[test]
+fn an_unknown_database_scheme_is_refused_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let output =
+        hookbus_command().args(["migrate", "--database-url", "mysql://x"]).current_dir(dir.path()).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("unknown scheme 'mysql'") && stderr.contains("postgres://"), "{stderr}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no SQLite file named after the URL");
 }

@@ -293,3 +293,42 @@ async fn no_token_key_secret_or_payload_reaches_the_log() {
         assert!(!log.contains(secret), "the log contains {secret}");
     }
 }
+
+/// A deleted `master.key` beside a database written with it stops start-up before anything
+/// is written: no new key takes the old one's place on disk.
+#[actix_web::test]
+async fn a_missing_master_key_beside_its_database_is_refused_before_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = hookbus::Config {
+        bind: "127.0.0.1:0".into(),
+        data_dir: dir.path().to_path_buf(),
+        dev: true,
+        admin_token: Some(ADMIN_TOKEN.into()),
+        workers: 1,
+        ..hookbus::Config::default()
+    };
+    drop(hookbus::Application::build(config.clone()).await.unwrap());
+    let key_file = dir.path().join("master.key");
+    std::fs::remove_file(&key_file).unwrap();
+    let error = hookbus::Application::build(config).await.err().expect("start-up fails").to_string();
+    assert!(error.contains("master.key is missing") && error.contains("HOOKBUS_MASTER_KEY"), "{error}");
+    assert!(!key_file.exists(), "no new key was written in its place");
+}
+
+/// Start-up errors name the address or database and what to check.
+#[actix_web::test]
+async fn start_up_errors_say_where_and_what_to_check() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let db = TestDb::new(Backend::Sqlite).await;
+    let config = hookbus::Config { bind: address.clone(), ..test_config(&db) };
+    let error = hookbus::Application::build(config).await.err().expect("the port is taken").to_string();
+    assert!(error.contains(&address) && error.contains("--bind"), "{error}");
+
+    let unreachable = "postgres://hookbus:secret-password@127.0.0.1:1/nowhere";
+    let config = hookbus::Config { database_url: Some(unreachable.into()), ..test_config(&db) };
+    let error = hookbus::Application::build(config).await.err().expect("nothing listens there");
+    let shown = error.to_string();
+    assert!(shown.contains("127.0.0.1:1/nowhere") && shown.contains("is PostgreSQL running"), "{shown}");
+    assert!(!shown.contains("secret-password"), "the password is never shown: {shown}");
+}
