@@ -75,6 +75,12 @@ impl Hookbus {
         let mut store = Store::open(&database, config.db_max_connections)
             .await
             .map_err(|source| StartError::Database { at: database.describe(), hint: database.hint(), source })?;
+        log::info!(
+            "database: {} ({:?}); data dir: {}",
+            database.describe(),
+            database.backend(),
+            config.data_dir.display()
+        );
         let in_use = store.has_master_key().await?;
         let master_key = MasterKey::resolve(config.master_key.as_deref(), &config.data_dir, in_use)
             .map_err(StartError::MasterKey)?;

@@ -17,6 +17,33 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// `text` for people, `json` (one object per line) for log shippers.
+    #[arg(long, global = true, env = "HOOKBUS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// `env_logger` at INFO unless `RUST_LOG` says otherwise, in the chosen format.
+fn init_logging(format: LogFormat) {
+    let mut builder = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    if let LogFormat::Json = format {
+        builder.format(|buf, record| {
+            use std::io::Write as _;
+            let line = serde_json::json!({
+                "ts": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                "level": record.level().as_str(),
+                "target": record.target(),
+                "message": record.args().to_string(),
+            });
+            writeln!(buf, "{line}")
+        });
+    }
+    builder.init();
 }
 
 #[derive(Subcommand)]
@@ -64,8 +91,9 @@ fn load(common: CommonArgs, bind: Option<String>, dev: bool) -> Result<Config, h
 
 #[actix_web::main]
 async fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let result = match Cli::parse().command {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let result = match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::Migrate(args) => migrate(args).await,
     };

@@ -56,6 +56,29 @@ pub struct Metrics {
     attempt_seconds: Histogram,
 }
 
+/// Counts since start, as the log's minute summary reads them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traffic {
+    pub events: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+}
+
+impl Traffic {
+    /// The summary of what happened between `earlier` and `self`, with `pending` deliveries
+    /// now; `None` when nothing did (an idle server logs nothing).
+    pub fn summary_since(self, earlier: Traffic, pending: u64) -> Option<String> {
+        let (events, succeeded, failed) =
+            (self.events - earlier.events, self.succeeded - earlier.succeeded, self.failed - earlier.failed);
+        (events + succeeded + failed > 0).then(|| {
+            format!(
+                "last minute: {events} events published, {succeeded} deliveries succeeded, {failed} failed; \
+                 {pending} pending"
+            )
+        })
+    }
+}
+
 /// Every value of the `outcome` label of `attempts`, and of `status` of
 /// `deliveries_completed`: each series exists from the start, at zero, so a rate over it is
 /// defined before the first failure.
@@ -130,6 +153,17 @@ impl Metrics {
         }
     }
 
+    /// Events published and deliveries ended so far, for the log's summary.
+    pub fn traffic(&self) -> Traffic {
+        let completed =
+            |status: FinalStatus| self.deliveries.get_or_create(&StatusLabel { status: status.label() }).get();
+        Traffic {
+            events: self.events.get(),
+            succeeded: completed(FinalStatus::Succeeded),
+            failed: completed(FinalStatus::Failed),
+        }
+    }
+
     /// The gauge the endpoints' shared pool keeps up to date.
     pub fn pending_pool_gauge(&self) -> Gauge {
         self.pending_pool_used.clone()
@@ -194,6 +228,21 @@ mod tests {
             "# HELP a_events_total Events.\n# TYPE a_events_total counter\na_events_total 3\n\
              # HELP a_depth Depth.\n# TYPE a_depth gauge\na_depth{webhook_id=\"x\"} 1\n"
         );
+    }
+
+    #[test]
+    fn the_summary_says_what_happened_and_nothing_when_idle() {
+        let earlier = Traffic { events: 10, succeeded: 90, failed: 1 };
+        let now = Traffic { events: 25, succeeded: 240, failed: 3 };
+        assert_eq!(
+            now.summary_since(earlier, 7).as_deref(),
+            Some("last minute: 15 events published, 150 deliveries succeeded, 2 failed; 7 pending")
+        );
+        assert_eq!(now.summary_since(now, 7), None);
+        let metrics = Metrics::default();
+        metrics.event_published();
+        metrics.deliveries_completed(FinalStatus::Failed, 2);
+        assert_eq!(metrics.traffic(), Traffic { events: 1, succeeded: 0, failed: 2 });
     }
 
     #[test]

@@ -23,7 +23,8 @@ impl Application {
         let address = config.bind.clone();
         let bind_error = |source| StartError::Bind { address: address.clone(), source };
         let listener = TcpListener::bind(&config.bind).map_err(bind_error)?;
-        let port = listener.local_addr().map_err(bind_error)?.port();
+        let local = listener.local_addr().map_err(bind_error)?;
+        let port = local.port();
         let workers = config.workers;
         let bus = Hookbus::start(config).await?;
         let routes = bus.admin_routes();
@@ -34,7 +35,7 @@ impl Application {
             server = server.workers(workers);
         }
         let server = server.listen(listener).map_err(bind_error)?.run();
-        log::info!("hookbus listening on port {port}");
+        log::info!("hookbus {} listening on http://{local}", env!("CARGO_PKG_VERSION"));
         Ok(Self { port, server, bus })
     }
 

@@ -8,6 +8,7 @@ mod deliveries;
 mod events;
 mod health;
 pub mod openapi;
+mod request_log;
 mod webhooks;
 mod workspaces;
 
@@ -68,12 +69,11 @@ pub fn configure(
             .app_data(limit)
             .app_data(web::QueryConfig::default().error_handler(|e, _| ApiError::BadRequest(e.to_string()).into()))
             .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::NotFound("resource").into()))
-            .route("/", web::get().to(health::index))
-            .route("/health", web::get().to(health::health))
-            .route("/metrics", web::get().to(health::metrics))
             .service(
                 web::scope("/api/v1")
                     .wrap(actix_web::middleware::from_fn(auth::require_caller))
+                    // Outermost, so a refused credential is logged too.
+                    .wrap(actix_web::middleware::from_fn(request_log::log_requests))
                     // First: routes are tried in order, and every `{id}` route before it
                     // would cost a regex match on each publish, the hot path.
                     .route("/events", web::post().to(events::publish))
@@ -110,6 +110,12 @@ pub fn configure(
                     .route("/deliveries/{id}/redeliver", web::post().to(deliveries::redeliver))
                     .default_service(web::to(not_found)),
             );
+        // Each resource wrapped on its own: a scope without a prefix would match every path
+        // and hide the routes an embedding app registers after these.
+        let logged = |path| web::resource(path).wrap(actix_web::middleware::from_fn(request_log::log_requests));
+        cfg.service(logged("/").route(web::get().to(health::index)))
+            .service(logged("/health").route(web::get().to(health::health)))
+            .service(logged("/metrics").route(web::get().to(health::metrics)));
     }
 }
 

@@ -198,3 +198,58 @@ fn an_unknown_database_scheme_is_refused_and_creates_nothing() {
     assert!(stderr.contains("unknown scheme 'mysql'") && stderr.contains("postgres://"), "{stderr}");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no SQLite file named after the URL");
 }
+
+/// At the default level the log has one line per management request and none per publish,
+/// never the token; `--log-format json` makes every line a JSON object; start-up says where
+/// it listens and which database it uses.
+#[actix_web::test]
+async fn the_default_log_is_one_line_per_management_call_and_json_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let log = dir.path().join("server.log");
+    let token = "log-test-admin-token-0123456789";
+    let mut child = hookbus_command()
+        .args(["serve", "--dev", "--log-format", "json", "--bind", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("HOOKBUS_ADMIN_TOKEN", token)
+        .stderr(std::fs::File::create(&log).unwrap())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_healthy(port, &mut child).await;
+    let client = awc::Client::default();
+    let api = format!("http://127.0.0.1:{port}/api/v1");
+    let created = client
+        .post(format!("{api}/webhooks"))
+        .bearer_auth(token)
+        .send_json(&serde_json::json!({"url": "http://127.0.0.1:9/", "events": ["never.*"]}))
+        .await
+        .unwrap();
+    assert_eq!(created.status().as_u16(), 201);
+    for _ in 0..3 {
+        let published = client
+            .post(format!("{api}/events"))
+            .bearer_auth(token)
+            .send_json(&serde_json::json!({"event": "a.b", "data": {}}))
+            .await
+            .unwrap();
+        assert_eq!(published.status().as_u16(), 202);
+    }
+    let refused = client.get(format!("{api}/webhooks")).bearer_auth("wrong-token-0123456789").send().await.unwrap();
+    assert_eq!(refused.status().as_u16(), 401);
+    sigterm(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<serde_json::Value> =
+        text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect();
+    let messages: Vec<&str> = lines.iter().map(|l| l["message"].as_str().unwrap()).collect();
+    let has = |needle: &str| messages.iter().any(|m| m.contains(needle));
+    assert!(has(&format!("listening on http://127.0.0.1:{port}")) && has("database: "), "{text}");
+    assert!(has("POST /api/v1/webhooks 201") && has("GET /api/v1/webhooks 401"), "{text}");
+    assert!(has("webhook ") && has(" created in workspace "), "{text}");
+    assert!(!has("/api/v1/events"), "publishes are DEBUG: {text}");
+    assert!(!text.contains(token), "the token is never logged");
+    assert!(lines.iter().all(|l| l["level"].is_string() && l["ts"].is_string() && l["target"].is_string()));
+}

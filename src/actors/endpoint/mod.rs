@@ -351,6 +351,12 @@ impl EndpointActor {
             }
             NextStep::Failed | NextStep::Gone => {
                 if let Some(held) = self.held.remove(&id) {
+                    log::warn!(
+                        "webhook {} delivery {id} ({}) failed for good after {attempt} attempts: {}",
+                        self.webhook.id,
+                        held.delivery.event,
+                        held.delivery.failure_reason.as_deref().unwrap_or("")
+                    );
                     self.deps.metrics.deliveries_completed(FinalStatus::Failed, 1);
                     self.deps.failed.do_send(DeliveryFailed { delivery: held.delivery });
                 }

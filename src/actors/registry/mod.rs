@@ -324,10 +324,29 @@ impl Actor for Registry {
     fn started(&mut self, ctx: &mut Context<Self>) {
         // Already done by `launch`; here for a registry started as a plain actor.
         self.start_endpoints(ctx);
-        let routes = self.routes.read();
-        log::info!("registry started with {} webhooks ({} enabled)", routes.webhooks.len(), routes.endpoints.len());
+        {
+            let routes = self.routes.read();
+            log::info!("registry started with {} webhooks ({} enabled)", routes.webhooks.len(), routes.endpoints.len());
+        }
+        let mut earlier = self.metrics.traffic();
+        ctx.run_interval(SUMMARY_INTERVAL, move |act, ctx| {
+            let now = act.metrics.traffic();
+            let (since, store) = (std::mem::replace(&mut earlier, now), act.store.clone());
+            if now == since {
+                return;
+            }
+            ctx.spawn(fut::wrap_future(async move {
+                let pending = store.queue_depths().await.map_or(0, |depths| depths.iter().map(|(_, n)| n).sum());
+                if let Some(line) = now.summary_since(since, pending) {
+                    log::info!("{line}");
+                }
+            }));
+        });
     }
 }
+
+/// How often a server with traffic logs a summary line.
+const SUMMARY_INTERVAL: Duration = Duration::from_secs(60);
 
 impl Registry {
     fn check_room(&self, workspace_id: WorkspaceId) -> Result<(), RegistryError> {
@@ -391,6 +410,7 @@ impl Handler<InsertWebhook> for Registry {
         let register = async move { store.insert_webhook(&written).await };
         AtomicResponse::new(Box::pin(register.into_actor(self).map(move |result, act, ctx| {
             result?;
+            log::info!("webhook {} created in workspace {}", webhook.id, webhook.workspace_id);
             act.idle.insert(webhook.id);
             act.apply(webhook.clone(), ctx);
             Ok(webhook)
@@ -435,7 +455,10 @@ impl Handler<ApplyUpdate> for Registry {
             Ok((before, after))
         });
         match patched {
-            Ok((before, after)) => AtomicResponse::new(self.commit_change(before, after, None)),
+            Ok((before, after)) => {
+                log::info!("webhook {} changed", after.id);
+                AtomicResponse::new(self.commit_change(before, after, None))
+            }
             Err(e) => AtomicResponse::new(Box::pin(fut::ready(Err(e)))),
         }
     }
@@ -475,6 +498,7 @@ impl Handler<DeleteWebhook> for Registry {
             async move { store.delete_webhook(msg.webhook_id, crate::domain::now()).await }.into_actor(self).map(
                 move |result, act, ctx| match result {
                     Ok(cancelled) => {
+                        log::info!("webhook {} deleted; {cancelled} pending deliveries cancelled", msg.webhook_id);
                         act.metrics.deliveries_completed(FinalStatus::Cancelled, cancelled as u64);
                         act.forget(msg.workspace_id, msg.webhook_id);
                         Ok(())
