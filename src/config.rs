@@ -158,7 +158,8 @@ impl From<figment::Error> for ConfigError {
 }
 
 /// Variables of `HOOKBUS_`'s namespace that are not settings but are used on purpose.
-const OTHER_VARIABLES: [&str; 4] = ["HOOKBUS_CONFIG", "HOOKBUS_TEST_POSTGRES_URL", "HOOKBUS_URL", "HOOKBUS_TOKEN"];
+const OTHER_VARIABLES: [&str; 5] =
+    ["HOOKBUS_CONFIG", "HOOKBUS_LOG_FORMAT", "HOOKBUS_TEST_POSTGRES_URL", "HOOKBUS_URL", "HOOKBUS_TOKEN"];
 
 /// The setting whose name is within two edits of `name`, if one is.
 fn closest_setting(name: &str) -> Option<String> {
