@@ -139,6 +139,28 @@ pub struct ConfigOverrides {
     pub data_dir: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dev: Option<bool>,
+    /// Every other setting given as a flag, by setting name, as typed (parsed like an
+    /// environment variable's value).
+    #[serde(skip)]
+    pub settings: std::collections::BTreeMap<String, String>,
+}
+
+/// Settings with a flag of their own in the CLI's code, and secrets, which never come from a
+/// flag (a process's arguments are visible to every local user).
+const NOT_GENERATED_FLAGS: [&str; 6] = ["bind", "database_url", "data_dir", "dev", "admin_token", "master_key"];
+
+/// The settings that get a generated `--flag` (`retention_days` → `--retention-days`), each
+/// with its default as shown in `--help`.
+pub fn generated_flags() -> Vec<(String, String)> {
+    let defaults = serde_json::to_value(Config::default()).unwrap_or_default();
+    setting_names()
+        .into_iter()
+        .filter(|name| !NOT_GENERATED_FLAGS.contains(&name.as_str()))
+        .map(|name| {
+            let default = defaults.get(&name).map(ToString::to_string).unwrap_or_default();
+            (name, default)
+        })
+        .collect()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -221,7 +243,7 @@ fn warn_about_misspelt_variables() {
 
 /// The setting names, taken from the struct itself so the list cannot drift: only these
 /// `HOOKBUS_*` variables are read (others, such as `HOOKBUS_TEST_POSTGRES_URL`, are not settings).
-fn setting_names() -> Vec<String> {
+pub fn setting_names() -> Vec<String> {
     match serde_json::to_value(Config::default()) {
         Ok(serde_json::Value::Object(fields)) => fields.keys().cloned().collect(),
         _ => unreachable!("Config serializes as an object"),
@@ -239,12 +261,41 @@ impl Config {
             figment = figment.merge(Toml::file(file));
         }
         warn_about_misspelt_variables();
-        let config: Config = figment
+        figment = figment
             .merge(Env::prefixed("HOOKBUS_").only(&setting_names().iter().map(String::as_str).collect::<Vec<_>>()))
-            .merge(Serialized::globals(overrides))
-            .extract()?;
+            .merge(Serialized::globals(&overrides));
+        for (name, raw) in &overrides.settings {
+            let Ok(value) = raw.parse::<figment::value::Value>();
+            figment = figment.merge(Serialized::global(name, value));
+        }
+        let config: Config = figment.extract()?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// Each setting's effective value (secrets redacted) and where it came from: `flag`,
+    /// `environment`, `file` or `default`.
+    pub fn origins(&self, file: Option<&Path>, overrides: &ConfigOverrides) -> Vec<(String, String, &'static str)> {
+        let shown = serde_json::from_str::<serde_json::Value>(&format!("{self:?}")).unwrap_or_default();
+        let from_file: std::collections::BTreeMap<String, figment::value::Value> =
+            file.and_then(|f| Figment::from(Toml::file(f)).extract().ok()).unwrap_or_default();
+        let flagged = serde_json::to_value(overrides).unwrap_or_default();
+        setting_names()
+            .into_iter()
+            .map(|name| {
+                let origin = if overrides.settings.contains_key(&name) || flagged.get(&name).is_some() {
+                    "flag"
+                } else if std::env::var_os(format!("HOOKBUS_{}", name.to_uppercase())).is_some() {
+                    "environment"
+                } else if from_file.contains_key(&name) {
+                    "file"
+                } else {
+                    "default"
+                };
+                let value = shown.get(&name).map(ToString::to_string).unwrap_or_default();
+                (name, value, origin)
+            })
+            .collect()
     }
 
     /// An embedded instance on the SQLite file at `path`.

@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use std::collections::BTreeMap;
+
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use hookbus::config::{Config, ConfigOverrides};
 
 // The delivery loop allocates small, short-lived buffers on one thread and frees them on
@@ -52,6 +54,33 @@ enum Command {
     Serve(ServeArgs),
     /// Run pending database migrations and exit.
     Migrate(CommonArgs),
+    /// Print the effective settings and where each came from (flag, environment, file,
+    /// default); secrets are redacted.
+    Config(ServeArgs),
+}
+
+/// Adds a `--flag` for every setting without one of its own, generated from `Config`, so
+/// the flags cannot drift from the settings.
+fn with_setting_flags(command: clap::Command) -> clap::Command {
+    hookbus::config::generated_flags().into_iter().fold(command, |command, (name, default)| {
+        let flag = name.replace('_', "-");
+        command.arg(
+            clap::Arg::new(name.clone())
+                .long(flag)
+                .value_name("VALUE")
+                .help(format!("the `{name}` setting (default {default})"))
+                .help_heading("Settings"),
+        )
+    })
+}
+
+/// The generated flags' values, by setting name.
+fn setting_flags(matches: &clap::ArgMatches) -> std::collections::BTreeMap<String, String> {
+    hookbus::config::generated_flags()
+        .into_iter()
+        // `migrate` has none of them.
+        .filter_map(|(name, _)| Some((name.clone(), matches.try_get_one::<String>(&name).ok()??.clone())))
+        .collect()
 }
 
 #[derive(Args)]
@@ -79,23 +108,42 @@ struct ServeArgs {
     dev: bool,
 }
 
-fn load(common: CommonArgs, bind: Option<String>, dev: bool) -> Result<Config, hookbus::config::ConfigError> {
-    let overrides = ConfigOverrides {
+fn overrides(
+    common: &CommonArgs,
+    bind: Option<String>,
+    dev: bool,
+    settings: BTreeMap<String, String>,
+) -> ConfigOverrides {
+    ConfigOverrides {
         bind,
-        database_url: common.database_url,
-        data_dir: common.data_dir,
+        database_url: common.database_url.clone(),
+        data_dir: common.data_dir.clone(),
         dev: dev.then_some(true),
-    };
-    Config::load(common.config.as_deref(), overrides)
+        settings,
+    }
+}
+
+fn load(
+    common: CommonArgs,
+    bind: Option<String>,
+    dev: bool,
+    settings: BTreeMap<String, String>,
+) -> Result<Config, hookbus::config::ConfigError> {
+    Config::load(common.config.as_deref(), overrides(&common, bind, dev, settings))
 }
 
 #[actix_web::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let command =
+        Cli::command().mut_subcommand("serve", with_setting_flags).mut_subcommand("config", with_setting_flags);
+    let matches = command.get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     init_logging(cli.log_format);
+    let settings = matches.subcommand().map(|(_, sub)| setting_flags(sub)).unwrap_or_default();
     let result = match cli.command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(args, settings).await,
         Command::Migrate(args) => migrate(args).await,
+        Command::Config(args) => show_config(args, settings),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -112,16 +160,26 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let config = load(args.common, args.bind, args.dev)?;
+async fn serve(args: ServeArgs, settings: BTreeMap<String, String>) -> Result<(), Box<dyn std::error::Error>> {
+    let config = load(args.common, args.bind, args.dev, settings)?;
     let app = hookbus::Application::build(config).await?;
     app.run().await?;
     Ok(())
 }
 
 async fn migrate(args: CommonArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let config = load(args, None, false)?;
+    let config = load(args, None, false, BTreeMap::new())?;
     hookbus::store::Store::open(&config.database(), 1).await?;
     log::info!("migrations are up to date");
+    Ok(())
+}
+
+fn show_config(args: ServeArgs, settings: BTreeMap<String, String>) -> Result<(), Box<dyn std::error::Error>> {
+    let overrides = overrides(&args.common, args.bind, args.dev, settings);
+    let file = args.common.config.as_deref();
+    let config = Config::load(file, overrides.clone())?;
+    for (name, value, origin) in config.origins(file, &overrides) {
+        println!("{name} = {value}  # {origin}");
+    }
     Ok(())
 }

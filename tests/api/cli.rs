@@ -253,3 +253,41 @@ async fn the_default_log_is_one_line_per_management_call_and_json_on_request() {
     assert!(!text.contains(token), "the token is never logged");
     assert!(lines.iter().all(|l| l["level"].is_string() && l["ts"].is_string() && l["target"].is_string()));
 }
+
+/// Every setting but the two secrets has a flag, generated from `Config`; `hookbus config`
+/// prints each effective value with where it came from, secrets redacted; a bad flag value
+/// is an error naming the flag.
+#[test]
+fn every_setting_has_a_flag_and_config_says_where_each_came_from() {
+    let help = String::from_utf8(hookbus_command().args(["serve", "--help"]).output().unwrap().stdout).unwrap();
+    for name in hookbus::config::setting_names() {
+        let flag = format!("--{}", name.replace('_', "-"));
+        let secret = name == "admin_token" || name == "master_key";
+        assert_eq!(help.contains(&flag), !secret, "{flag} in serve --help:\n{help}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hookbus.toml");
+    std::fs::write(&file, "pending_window = 50\n").unwrap();
+    let output = hookbus_command()
+        .args(["config", "--failure-threshold", "9", "--config"])
+        .arg(&file)
+        .env("HOOKBUS_RETENTION_DAYS", "7")
+        .env("HOOKBUS_ADMIN_TOKEN", "config-admin-token-0123456789")
+        .output()
+        .unwrap();
+    let shown = String::from_utf8(output.stdout).unwrap();
+    assert!(output.status.success(), "{shown}{}", String::from_utf8_lossy(&output.stderr));
+    for line in [
+        "failure_threshold = 9  # flag",
+        "retention_days = 7.0  # environment",
+        "pending_window = 50  # file",
+        "api_rate_limit = 50  # default",
+        "admin_token = \"<redacted>\"  # environment",
+    ] {
+        assert!(shown.lines().any(|l| l == line), "{line}:\n{shown}");
+    }
+    assert!(!shown.contains("config-admin-token"), "{shown}");
+    let bad = hookbus_command().args(["config", "--retention-days", "soon"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success() && stderr.contains("--retention-days"), "{stderr}");
+}
