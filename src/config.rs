@@ -85,10 +85,17 @@ pub struct Config {
 impl std::fmt::Debug for Config {
     /// Every setting but the secrets, so a config can be logged safely.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", serde_json::to_string(&self.redacted()).map_err(|_| std::fmt::Error)?)
+    }
+}
+
+impl Config {
+    /// The same settings with the secrets replaced, safe to log or print.
+    fn redacted(&self) -> Self {
         let mut shown = self.clone();
         shown.admin_token = shown.admin_token.map(|_| "<redacted>".into());
         shown.master_key = shown.master_key.map(|_| "<redacted>".into());
-        write!(f, "{}", serde_json::to_string(&shown).map_err(|_| std::fmt::Error)?)
+        shown
     }
 }
 
@@ -276,7 +283,7 @@ impl Config {
     /// Each setting's effective value (secrets redacted) and where it came from: `flag`,
     /// `environment`, `file` or `default`.
     pub fn origins(&self, file: Option<&Path>, overrides: &ConfigOverrides) -> Vec<(String, String, &'static str)> {
-        let shown = serde_json::from_str::<serde_json::Value>(&format!("{self:?}")).unwrap_or_default();
+        let shown = serde_json::to_value(self.redacted()).unwrap_or_default();
         let from_file: std::collections::BTreeMap<String, figment::value::Value> =
             file.and_then(|f| Figment::from(Toml::file(f)).extract().ok()).unwrap_or_default();
         let flagged = serde_json::to_value(overrides).unwrap_or_default();
