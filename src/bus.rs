@@ -10,6 +10,7 @@ use crate::actors::janitor::Janitor;
 use crate::actors::persistence::{FlushWrites, Persistence, Writer};
 use crate::actors::registry::{DrainDeliveries, Publisher, Registry, RegistrySettings};
 use crate::config::{Config, ConfigError};
+use crate::delivery::TrustedRoots;
 use crate::domain::WebhookId;
 use crate::http::auth::AdminToken;
 use crate::http::body::BodyLimit;
@@ -37,6 +38,8 @@ pub enum StartError {
     MasterKey(String),
     #[error("could not start the writer thread")]
     WriterThread(#[source] std::io::Error),
+    #[error(transparent)]
+    Trust(#[from] crate::delivery::TrustError),
     #[error("could not listen on {address} (is another server using it? choose another with --bind or HOOKBUS_BIND)")]
     Bind {
         address: String,
@@ -68,6 +71,7 @@ impl Hookbus {
     /// Opens the database (running migrations), loads the webhooks and starts the actors.
     pub async fn start(config: Config) -> Result<Self, StartError> {
         config.validate()?;
+        let trust = TrustedRoots::load(config.extra_ca_file.as_deref())?;
         if config.dev {
             log::warn!("dev mode: http:// and private/loopback targets are allowed; never use --dev in production");
         }
@@ -101,6 +105,7 @@ impl Hookbus {
             max_webhooks_per_workspace: config.max_webhooks_per_workspace,
             outbound: config.outbound_limits(),
             resolver: config.resolver.clone(),
+            trust,
             registration_dns_timeout: std::time::Duration::from_millis(config.registration_dns_timeout_ms),
         };
         let metrics = Arc::new(Metrics::default());

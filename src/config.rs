@@ -76,6 +76,9 @@ pub struct Config {
     /// How long registration waits for a target's DNS answer, in milliseconds; a host that
     /// has not answered by then is accepted and checked at every connect.
     pub registration_dns_timeout_ms: u64,
+    /// PEM file of CA certificates trusted for HTTPS targets besides the system's store
+    /// (a company CA, say).
+    pub extra_ca_file: Option<PathBuf>,
     /// Looks host names up (the system's resolver unless an embedding app or a test sets
     /// another). Not a setting of the file or the environment.
     #[serde(skip)]
@@ -130,6 +133,7 @@ impl Default for Config {
             outbound_connections: 4_096,
             outbound_connections_per_workspace: 3_072,
             registration_dns_timeout_ms: 2_000,
+            extra_ca_file: None,
             resolver: crate::delivery::Resolver::default(),
         }
     }
@@ -164,7 +168,10 @@ pub fn generated_flags() -> Vec<(String, String)> {
         .into_iter()
         .filter(|name| !NOT_GENERATED_FLAGS.contains(&name.as_str()))
         .map(|name| {
-            let default = defaults.get(&name).map(ToString::to_string).unwrap_or_default();
+            let default = match defaults.get(&name) {
+                None | Some(serde_json::Value::Null) => "none".to_owned(),
+                Some(value) => value.to_string(),
+            };
             (name, default)
         })
         .collect()

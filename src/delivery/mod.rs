@@ -3,6 +3,7 @@
 
 mod budget;
 mod resolve;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -18,6 +19,7 @@ use futures_util::StreamExt;
 pub use self::budget::{ConnectionBudget, ConnectionSlot};
 use self::resolve::{guard_host, public_addresses, Addresses};
 pub use self::resolve::{resolves_to_internal, DnsResolver, Resolver};
+pub use self::tls::{TrustError, TrustedRoots};
 use crate::domain::retry::parse_retry_after;
 use crate::domain::signature::{hex_signature, standard_signature_header};
 use crate::domain::{AttemptOutcome, DeliveryId, EventType, WebhookId, WebhookSecret, WebhookUrl, WorkspaceId};
@@ -84,7 +86,7 @@ pub struct Outbound {
 }
 
 impl Outbound {
-    pub fn new(guard: bool, resolver: Resolver, limits: OutboundLimits) -> Self {
+    pub fn new(guard: bool, resolver: Resolver, limits: OutboundLimits, trust: &TrustedRoots) -> Self {
         let resolver = if guard {
             actix_tls::connect::Resolver::custom(GuardedResolver(resolver))
         } else {
@@ -92,6 +94,7 @@ impl Outbound {
         };
         let connector = awc::Connector::new()
             .connector(actix_tls::connect::Connector::new(resolver).service())
+            .rustls_0_23(trust.client_config())
             .timeout(Duration::from_secs(30))
             // No limit of the client's own: the budget bounds connections, fairly, and a
             // second, first-come limit behind it would let one webhook starve the others.
@@ -187,7 +190,10 @@ async fn send_attempt(client: &awc::Client, request: AttemptRequest<'_>) -> Atte
         }
     }
     let exchange = async {
-        let mut response = builder.send_body(request.body).await.map_err(|e| e.to_string())?;
+        let mut response = builder
+            .send_body(request.body)
+            .await
+            .map_err(|e| tls::handshake_failure(&e).unwrap_or_else(|| e.to_string()))?;
         let status = response.status().as_u16();
         let retry_after = response
             .headers()

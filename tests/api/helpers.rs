@@ -383,6 +383,7 @@ struct Shared {
 /// A webhook receiver on 127.0.0.1:<random port>.
 pub struct TestReceiver {
     pub port: u16,
+    scheme: &'static str,
     shared: Arc<Shared>,
     rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Received>>,
 }
@@ -428,7 +429,16 @@ impl TestReceiver {
         Self::serve(addr, "/hook".to_owned()).await
     }
 
+    /// A receiver serving HTTPS with `tls` (its certificate chain and key).
+    pub async fn start_tls(tls: rustls::ServerConfig) -> Self {
+        Self::serve_with("127.0.0.1:0", format!("/hook/{}", uuid::Uuid::new_v4().simple()), Some(tls)).await
+    }
+
     async fn serve(addr: &str, path: String) -> Self {
+        Self::serve_with(addr, path, None).await
+    }
+
+    async fn serve_with(addr: &str, path: String, tls: Option<rustls::ServerConfig>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             path,
@@ -442,17 +452,26 @@ impl TestReceiver {
         let data = web::Data::new(shared.clone());
         let server = HttpServer::new(move || App::new().app_data(data.clone()).default_service(web::to(receive)))
             .workers(1)
-            .disable_signals()
-            .bind(addr)
-            .unwrap();
+            .disable_signals();
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let server = match tls {
+            Some(tls) => server.bind_rustls_0_23(addr, tls),
+            None => server.bind(addr),
+        }
+        .unwrap();
         let port = server.addrs()[0].port();
         let server = server.run();
         actix_rt::spawn(server);
-        Self { port, shared, rx: tokio::sync::Mutex::new(rx) }
+        Self { port, scheme, shared, rx: tokio::sync::Mutex::new(rx) }
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}{}", self.port, self.shared.path)
+        self.url_at("127.0.0.1")
+    }
+
+    /// The URL with `host` in place of the address (a name a stub resolver answers).
+    pub fn url_at(&self, host: &str) -> String {
+        format!("{}://{host}:{}{}", self.scheme, self.port, self.shared.path)
     }
 
     /// The path this receiver answers on (and below).
@@ -581,17 +600,27 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// `hookbus serve --dev` on a free port with the test admin token, answering `/health`.
     pub async fn start(database_url: &str, data_dir: &std::path::Path) -> Self {
+        Self::start_with(database_url, data_dir, |_| {}).await
+    }
+
+    /// The same, with more arguments or environment set by `adjust`.
+    pub async fn start_with(
+        database_url: &str,
+        data_dir: &std::path::Path,
+        adjust: impl FnOnce(&mut std::process::Command),
+    ) -> Self {
         let port = free_port();
         let log = std::fs::OpenOptions::new().create(true).append(true).open(data_dir.join("server.log")).unwrap();
-        let mut child = hookbus_command()
+        let mut command = hookbus_command();
+        command
             .env("HOOKBUS_ADMIN_TOKEN", ADMIN_TOKEN)
             .args(["serve", "--dev", "--bind", &format!("127.0.0.1:{port}"), "--database-url", database_url])
             .arg("--data-dir")
             .arg(data_dir)
             .stdout(std::process::Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+            .stderr(log);
+        adjust(&mut command);
+        let mut child = command.spawn().unwrap();
         wait_healthy(port, &mut child).await;
         Self { child, port, client: awc::Client::builder().timeout(Duration::from_secs(30)).finish() }
     }

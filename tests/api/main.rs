@@ -17,5 +17,6 @@ mod recovery;
 mod security;
 mod store;
 mod tenants;
+mod tls;
 mod webhooks;
 mod workspaces;

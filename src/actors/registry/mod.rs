@@ -33,7 +33,7 @@ use super::endpoint::{
     ResetCircuit, StopEndpoint, WebhookChanged,
 };
 use super::persistence::{AttemptRecorder, Writer};
-use crate::delivery::{AttemptRequest, Outbound, OutboundLimits, Resolver};
+use crate::delivery::{AttemptRequest, Outbound, OutboundLimits, Resolver, TrustedRoots};
 use crate::domain::circuit::CircuitSettings;
 use crate::domain::url::UrlPolicy;
 use crate::domain::webhook::{DisabledReason, Webhook};
@@ -84,6 +84,8 @@ pub struct RegistrySettings {
     pub max_webhooks_per_workspace: usize,
     pub outbound: OutboundLimits,
     pub resolver: Resolver,
+    /// What HTTPS targets' certificates are verified against.
+    pub trust: TrustedRoots,
     /// How long registration waits for a target's DNS answer.
     pub registration_dns_timeout: Duration,
 }
@@ -127,7 +129,7 @@ impl Registry {
             pool: Arc::new(OverflowPool::new(settings.pending_pool, metrics.pending_pool_gauge())),
             writer,
             metrics,
-            outbound: Outbound::new(!settings_guard_off, settings.resolver.clone(), settings.outbound),
+            outbound: Outbound::new(!settings_guard_off, settings.resolver.clone(), settings.outbound, &settings.trust),
             settings,
             routes,
             by_workspace: HashMap::new(),
