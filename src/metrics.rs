@@ -122,13 +122,7 @@ impl Metrics {
     }
 
     pub fn attempt_finished(&self, outcome: &AttemptOutcome) {
-        let result = match (outcome.succeeded(), outcome.status_code, outcome.error_message.as_deref()) {
-            (true, _, _) => "success",
-            (false, Some(_), _) => "http_error",
-            (false, None, Some(e)) if e.starts_with("timed out") => "timeout",
-            (false, None, _) => "connection_error",
-        };
-        self.attempts.get_or_create(&OutcomeLabel { outcome: result }).inc();
+        self.attempts.get_or_create(&OutcomeLabel { outcome: outcome.metric_label() }).inc();
         self.attempt_seconds.observe(outcome.duration.as_secs_f64());
     }
 

@@ -22,15 +22,20 @@ pub use self::resolve::{resolves_to_internal, DnsResolver, Resolver};
 pub use self::tls::{TrustError, TrustedRoots};
 use crate::domain::retry::parse_retry_after;
 use crate::domain::signature::{hex_signature, standard_signature_header};
-use crate::domain::{AttemptOutcome, DeliveryId, EventType, WebhookId, WebhookSecret, WebhookUrl, WorkspaceId};
+use crate::domain::{
+    AttemptOutcome, AttemptResult, DeliveryId, EventType, WebhookId, WebhookSecret, WebhookUrl, WorkspaceId,
+};
 
 /// How much of a response body is kept.
 pub const RESPONSE_BODY_LIMIT: usize = 1024;
 
 const USER_AGENT_VALUE: &str = concat!("hookbus/", env!("CARGO_PKG_VERSION"));
 
-/// What an attempt to a refused address records as its error.
-pub const BLOCKED: &str = "blocked target address";
+/// The resolver's error for a host with no address the guard allows; found again by type
+/// in [`classify_send_error`].
+#[derive(Debug, thiserror::Error)]
+#[error("{}", crate::domain::BLOCKED_TARGET)]
+struct BlockedTarget;
 
 /// Looks host names up and keeps only public addresses, so a name that resolves (or
 /// re-resolves, as in DNS rebinding) to an internal address is never connected to.
@@ -44,11 +49,11 @@ impl Resolve for GuardedResolver {
     ) -> LocalBoxFuture<'a, Result<Vec<SocketAddr>, Box<dyn std::error::Error>>> {
         Box::pin(async move {
             match guard_host(host, port) {
-                Addresses::Blocked => Err(BLOCKED.into()),
+                Addresses::Blocked => Err(BlockedTarget.into()),
                 Addresses::Literal(address) => Ok(vec![address]),
                 Addresses::Lookup => {
                     let resolved = self.0.lookup(host.to_owned(), port).await?;
-                    public_addresses(resolved).ok_or_else(|| BLOCKED.into())
+                    public_addresses(resolved).ok_or_else(|| BlockedTarget.into())
                 }
             }
         })
@@ -119,15 +124,23 @@ impl Outbound {
     pub async fn send(&self, request: AttemptRequest<'_>) -> AttemptOutcome {
         // An IP literal is never resolved, so the resolver cannot check it: do it here.
         if self.guard && request.url.is_internal() {
-            return AttemptOutcome {
-                status_code: None,
-                error_message: Some(BLOCKED.to_owned()),
-                response_body: None,
-                retry_after: None,
-                duration: Duration::ZERO,
-            };
+            return AttemptOutcome { result: AttemptResult::Blocked, duration: Duration::ZERO };
         }
         send_attempt(&self.client, request).await
+    }
+}
+
+/// What a request that got no answer ran into.
+fn classify_send_error(error: awc::error::SendRequestError) -> AttemptResult {
+    use awc::error::{ConnectError, SendRequestError};
+    if let SendRequestError::Connect(ConnectError::Resolver(cause)) = &error {
+        if cause.is::<BlockedTarget>() {
+            return AttemptResult::Blocked;
+        }
+    }
+    match tls::handshake_failure(&error) {
+        Some(reason) => AttemptResult::Tls(reason),
+        None => AttemptResult::Connection(error.to_string()),
     }
 }
 
@@ -190,10 +203,7 @@ async fn send_attempt(client: &awc::Client, request: AttemptRequest<'_>) -> Atte
         }
     }
     let exchange = async {
-        let mut response = builder
-            .send_body(request.body)
-            .await
-            .map_err(|e| tls::handshake_failure(&e).unwrap_or_else(|| e.to_string()))?;
+        let mut response = builder.send_body(request.body).await.map_err(classify_send_error)?;
         let status = response.status().as_u16();
         let retry_after = response
             .headers()
@@ -212,25 +222,14 @@ async fn send_attempt(client: &awc::Client, request: AttemptRequest<'_>) -> Atte
         kept.truncate(RESPONSE_BODY_LIMIT);
         // PostgreSQL text cannot hold NUL; a receiver's NUL would make the record unwritable.
         let body = String::from_utf8_lossy(&kept).replace('\0', "\u{FFFD}");
-        Ok::<_, String>((status, retry_after, body))
+        Ok::<_, AttemptResult>((status, retry_after, body))
     };
     let result = actix_rt::time::timeout(request.timeout, exchange).await;
     let duration = started.elapsed();
-    match result {
-        Ok(Ok((status, retry_after, body))) => AttemptOutcome::answered(status, body, retry_after, duration),
-        Ok(Err(error)) => AttemptOutcome {
-            status_code: None,
-            error_message: Some(if error.contains(BLOCKED) { BLOCKED.to_owned() } else { error }),
-            response_body: None,
-            retry_after: None,
-            duration,
-        },
-        Err(_) => AttemptOutcome {
-            status_code: None,
-            error_message: Some(format!("timed out after {} ms", request.timeout.as_millis())),
-            response_body: None,
-            retry_after: None,
-            duration,
-        },
-    }
+    let result = match result {
+        Ok(Ok((status, retry_after, body))) => AttemptResult::Answered { status, body, retry_after },
+        Ok(Err(failed)) => failed,
+        Err(_) => AttemptResult::TimedOut(request.timeout),
+    };
+    AttemptOutcome { result, duration }
 }

@@ -36,34 +36,89 @@ impl DeliveryStatus {
     }
 }
 
-/// How one HTTP attempt ended.
+/// How one HTTP attempt ended. The record's `status_code`, `error_message` and
+/// `response_body`, and the metrics' outcome label, are all derived from this.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptResult {
+    /// The receiver answered; anything outside 2xx is a failure.
+    Answered {
+        status: u16,
+        /// First 1 KiB of the response body, lossy UTF-8.
+        body: String,
+        /// `Retry-After` of a 429/503 response.
+        retry_after: Option<Duration>,
+    },
+    /// No answer within the webhook's `timeout_ms`.
+    TimedOut(Duration),
+    /// The target guard refused every address of the host.
+    Blocked,
+    /// The TLS handshake failed, for the plain reason given.
+    Tls(String),
+    /// No answer for another reason: DNS, connect, or the connection broke.
+    Connection(String),
+}
+
+/// What the record of an attempt says when the guard refused its address.
+pub const BLOCKED_TARGET: &str = "blocked target address";
+
+/// One attempt: how it ended and how long it took.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttemptOutcome {
-    /// The response status, if a response arrived.
-    pub status_code: Option<u16>,
-    /// Why it failed (`None` on success).
-    pub error_message: Option<String>,
-    /// First 1 KiB of the response body, lossy UTF-8.
-    pub response_body: Option<String>,
-    /// `Retry-After` of a 429/503 response.
-    pub retry_after: Option<Duration>,
+    pub result: AttemptResult,
     pub duration: Duration,
 }
 
 impl AttemptOutcome {
-    /// The receiver answered with `status`: anything outside 2xx fails as `HTTP <status>`.
-    pub fn answered(status: u16, response_body: String, retry_after: Option<Duration>, duration: Duration) -> Self {
-        Self {
-            status_code: Some(status),
-            error_message: (!(200..300).contains(&status)).then(|| format!("HTTP {status}")),
-            response_body: Some(response_body),
-            retry_after,
-            duration,
-        }
+    /// The receiver answered with `status`.
+    pub fn answered(status: u16, body: String, retry_after: Option<Duration>, duration: Duration) -> Self {
+        Self { result: AttemptResult::Answered { status, body, retry_after }, duration }
     }
 
     pub fn succeeded(&self) -> bool {
-        self.error_message.is_none() && self.status_code.is_some_and(|s| (200..300).contains(&s))
+        matches!(self.result, AttemptResult::Answered { status: 200..=299, .. })
+    }
+
+    /// The response status, if a response arrived.
+    pub fn status_code(&self) -> Option<u16> {
+        match self.result {
+            AttemptResult::Answered { status, .. } => Some(status),
+            _ => None,
+        }
+    }
+
+    /// Why it failed, as recorded and shown (`None` on success).
+    pub fn error_message(&self) -> Option<String> {
+        match &self.result {
+            AttemptResult::Answered { status: 200..=299, .. } => None,
+            AttemptResult::Answered { status, .. } => Some(format!("HTTP {status}")),
+            AttemptResult::TimedOut(after) => Some(format!("timed out after {} ms", after.as_millis())),
+            AttemptResult::Blocked => Some(BLOCKED_TARGET.to_owned()),
+            AttemptResult::Tls(reason) | AttemptResult::Connection(reason) => Some(reason.clone()),
+        }
+    }
+
+    pub fn response_body(&self) -> Option<&str> {
+        match &self.result {
+            AttemptResult::Answered { body, .. } => Some(body),
+            _ => None,
+        }
+    }
+
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self.result {
+            AttemptResult::Answered { retry_after, .. } => retry_after,
+            _ => None,
+        }
+    }
+
+    /// The `outcome` label of `hookbus_attempts_total`.
+    pub fn metric_label(&self) -> &'static str {
+        match self.result {
+            AttemptResult::Answered { status: 200..=299, .. } => "success",
+            AttemptResult::Answered { .. } => "http_error",
+            AttemptResult::TimedOut(_) => "timeout",
+            AttemptResult::Blocked | AttemptResult::Tls(_) | AttemptResult::Connection(_) => "connection_error",
+        }
     }
 }
 
@@ -119,10 +174,10 @@ pub fn next_step(policy: &RetryPolicy, failures: u32, outcome: &AttemptOutcome, 
     if outcome.succeeded() {
         return NextStep::Succeeded;
     }
-    if outcome.status_code == Some(410) {
+    if outcome.status_code() == Some(410) {
         return NextStep::Gone;
     }
-    match policy.delay_after(failures, outcome.retry_after, jitter) {
+    match policy.delay_after(failures, outcome.retry_after(), jitter) {
         Some(delay) => NextStep::RetryIn(delay),
         None => NextStep::Failed,
     }
@@ -132,14 +187,8 @@ pub fn next_step(policy: &RetryPolicy, failures: u32, outcome: &AttemptOutcome, 
 mod tests {
     use super::*;
 
-    fn outcome(status: Option<u16>, error: Option<&str>) -> AttemptOutcome {
-        AttemptOutcome {
-            status_code: status,
-            error_message: error.map(str::to_owned),
-            response_body: None,
-            retry_after: None,
-            duration: Duration::from_millis(5),
-        }
+    fn answered(status: u16) -> AttemptOutcome {
+        AttemptOutcome::answered(status, String::new(), None, Duration::from_millis(5))
     }
 
     const POLICY: RetryPolicy = RetryPolicy {
@@ -150,31 +199,47 @@ mod tests {
 
     #[test]
     fn any_2xx_succeeds() {
-        assert_eq!(next_step(&POLICY, 1, &outcome(Some(204), None), 0.0), NextStep::Succeeded);
+        assert_eq!(next_step(&POLICY, 1, &answered(204), 0.0), NextStep::Succeeded);
     }
 
     #[test]
     fn failures_retry_until_exhausted() {
-        let failed = outcome(Some(500), Some("HTTP 500"));
+        let failed = answered(500);
         assert_eq!(next_step(&POLICY, 1, &failed, 0.0), NextStep::RetryIn(Duration::from_millis(100)));
         assert_eq!(next_step(&POLICY, 2, &failed, 0.0), NextStep::RetryIn(Duration::from_millis(200)));
         assert_eq!(next_step(&POLICY, 3, &failed, 0.0), NextStep::Failed);
-        let refused = outcome(None, Some("connection refused"));
+        let refused = AttemptOutcome {
+            result: AttemptResult::Connection("connection refused".into()),
+            duration: Duration::from_millis(5),
+        };
         assert_eq!(next_step(&POLICY, 3, &refused, 0.0), NextStep::Failed);
     }
 
     #[test]
     fn gone_stops_at_once_and_3xx_is_a_failure() {
-        assert_eq!(next_step(&POLICY, 1, &outcome(Some(410), Some("HTTP 410")), 0.0), NextStep::Gone);
-        let redirect = outcome(Some(302), Some("HTTP 302"));
+        assert_eq!(next_step(&POLICY, 1, &answered(410), 0.0), NextStep::Gone);
+        let redirect = answered(302);
         assert!(matches!(next_step(&POLICY, 1, &redirect, 0.0), NextStep::RetryIn(_)));
     }
 
     #[test]
     fn retry_after_replaces_the_backoff() {
-        let mut limited = outcome(Some(429), Some("HTTP 429"));
-        limited.retry_after = Some(Duration::from_secs(3));
+        let limited = AttemptOutcome::answered(429, String::new(), Some(Duration::from_secs(3)), Duration::ZERO);
         assert_eq!(next_step(&POLICY, 1, &limited, 0.5), NextStep::RetryIn(Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn messages_and_metric_labels_follow_the_result() {
+        let timed_out =
+            AttemptOutcome { result: AttemptResult::TimedOut(Duration::from_millis(1500)), duration: Duration::ZERO };
+        assert_eq!(timed_out.error_message().as_deref(), Some("timed out after 1500 ms"));
+        assert_eq!(timed_out.metric_label(), "timeout");
+        let blocked = AttemptOutcome { result: AttemptResult::Blocked, duration: Duration::ZERO };
+        assert_eq!(blocked.error_message().as_deref(), Some(BLOCKED_TARGET));
+        assert_eq!(blocked.metric_label(), "connection_error");
+        assert_eq!(answered(503).error_message().as_deref(), Some("HTTP 503"));
+        assert_eq!(answered(503).metric_label(), "http_error");
+        assert_eq!((answered(200).error_message(), answered(200).metric_label()), (None, "success"));
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub mod target;
 pub mod url;
 pub mod webhook;
 
-pub use delivery::{AttemptOutcome, DeliveryStatus, FailureReason};
+pub use delivery::{AttemptOutcome, AttemptResult, DeliveryStatus, FailureReason, BLOCKED_TARGET};
 pub use event::{EventId, EventPattern, EventType};
 pub use ids::{DeliveryId, WebhookId, WorkspaceId};
 pub use retry::RetryPolicy;

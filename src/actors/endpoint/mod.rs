@@ -292,7 +292,8 @@ impl EndpointActor {
     ) {
         self.in_flight.remove(&id);
         let (now, wall) = (Instant::now(), crate::domain::now());
-        self.stats.record(now, wall, outcome.duration, outcome.error_message.as_deref());
+        let error_message = outcome.error_message();
+        self.stats.record(now, wall, outcome.duration, error_message.as_deref());
         self.deps.metrics.attempt_finished(&outcome);
         if outcome.succeeded() {
             self.breaker.record_success();
@@ -300,7 +301,7 @@ impl EndpointActor {
             log::warn!(
                 "webhook {} delivery {id}: attempt {attempt} failed: {}",
                 self.webhook.id,
-                outcome.error_message.as_deref().unwrap_or("")
+                error_message.as_deref().unwrap_or("")
             );
             if self.breaker.record_failure(now, probe) {
                 log::warn!("webhook {}: circuit open", self.webhook.id);
@@ -313,7 +314,7 @@ impl EndpointActor {
         let policy = self.webhook.settings.retry_policy(self.deps.backoff_max);
         // A failed probe is the circuit's business: the delivery waits for the next probe
         // without using up a retry. A 410 is final whoever sent it.
-        let probe_failed = probe && !outcome.succeeded() && outcome.status_code != Some(410);
+        let probe_failed = probe && !outcome.succeeded() && outcome.status_code() != Some(410);
         let (step, retries_used) = if probe_failed {
             let wait = self.breaker.probe_at().map_or(Duration::ZERO, |at| at.saturating_duration_since(now));
             (NextStep::RetryIn(wait), delivery.retries_used)
@@ -333,8 +334,8 @@ impl EndpointActor {
         delivery.next_attempt_at = next_attempt_at;
         delivery.status = status;
         delivery.failure_reason = step.failure_reason().map(|reason| reason.to_string());
-        delivery.status_code = outcome.status_code;
-        delivery.error_message = outcome.error_message.clone();
+        delivery.status_code = outcome.status_code();
+        delivery.error_message = error_message;
         let write = AttemptWrite::new(delivery, started_at, &outcome, wall);
         // Fire and forget: the writer retries until the record is committed, and until
         // then the delivery is still pending in the database (at-least-once).

@@ -694,9 +694,9 @@ impl Handler<TestWebhook> for Registry {
                 Ok(TestResult {
                     delivery_id,
                     succeeded,
-                    status_code: outcome.status_code,
+                    status_code: outcome.status_code(),
                     duration_ms,
-                    error_message: outcome.error_message,
+                    error_message: outcome.error_message(),
                 })
             }
             .into_actor(self)
