@@ -32,10 +32,8 @@ pub enum StartError {
     },
     #[error("the database failed")]
     Store(#[from] StoreError),
-    #[error("could not read or create the admin token")]
-    AdminToken(#[source] std::io::Error),
-    #[error("invalid master key: {0}")]
-    MasterKey(String),
+    #[error(transparent)]
+    Secret(#[from] crate::files::SecretError),
     #[error("could not start the writer thread")]
     WriterThread(#[source] std::io::Error),
     #[error(transparent)]
@@ -86,12 +84,10 @@ impl Hookbus {
             config.data_dir.display()
         );
         let in_use = store.has_master_key().await?;
-        let master_key = MasterKey::resolve(config.master_key.as_deref(), &config.data_dir, in_use)
-            .map_err(StartError::MasterKey)?;
+        let master_key = MasterKey::resolve(config.master_key.as_deref(), &config.data_dir, in_use)?;
         store.use_master_key(&master_key).await?;
         let webhooks = store.load_webhooks().await?;
-        let admin_token =
-            AdminToken::resolve(config.admin_token.as_deref(), &config.data_dir).map_err(StartError::AdminToken)?;
+        let admin_token = AdminToken::resolve(config.admin_token.as_deref(), &config.data_dir)?;
         // The writer gets a thread of its own: a transaction's round trips and its replies
         // then never wait behind the delivery loop's work on the main arbiter.
         let (writer, writer_thread) = WriterThread::start(Persistence::new(store.clone(), config.max_batch_writes))?;

@@ -57,6 +57,73 @@ pub fn tighten(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Why a secret (the admin token, the master key) could not be had, from its setting or its
+/// file in the data dir.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{}: {reason}", path.display())]
+    Invalid { path: std::path::PathBuf, reason: String },
+    /// The file is gone and generating a new one would do harm.
+    #[error("{} is missing, but {reason}", path.display())]
+    MustNotGenerate { path: std::path::PathBuf, reason: &'static str },
+    #[error("the system random number generator failed")]
+    Random,
+    /// The configured value (`HOOKBUS_MASTER_KEY`, say) does not parse.
+    #[error("{setting}: {reason}")]
+    Configured { setting: &'static str, reason: String },
+}
+
+/// Whether a missing secret file may be generated.
+pub enum IfMissing {
+    Generate,
+    /// Refuse, for this reason (what depends on the lost file, and what to do).
+    Refuse(&'static str),
+}
+
+/// The secret in `dir/name`, parsed by `parse`: read if the file holds one, otherwise (per
+/// `if_missing`) 32 random bytes encoded by `encode` are written into a new 0600 file. An
+/// existing file readable by others is tightened first.
+pub fn read_or_generate_secret<T>(
+    dir: &Path,
+    name: &str,
+    if_missing: IfMissing,
+    encode: impl FnOnce(&[u8; 32]) -> String,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<T, SecretError> {
+    let path = dir.join(name);
+    let io_error = |source| SecretError::Io { path: path.clone(), source };
+    let parsed = |text: &str| parse(text).map_err(|reason| SecretError::Invalid { path: path.clone(), reason });
+    tighten(&path).map_err(io_error)?;
+    match std::fs::read_to_string(&path) {
+        Ok(existing) if !existing.trim().is_empty() => {
+            log::info!("{name} read from {}", path.display());
+            return parsed(existing.trim());
+        }
+        // An empty file (a crash between creating and writing it) is as good as none.
+        Ok(_) => std::fs::remove_file(&path).map_err(io_error)?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_error(e)),
+    }
+    if let IfMissing::Refuse(reason) = if_missing {
+        return Err(SecretError::MustNotGenerate { path, reason });
+    }
+    let mut bytes = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).map_err(|_| SecretError::Random)?;
+    let text = encode(&bytes);
+    let value = parsed(&text)?;
+    create_private_dir(dir).map_err(|source| SecretError::Io { path: dir.to_owned(), source })?;
+    let mut file = create_private_file(&path).map_err(io_error)?;
+    io::Write::write_all(&mut file, format!("{text}\n").as_bytes()).map_err(io_error)?;
+    log::info!("generated {name} into {}", path.display());
+    Ok(value)
+}
+
 /// Prepares a SQLite database file: its directory created private, the file created empty
 /// with mode 0600 before SQLite opens it (SQLite gives `-wal` and `-shm` the database file's
 /// mode), and an existing database and its companions tightened.

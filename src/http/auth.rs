@@ -2,7 +2,6 @@
 //! API key (found by its hash, through [`AuthCache`](super::AuthCache)). It runs as the
 //! `/api/v1` scope's middleware, before routing, extractors and bodies.
 
-use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -15,13 +14,13 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use futures_util::future::LocalBoxFuture;
 use ring::digest;
-use ring::rand::{SecureRandom, SystemRandom};
 use subtle::ConstantTimeEq;
 
 use super::ApiState;
 use crate::domain::api_key::{hash_key, looks_like_key};
 use crate::domain::WorkspaceId;
 use crate::error::ApiError;
+use crate::files::{IfMissing, SecretError};
 
 /// The admin token, kept only as its SHA-256 so comparisons do not leak its length.
 #[derive(Clone)]
@@ -40,35 +39,20 @@ impl AdminToken {
 
     /// The configured token, or the one in `<data_dir>/admin.token`, generated (mode 0600)
     /// on first start. Only the file's path is logged, never the token.
-    pub fn resolve(configured: Option<&str>, data_dir: &Path) -> std::io::Result<Self> {
+    pub fn resolve(configured: Option<&str>, data_dir: &Path) -> Result<Self, SecretError> {
         if let Some(token) = configured {
             return Ok(Self::new(token));
         }
-        let path = data_dir.join("admin.token");
-        crate::files::tighten(&path)?;
-        if let Ok(existing) = std::fs::read_to_string(&path) {
-            let token = existing.trim();
-            if looks_like_key(token) {
-                let message =
-                    format!("{} holds a token starting with hbk_, the prefix of workspace API keys", path.display());
-                return Err(std::io::Error::other(message));
-            }
-            if !token.is_empty() {
-                log::info!("admin token read from {}", path.display());
-                return Ok(Self::new(token));
-            }
-            std::fs::remove_file(&path)?;
-        }
-        crate::files::create_private_dir(data_dir)?;
-        let mut bytes = [0u8; 32];
-        SystemRandom::new()
-            .fill(&mut bytes)
-            .map_err(|_| std::io::Error::other("the system random number generator failed"))?;
-        let token = format!("hba_{}", URL_SAFE_NO_PAD.encode(bytes));
-        let mut file = crate::files::create_private_file(&path)?;
-        writeln!(file, "{token}")?;
-        log::info!("generated an admin token into {}", path.display());
-        Ok(Self::new(&token))
+        crate::files::read_or_generate_secret(
+            data_dir,
+            "admin.token",
+            IfMissing::Generate,
+            |bytes| format!("hba_{}", URL_SAFE_NO_PAD.encode(bytes)),
+            |token| match looks_like_key(token) {
+                true => Err("the token starts with hbk_, the prefix of workspace API keys".into()),
+                false => Ok(Self::new(token)),
+            },
+        )
     }
 }
 

@@ -4,7 +4,6 @@
 //! without the prefix is read as plaintext, so a database written before encryption (or by
 //! a tool) still loads; every write encrypts.
 
-use std::io::Write;
 use std::path::Path;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -14,6 +13,7 @@ use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 
 use super::StoreError;
+use crate::files::{IfMissing, SecretError};
 
 const PREFIX: &str = "enc:v1:";
 
@@ -30,29 +30,25 @@ impl MasterKey {
     /// The configured key, or the one in `<data_dir>/master.key`, generated (mode 0600) on
     /// first start. `in_use`: the database was written with a key, so none is generated (a
     /// new one could not read its secrets, and would be left on disk in the right one's place).
-    pub fn resolve(configured: Option<&str>, data_dir: &Path, in_use: bool) -> Result<Self, String> {
+    pub fn resolve(configured: Option<&str>, data_dir: &Path, in_use: bool) -> Result<Self, SecretError> {
         if let Some(encoded) = configured {
-            return Self::from_base64(encoded);
+            return Self::from_base64(encoded)
+                .map_err(|reason| SecretError::Configured { setting: "master_key", reason });
         }
-        let path = data_dir.join("master.key");
-        crate::files::tighten(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        if let Ok(existing) = std::fs::read_to_string(&path) {
-            return Self::from_base64(&existing).map_err(|e| format!("{}: {e}", path.display()));
-        }
-        if in_use {
-            return Err(format!(
-                "{} is missing, but the database's webhook secrets were encrypted with a master key: \
+        let if_missing = match in_use {
+            false => IfMissing::Generate,
+            true => IfMissing::Refuse(
+                "the database's webhook secrets were encrypted with a master key: \
                  restore that file from your backup, or set HOOKBUS_MASTER_KEY",
-                path.display()
-            ));
-        }
-        let mut key = [0u8; 32];
-        SystemRandom::new().fill(&mut key).map_err(|_| "the system random number generator failed".to_owned())?;
-        crate::files::create_private_dir(data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
-        let mut file = crate::files::create_private_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        writeln!(file, "{}", BASE64.encode(key)).map_err(|e| e.to_string())?;
-        log::info!("generated a master key into {}", path.display());
-        Ok(Self(key))
+            ),
+        };
+        crate::files::read_or_generate_secret(
+            data_dir,
+            "master.key",
+            if_missing,
+            |key| BASE64.encode(key),
+            Self::from_base64,
+        )
     }
 
     /// A value that identifies the key without revealing it (HMAC of a fixed label).

@@ -63,7 +63,6 @@ pub(super) fn queue_write(
         // Someone waits for this record: it is due at once.
         WriteOp::Attempt(_) => writing.queue_records([(op, Some(tx))], true),
     };
-    let answer =
-        async move { rx.await.unwrap_or_else(|_| Err(Arc::new(StoreError::Corrupt("the writer stopped".into())))) };
+    let answer = async move { rx.await.unwrap_or_else(|_| Err(Arc::new(StoreError::WriterStopped))) };
     (wake, answer)
 }
