@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use serde_json::json;
 
 use crate::actors::registry::RegistryError;
 use crate::domain::ValidationError;
+use crate::http::responses::{ErrorBody, ErrorDetail};
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +118,6 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
-        response.json(json!({"error": {"code": self.code(), "message": self.to_string()}}))
+        response.json(ErrorBody { error: ErrorDetail { code: self.code(), message: self.to_string() } })
     }
 }

@@ -11,7 +11,7 @@ const MAX_EVENT_ID_LEN: usize = 128;
 const OPERATIONAL_PREFIX: &str = "hookbus.";
 
 /// An event type such as `artifact.completed`: `^[a-z0-9_-]+(\.[a-z0-9_-]+)*$`, ≤ 128 chars.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct EventType(String);
 
@@ -104,7 +104,7 @@ impl Serialize for EventPattern {
 
 /// The id of a published event: given by the publisher (≤ 128 chars, for idempotency)
 /// or generated as a UUID v7.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct EventId(String);
 

@@ -41,7 +41,7 @@ impl ValidationError {
 }
 
 /// One page of a list: `{"data": [...], "next_cursor": "…"|null}`, newest first.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct Page<T> {
     pub data: Vec<T>,
     pub next_cursor: Option<String>,

@@ -61,7 +61,7 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Er
 }
 
 /// Why a webhook is disabled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DisabledReason {
     Manual,
@@ -89,7 +89,7 @@ impl DisabledReason {
 }
 
 /// How deliveries to one webhook are made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeliverySettings {
     pub timeout_ms: u32,
     pub max_retries: u32,
@@ -266,42 +266,6 @@ impl Webhook {
     }
 }
 
-/// The webhook object of the API: everything but the secret.
-#[derive(Serialize)]
-struct WebhookView<'a> {
-    id: WebhookId,
-    workspace_id: WorkspaceId,
-    name: &'a str,
-    url: &'a WebhookUrl,
-    events: &'a [EventPattern],
-    enabled: bool,
-    disabled_reason: Option<DisabledReason>,
-    #[serde(flatten)]
-    settings: &'a DeliverySettings,
-    headers: &'a BTreeMap<String, String>,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-}
-
-impl Serialize for Webhook {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        WebhookView {
-            id: self.id,
-            workspace_id: self.workspace_id,
-            name: &self.name,
-            url: &self.url,
-            events: &self.events,
-            enabled: self.enabled,
-            disabled_reason: self.disabled_reason,
-            settings: &self.settings,
-            headers: &self.headers,
-            created_at: self.created_at,
-            updated_at: self.updated_at,
-        }
-        .serialize(s)
-    }
-}
-
 fn parse_name(name: Option<String>) -> Result<Option<String>, ValidationError> {
     name.map(|n| super::name::parse_name("name", n)).transpose()
 }
@@ -442,14 +406,5 @@ mod tests {
         let until = w.rotate_secret(WebhookSecret::generate(), Duration::from_secs(60), now);
         assert_eq!(w.signing_secrets(now).len(), 2);
         assert_eq!(w.signing_secrets(until).len(), 1);
-    }
-
-    #[test]
-    fn the_api_view_never_contains_the_secret() {
-        let w = Webhook::create(WorkspaceId::DEFAULT, input(), DEV, Utc::now()).unwrap();
-        let json = serde_json::to_value(&w).unwrap();
-        assert!(json.get("secret").is_none());
-        assert_eq!(json["timeout_ms"], 10_000);
-        assert_eq!(json["events"], serde_json::json!(["artifact.*"]));
     }
 }

@@ -4,9 +4,10 @@ use actix_web::{web, HttpResponse};
 
 use super::auth::Caller;
 use super::body::JsonBody;
+use super::responses::{DeliveryObject, Page, ReplayedObject};
 use super::{path_id, ApiState, ListQuery};
 use crate::actors::registry::{GetWebhook, Redeliver, ReplayDeliveries};
-use crate::domain::{DeliveryId, DeliveryStatus, Page, ValidationError};
+use crate::domain::{DeliveryId, DeliveryStatus, ValidationError};
 use crate::error::ApiError;
 
 #[utoipa::path(
@@ -16,7 +17,7 @@ use crate::error::ApiError;
     tag = "deliveries",
     params(("id" = String, Path, description = "webhook id"), ("status" = Option<String>, Query), ("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query), ("workspace_id" = Option<String>, Query)),
     responses(
-        (status = 200, body = super::openapi::DeliveryPage),
+        (status = 200, body = Page<DeliveryObject>),
         super::openapi::ErrorResponses,
     ),
 )]
@@ -38,7 +39,7 @@ pub async fn list(
         .transpose()?;
     let (data, next_cursor) =
         state.store.list_deliveries(caller.workspace_id, webhook_id, status, query.cursor()?, query.limit()?).await?;
-    Ok(HttpResponse::Ok().json(Page { data, next_cursor }))
+    Ok(HttpResponse::Ok().json(Page::of(data, next_cursor, DeliveryObject::new)))
 }
 
 #[utoipa::path(
@@ -48,7 +49,7 @@ pub async fn list(
     tag = "deliveries",
     params(("id" = String, Path, description = "delivery id")),
     responses(
-        (status = 200, body = super::openapi::DeliveryObject),
+        (status = 200, body = DeliveryObject),
         super::openapi::ErrorResponses,
     ),
 )]
@@ -56,12 +57,8 @@ pub async fn get(state: web::Data<ApiState>, caller: Caller, id: web::Path<Strin
     let delivery_id: DeliveryId = path_id(&id, "delivery")?;
     let (pending, attempts) =
         state.store.get_delivery(caller.workspace_id, delivery_id).await?.ok_or(ApiError::NotFound("delivery"))?;
-    let delivery = &pending.delivery;
     let payload = pending.body();
-    let mut object = serde_json::to_value(delivery).expect("a delivery serializes");
-    object["payload"] = payload.into();
-    object["attempts"] = serde_json::to_value(attempts).expect("attempts serialize");
-    Ok(HttpResponse::Ok().json(object))
+    Ok(HttpResponse::Ok().json(DeliveryObject::in_full(pending.delivery, payload, attempts)))
 }
 
 #[utoipa::path(
@@ -71,7 +68,7 @@ pub async fn get(state: web::Data<ApiState>, caller: Caller, id: web::Path<Strin
     tag = "deliveries",
     params(("id" = String, Path, description = "delivery id")),
     responses(
-        (status = 202, body = super::openapi::DeliveryObject),
+        (status = 202, body = DeliveryObject),
         super::openapi::ErrorResponses,
     ),
 )]
@@ -82,13 +79,17 @@ pub async fn redeliver(
 ) -> Result<HttpResponse, ApiError> {
     let delivery_id: DeliveryId = path_id(&id, "delivery")?;
     let delivery = state.registry.send(Redeliver { workspace_id: caller.workspace_id, delivery_id }).await??;
-    Ok(HttpResponse::Accepted().json(delivery))
+    Ok(HttpResponse::Accepted().json(DeliveryObject::new(delivery)))
 }
 
-#[derive(Debug, serde::Deserialize)]
+/// Which deliveries to put back in `pending`.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplayBody {
+    /// RFC 3339; deliveries created at or after it.
+    #[schema(required = true)]
     since: Option<String>,
+    /// `failed` (the default), `succeeded` or `cancelled`.
     status: Option<String>,
 }
 
@@ -98,9 +99,9 @@ pub struct ReplayBody {
     path = "/api/v1/webhooks/{id}/replay",
     tag = "deliveries",
     params(("id" = String, Path, description = "webhook id")),
-    request_body = super::openapi::ReplayInput,
+    request_body = ReplayBody,
     responses(
-        (status = 202, body = super::openapi::ReplayedObject),
+        (status = 202, body = ReplayedObject),
         super::openapi::ErrorResponses,
     ),
 )]
@@ -124,5 +125,5 @@ pub async fn replay(
         .registry
         .send(ReplayDeliveries { workspace_id: caller.workspace_id, webhook_id, since, status })
         .await??;
-    Ok(HttpResponse::Accepted().json(serde_json::json!({"requeued": requeued})))
+    Ok(HttpResponse::Accepted().json(ReplayedObject { requeued }))
 }

@@ -10,11 +10,18 @@ use crate::actors::registry::Publish;
 use crate::domain::ValidationError;
 use crate::error::ApiError;
 
-#[derive(Debug, Deserialize)]
+/// An event to publish.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PublishBody {
+    /// The event type, such as `artifact.completed`.
+    #[schema(required = true)]
     event: Option<String>,
+    /// A JSON object.
+    #[schema(required = true, value_type = Object)]
     data: Option<serde_json::Value>,
+    /// An id of your own (≤ 128 characters): publishing it again is answered with the first
+    /// result and delivers nothing twice.
     id: Option<String>,
 }
 
@@ -23,10 +30,10 @@ pub struct PublishBody {
     post,
     path = "/api/v1/events",
     tag = "events",
-    request_body = super::openapi::PublishInput,
+    request_body = PublishBody,
     responses(
-        (status = 202, body = super::openapi::PublishedObject),
-        (status = 409, description = "an event id reused with a different body", body = super::openapi::ErrorBody),
+        (status = 202, body = crate::actors::registry::Published),
+        (status = 409, description = "an event id reused with a different body", body = super::responses::ErrorBody),
         super::openapi::ErrorResponses,
     ),
 )]

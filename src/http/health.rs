@@ -4,9 +4,9 @@
 use std::collections::HashMap;
 
 use actix_web::{web, HttpResponse};
-use serde_json::{json, Value};
 
 use super::auth::Caller;
+use super::responses::{DashboardObject, DatabaseHealth, IndexObject, StatusObject, Totals, WebhookHealth};
 use super::ApiState;
 use crate::actors::endpoint::EndpointHealth;
 use crate::actors::registry::HealthSnapshot;
@@ -21,16 +21,16 @@ use crate::error::ApiError;
     tag = "health",
     security(),
     responses(
-        (status = 200, body = super::openapi::StatusObject),
-        (status = 503, body = super::openapi::StatusObject),
+        (status = 200, body = StatusObject),
+        (status = 503, body = StatusObject),
     ),
 )]
 pub async fn health(state: web::Data<ApiState>) -> HttpResponse {
     match state.store.ping().await {
-        Ok(_) => HttpResponse::Ok().json(json!({"status": "ok"})),
+        Ok(_) => HttpResponse::Ok().json(StatusObject { status: "ok" }),
         Err(error) => {
             log::warn!("health check: database unavailable: {error}");
-            HttpResponse::ServiceUnavailable().json(json!({"status": "unavailable"}))
+            HttpResponse::ServiceUnavailable().json(StatusObject { status: "unavailable" })
         }
     }
 }
@@ -43,7 +43,7 @@ pub async fn health(state: web::Data<ApiState>) -> HttpResponse {
     tag = "health",
     params(("workspace_id" = Option<String>, Query)),
     responses(
-        (status = 200, body = super::openapi::DashboardObject),
+        (status = 200, body = DashboardObject),
         super::openapi::ErrorResponses,
     ),
 )]
@@ -65,8 +65,8 @@ pub async fn dashboard(state: web::Data<ApiState>, caller: Caller) -> Result<Htt
     }
     let degraded =
         ping.is_err() || snapshot.iter().any(|h| h.webhook.enabled && h.endpoint.circuit != CircuitState::Closed);
-    let webhooks: Vec<Value> = snapshot
-        .iter()
+    let webhooks = snapshot
+        .into_iter()
         .map(|h| {
             let w = &h.webhook;
             let EndpointHealth {
@@ -79,36 +79,44 @@ pub async fn dashboard(state: web::Data<ApiState>, caller: Caller) -> Result<Htt
                 last_failure_at,
                 last_error,
                 next_attempt_at,
-            } = &h.endpoint;
-            json!({
-                "id": w.id, "name": w.name, "url": w.url, "enabled": w.enabled,
-                "disabled_reason": w.disabled_reason, "circuit": circuit,
-                "consecutive_failures": consecutive_failures,
-                "queue_depth": totals.as_ref().map(|_| pending_by_webhook.get(&w.id).copied().unwrap_or(0)),
-                "in_flight": in_flight, "success_rate_5m": success_rate_5m, "latency_ms": latency_ms,
-                "last_success_at": last_success_at, "last_failure_at": last_failure_at,
-                "last_error": last_error, "next_attempt_at": next_attempt_at,
-            })
+            } = h.endpoint;
+            WebhookHealth {
+                id: w.id,
+                name: w.name.clone(),
+                url: w.url.as_str().to_owned(),
+                enabled: w.enabled,
+                disabled_reason: w.disabled_reason,
+                circuit,
+                consecutive_failures,
+                queue_depth: totals.as_ref().map(|_| pending_by_webhook.get(&w.id).copied().unwrap_or(0)),
+                in_flight,
+                success_rate_5m,
+                latency_ms,
+                last_success_at,
+                last_failure_at,
+                last_error,
+                next_attempt_at,
+            }
         })
         .collect();
     let count = |status| by_status.get(&status).copied().unwrap_or(0);
-    let body = json!({
-        "status": if degraded { "degraded" } else { "ok" },
-        "uptime_s": state.started_at.elapsed().as_secs(),
-        "database": {
-            "backend": state.store.backend(),
-            "ok": ping.is_ok(),
-            "latency_ms": ping.as_ref().ok().map(|d| (d.as_secs_f64() * 1e5).round() / 100.0),
+    let body = DashboardObject {
+        status: if degraded { "degraded" } else { "ok" },
+        uptime_s: state.started_at.elapsed().as_secs(),
+        database: DatabaseHealth {
+            backend: state.store.backend(),
+            ok: ping.is_ok(),
+            latency_ms: ping.as_ref().ok().map(|d| (d.as_secs_f64() * 1e5).round() / 100.0),
         },
-        "totals": totals.as_ref().map(|t| json!({
-            "events": t.events,
-            "pending": count(DeliveryStatus::Pending),
-            "succeeded": count(DeliveryStatus::Succeeded),
-            "failed": count(DeliveryStatus::Failed),
-            "attempts": t.attempts,
-        })),
-        "webhooks": webhooks,
-    });
+        totals: totals.as_ref().map(|t| Totals {
+            events: t.events,
+            pending: count(DeliveryStatus::Pending),
+            succeeded: count(DeliveryStatus::Succeeded),
+            failed: count(DeliveryStatus::Failed),
+            attempts: t.attempts,
+        }),
+        webhooks,
+    };
     Ok(HttpResponse::Ok().json(body))
 }
 
@@ -137,12 +145,12 @@ pub async fn metrics(req: actix_web::HttpRequest, state: web::Data<ApiState>) ->
 pub async fn index(req: actix_web::HttpRequest) -> HttpResponse {
     // Mounted under an app's own scope, the links keep that scope's prefix.
     let base = req.path().trim_end_matches('/');
-    HttpResponse::Ok().json(json!({
-        "service": "hookbus",
-        "version": env!("CARGO_PKG_VERSION"),
-        "health": format!("{base}/health"),
-        "metrics": format!("{base}/metrics"),
-        "api": format!("{base}/api/v1"),
-        "openapi": format!("{base}/api/v1/openapi.json"),
-    }))
+    HttpResponse::Ok().json(IndexObject {
+        service: "hookbus",
+        version: env!("CARGO_PKG_VERSION"),
+        health: format!("{base}/health"),
+        metrics: format!("{base}/metrics"),
+        api: format!("{base}/api/v1"),
+        openapi: format!("{base}/api/v1/openapi.json"),
+    })
 }

@@ -9,6 +9,7 @@ mod events;
 mod health;
 pub mod openapi;
 mod request_log;
+pub mod responses;
 mod webhooks;
 mod workspaces;
 

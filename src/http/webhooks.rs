@@ -2,10 +2,10 @@
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::auth::Caller;
 use super::body::{JsonBody, OptionalJsonBody};
+use super::responses::{Page, SecretObject, WebhookObject};
 use super::{path_id, ApiState, ListQuery};
 use crate::actors::registry::{
     DeleteWebhook, GetWebhook, ListWebhooks, RegisterWebhook, RotateSecret, TestWebhook, UpdateWebhook,
@@ -25,7 +25,7 @@ fn webhook_id(raw: &str) -> Result<WebhookId, ApiError> {
     tag = "webhooks",
     request_body = crate::domain::webhook::WebhookInput,
     responses(
-        (status = 201, body = super::openapi::WebhookObject),
+        (status = 201, body = WebhookObject),
         super::openapi::ErrorResponses,
     ),
 )]
@@ -35,9 +35,7 @@ pub async fn create(
     body: JsonBody<WebhookInput>,
 ) -> Result<HttpResponse, ApiError> {
     let webhook = state.registry.send(RegisterWebhook { workspace_id: caller.workspace_id, input: body.0 }).await??;
-    let mut object = serde_json::to_value(&*webhook).expect("a webhook serializes");
-    object["secret"] = json!(webhook.secret.expose());
-    Ok(HttpResponse::Created().json(object))
+    Ok(HttpResponse::Created().json(WebhookObject::with_secret(&webhook)))
 }
 
 #[utoipa::path(
@@ -47,7 +45,7 @@ pub async fn create(
     tag = "webhooks",
     params(("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query), ("workspace_id" = Option<String>, Query)),
     responses(
-        (status = 200, body = super::openapi::WebhookPage),
+        (status = 200, body = Page<WebhookObject>),
         super::openapi::ErrorResponses,
     ),
 )]
@@ -60,7 +58,7 @@ pub async fn list(
         .registry
         .send(ListWebhooks { workspace_id: caller.workspace_id, cursor: query.cursor()?, limit: query.limit()? })
         .await??;
-    Ok(HttpResponse::Ok().json(page))
+    Ok(HttpResponse::Ok().json(Page::of(page.data, page.next_cursor, |w| WebhookObject::new(&w))))
 }
 
 #[utoipa::path(
@@ -70,14 +68,14 @@ pub async fn list(
     tag = "webhooks",
     params(("id" = String, Path, description = "webhook id")),
     responses(
-        (status = 200, body = super::openapi::WebhookObject),
+        (status = 200, body = WebhookObject),
         super::openapi::ErrorResponses,
     ),
 )]
 pub async fn get(state: web::Data<ApiState>, caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let webhook_id = webhook_id(&id)?;
     let webhook = state.registry.send(GetWebhook { workspace_id: caller.workspace_id, webhook_id }).await??;
-    Ok(HttpResponse::Ok().json(&*webhook))
+    Ok(HttpResponse::Ok().json(WebhookObject::new(&webhook)))
 }
 
 #[utoipa::path(
@@ -88,7 +86,7 @@ pub async fn get(state: web::Data<ApiState>, caller: Caller, id: web::Path<Strin
     params(("id" = String, Path, description = "webhook id")),
     request_body = crate::domain::webhook::WebhookPatch,
     responses(
-        (status = 200, body = super::openapi::WebhookObject),
+        (status = 200, body = WebhookObject),
         super::openapi::ErrorResponses,
     ),
 )]
@@ -101,7 +99,7 @@ pub async fn update(
     let webhook_id = webhook_id(&id)?;
     let webhook =
         state.registry.send(UpdateWebhook { workspace_id: caller.workspace_id, webhook_id, patch: body.0 }).await??;
-    Ok(HttpResponse::Ok().json(&*webhook))
+    Ok(HttpResponse::Ok().json(WebhookObject::new(&webhook)))
 }
 
 #[utoipa::path(
@@ -132,7 +130,7 @@ pub async fn delete(
     tag = "webhooks",
     params(("id" = String, Path, description = "webhook id")),
     responses(
-        (status = 200, body = super::openapi::SecretObject),
+        (status = 200, body = SecretObject),
         super::openapi::ErrorResponses,
     ),
 )]
@@ -143,10 +141,12 @@ pub async fn secret(
 ) -> Result<HttpResponse, ApiError> {
     let webhook_id = webhook_id(&id)?;
     let webhook = state.registry.send(GetWebhook { workspace_id: caller.workspace_id, webhook_id }).await??;
-    Ok(HttpResponse::Ok().json(json!({"secret": webhook.secret.expose()})))
+    Ok(HttpResponse::Ok().json(SecretObject { secret: webhook.secret.expose().to_owned() }))
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// `{"secret"}`: the new secret (`whsec_` and base64 of 24 to 64 bytes); generated when
+/// absent. The body itself may be left out.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateBody {
     secret: Option<String>,
@@ -158,9 +158,9 @@ pub struct RotateBody {
     path = "/api/v1/webhooks/{id}/secret/rotate",
     tag = "webhooks",
     params(("id" = String, Path, description = "webhook id")),
-    request_body = super::openapi::RotateInput,
+    request_body = RotateBody,
     responses(
-        (status = 200, body = super::openapi::RotatedObject),
+        (status = 200, body = crate::actors::registry::RotatedSecret),
         super::openapi::ErrorResponses,
     ),
 )]
@@ -185,7 +185,7 @@ pub async fn rotate_secret(
     tag = "webhooks",
     params(("id" = String, Path, description = "webhook id")),
     responses(
-        (status = 200, body = super::openapi::TestResultObject),
+        (status = 200, body = crate::actors::registry::TestResult),
         super::openapi::ErrorResponses,
     ),
 )]

@@ -2,19 +2,20 @@
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::auth::AdminCaller;
 use super::body::JsonBody;
+use super::responses::{KeyInfoObject, KeyObject, Page, WorkspaceObject};
 use super::{path_id, ApiState, ListQuery};
 use crate::domain::api_key::NewApiKey;
-use crate::domain::{Page, ValidationError, WorkspaceId};
+use crate::domain::{ValidationError, WorkspaceId};
 use crate::error::ApiError;
 use crate::store::WorkspaceRecord;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWorkspace {
+    #[schema(required = true)]
     name: Option<String>,
 }
 
@@ -23,9 +24,9 @@ pub struct CreateWorkspace {
     post,
     path = "/api/v1/workspaces",
     tag = "workspaces",
-    request_body = super::openapi::WorkspaceInput,
+    request_body = CreateWorkspace,
     responses(
-        (status = 201, body = super::openapi::WorkspaceObject),
+        (status = 201, body = WorkspaceObject),
         super::openapi::ErrorResponses,
     ),
 )]
@@ -39,10 +40,9 @@ pub async fn create(
     let workspace = WorkspaceRecord { id: WorkspaceId::generate(), name, created_at: crate::domain::now() };
     let (key, key_id) = (NewApiKey::generate(), uuid::Uuid::now_v7());
     state.store.create_workspace(&workspace, key_id, &key).await?;
-    let mut object = serde_json::to_value(&workspace).expect("a workspace serializes");
-    object["api_key"] = json!(key.plaintext);
-    object["api_key_id"] = json!(key_id);
-    Ok(HttpResponse::Created().json(object))
+    let created =
+        WorkspaceObject { api_key: Some(key.plaintext), api_key_id: Some(key_id), ..WorkspaceObject::new(workspace) };
+    Ok(HttpResponse::Created().json(created))
 }
 
 #[utoipa::path(
@@ -52,7 +52,7 @@ pub async fn create(
     tag = "workspaces",
     params(("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query), ("workspace_id" = Option<String>, Query)),
     responses(
-        (status = 200, body = super::openapi::WorkspacePage),
+        (status = 200, body = Page<WorkspaceObject>),
         super::openapi::ErrorResponses,
     ),
 )]
@@ -62,7 +62,7 @@ pub async fn list(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (data, next_cursor) = state.store.list_workspaces(query.cursor()?, query.limit()?).await?;
-    Ok(HttpResponse::Ok().json(Page { data, next_cursor }))
+    Ok(HttpResponse::Ok().json(Page::of(data, next_cursor, WorkspaceObject::new)))
 }
 
 /// The workspace a path names, if it exists.
@@ -81,7 +81,7 @@ async fn existing_workspace(state: &ApiState, raw: &str) -> Result<WorkspaceId, 
     tag = "workspaces",
     params(("id" = String, Path, description = "workspace id")),
     responses(
-        (status = 201, body = super::openapi::KeyObject),
+        (status = 201, body = KeyObject),
         super::openapi::ErrorResponses,
     ),
 )]
@@ -94,7 +94,7 @@ pub async fn create_key(
     let key = NewApiKey::generate();
     let key_id = uuid::Uuid::now_v7();
     state.store.insert_api_key(workspace_id, key_id, &key).await?;
-    Ok(HttpResponse::Created().json(json!({"id": key_id, "api_key": key.plaintext})))
+    Ok(HttpResponse::Created().json(KeyObject { id: key_id, api_key: key.plaintext }))
 }
 
 #[utoipa::path(
@@ -104,7 +104,7 @@ pub async fn create_key(
     tag = "workspaces",
     params(("id" = String, Path, description = "workspace id"), ("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query)),
     responses(
-        (status = 200, body = super::openapi::KeyInfoPage),
+        (status = 200, body = Page<KeyInfoObject>),
         super::openapi::ErrorResponses,
     ),
 )]
@@ -116,7 +116,7 @@ pub async fn list_keys(
 ) -> Result<HttpResponse, ApiError> {
     let workspace_id = existing_workspace(&state, &id).await?;
     let (data, next_cursor) = state.store.list_api_keys(workspace_id, query.cursor()?, query.limit()?).await?;
-    Ok(HttpResponse::Ok().json(Page { data, next_cursor }))
+    Ok(HttpResponse::Ok().json(Page::of(data, next_cursor, KeyInfoObject::new)))
 }
 
 #[utoipa::path(

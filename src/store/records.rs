@@ -2,7 +2,6 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use serde::Serialize;
 
 use super::batch::AttemptWrite;
 use super::schema::{attempts, deliveries, events};
@@ -65,11 +64,10 @@ impl TryFrom<EventRow> for EventRecord {
     }
 }
 
-/// A delivery: one event to one webhook. Serializes as the SPEC's delivery object.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A delivery: one event to one webhook.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryRecord {
     pub id: DeliveryId,
-    #[serde(skip)]
     pub workspace_id: WorkspaceId,
     pub webhook_id: WebhookId,
     pub event_id: EventId,
@@ -84,11 +82,9 @@ pub struct DeliveryRecord {
     pub created_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
     /// Failures that count against `max_retries` (failed circuit probes do not).
-    #[serde(skip)]
     pub retries_used: u32,
     /// When the latest attempt started. That attempt is kept on the delivery itself (its
     /// outcome is `status_code` … `duration_ms`); see [`DeliveryRecord::latest_attempt`].
-    #[serde(skip)]
     pub last_attempt_at: Option<DateTime<Utc>>,
     /// Why a `failed` or `cancelled` delivery ended (`retries exhausted`, `gone`, `webhook
     /// disabled (<reason>)`, `webhook deleted`); `None` otherwise. Never an attempt's outcome.
@@ -341,11 +337,9 @@ impl DeliveryChanges<'_> {
 }
 
 /// One HTTP attempt of a delivery.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttemptRecord {
-    #[serde(skip)]
     pub delivery_id: DeliveryId,
-    #[serde(skip)]
     pub workspace_id: WorkspaceId,
     pub attempt: u32,
     pub started_at: DateTime<Utc>,

@@ -3,7 +3,6 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use serde::Serialize;
 
 use super::records::parse_id;
 use super::schema::{api_keys, workspaces};
@@ -11,7 +10,7 @@ use super::{from_millis, page, to_millis, with_conn, Store, StoreResult};
 use crate::domain::api_key::NewApiKey;
 use crate::domain::WorkspaceId;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkspaceRecord {
     pub id: WorkspaceId,
     pub name: String,
@@ -44,7 +43,7 @@ struct KeyRow<'a> {
 }
 
 /// A live key as listed: never the key, only what tells it apart.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyInfo {
     pub id: uuid::Uuid,
     pub prefix: String,

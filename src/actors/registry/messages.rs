@@ -77,7 +77,7 @@ pub struct RotateSecret {
     pub secret: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RotatedSecret {
     pub secret: String,
     pub previous_valid_until: DateTime<Utc>,
@@ -91,7 +91,7 @@ pub struct TestWebhook {
     pub webhook_id: WebhookId,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TestResult {
     pub delivery_id: DeliveryId,
     pub succeeded: bool,
@@ -129,7 +129,7 @@ impl Publish {
 #[rtype(result = "Result<super::PublishInFlight, RegistryError>")]
 pub struct StartPublish(pub Publish);
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Published {
     pub id: EventId,
     pub event: EventType,
