@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 use actix_tls::connect::Resolve;
 use actix_web::http::header::{HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
 use actix_web::web::Bytes;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures_util::future::LocalBoxFuture;
 use futures_util::StreamExt;
 
@@ -22,9 +22,8 @@ pub use self::resolve::{resolves_to_internal, DnsResolver, Resolver};
 pub use self::tls::{TrustError, TrustedRoots};
 use crate::domain::retry::parse_retry_after;
 use crate::domain::signature::{hex_signature, standard_signature_header};
-use crate::domain::{
-    AttemptOutcome, AttemptResult, DeliveryId, EventType, WebhookId, WebhookSecret, WebhookUrl, WorkspaceId,
-};
+use crate::domain::webhook::Webhook;
+use crate::domain::{AttemptOutcome, AttemptResult, DeliveryId, EventType, WebhookSecret, WebhookUrl};
 
 /// How much of a response body is kept.
 pub const RESPONSE_BODY_LIMIT: usize = 1024;
@@ -114,14 +113,31 @@ impl Outbound {
         Self { client, budget: ConnectionBudget::new(limits.shared, limits.per_workspace), guard }
     }
 
-    /// Waits for the right to open one more connection for `webhook` (hold it while the
-    /// attempt is in flight).
-    pub async fn connection_slot(&self, workspace: WorkspaceId, webhook: WebhookId) -> ConnectionSlot {
-        self.budget.acquire(workspace, webhook).await
+    /// Waits for the right to open one more connection for `webhook`: an attempt holds it
+    /// while in flight.
+    pub async fn connection_slot(&self, webhook: &Webhook) -> ConnectionSlot {
+        self.budget.acquire(webhook.workspace_id, webhook.id).await
+    }
+
+    /// One attempt of a delivery to `webhook`, signed and sent, as the endpoint and
+    /// `POST …/test` make it, on a connection `_slot` of the budget.
+    pub async fn attempt(&self, _slot: &ConnectionSlot, webhook: &Webhook, delivery: &DeliveryRef<'_>) -> SentAttempt {
+        let started_at = crate::domain::now();
+        let request = AttemptRequest {
+            url: &webhook.url,
+            delivery_id: delivery.id,
+            event: delivery.event,
+            attempt: delivery.attempt,
+            body: delivery.body.clone(),
+            secrets: webhook.signing_secrets(started_at),
+            headers: &webhook.headers,
+            timeout: webhook.settings.timeout(),
+        };
+        SentAttempt { started_at, outcome: self.send(request).await }
     }
 
     /// Sends one attempt, unless the guard refuses its address.
-    pub async fn send(&self, request: AttemptRequest<'_>) -> AttemptOutcome {
+    async fn send(&self, request: AttemptRequest<'_>) -> AttemptOutcome {
         // An IP literal is never resolved, so the resolver cannot check it: do it here.
         if self.guard && request.url.is_internal() {
             return AttemptOutcome { result: AttemptResult::Blocked, duration: Duration::ZERO };
@@ -144,17 +160,32 @@ fn classify_send_error(error: awc::error::SendRequestError) -> AttemptResult {
     }
 }
 
-/// Everything one attempt needs.
-pub struct AttemptRequest<'a> {
-    pub url: &'a WebhookUrl,
-    pub delivery_id: DeliveryId,
+/// Which delivery an attempt is for, and the body it sends.
+pub struct DeliveryRef<'a> {
+    pub id: DeliveryId,
     pub event: &'a EventType,
+    /// This attempt's number, 1-based.
     pub attempt: u32,
     pub body: Bytes,
+}
+
+/// An attempt that was made: when it started and how it ended.
+pub struct SentAttempt {
+    pub started_at: DateTime<Utc>,
+    pub outcome: AttemptOutcome,
+}
+
+/// Everything one request needs.
+struct AttemptRequest<'a> {
+    url: &'a WebhookUrl,
+    delivery_id: DeliveryId,
+    event: &'a EventType,
+    attempt: u32,
+    body: Bytes,
     /// Current secret first, then the previous one during a rotation.
-    pub secrets: Vec<&'a WebhookSecret>,
-    pub headers: &'a BTreeMap<String, String>,
-    pub timeout: Duration,
+    secrets: Vec<&'a WebhookSecret>,
+    headers: &'a BTreeMap<String, String>,
+    timeout: Duration,
 }
 
 const WEBHOOK_ID: HeaderName = HeaderName::from_static("webhook-id");

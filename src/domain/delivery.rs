@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use serde::{Deserialize, Serialize};
 
 use super::RetryPolicy;
@@ -183,6 +185,46 @@ pub fn next_step(policy: &RetryPolicy, failures: u32, outcome: &AttemptOutcome, 
     }
 }
 
+/// What an attempt did to its delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settled {
+    pub step: NextStep,
+    /// Failures that count against `max_retries` after this attempt.
+    pub retries_used: u32,
+    pub status: DeliveryStatus,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub failure_reason: Option<FailureReason>,
+    /// The attempt was a circuit probe and failed: the delivery goes first in line for the
+    /// next probe instead of waiting for a retry timer.
+    pub probe_failed: bool,
+}
+
+/// Settles a delivery after an attempt ended with `outcome` at `now`: success, a retry (when),
+/// or the end. `next_probe_in` is given when the attempt was a circuit probe: a failed probe
+/// is the circuit's business, so its delivery waits that long for the next probe without
+/// using up a retry. A 410 is final whoever sent it.
+pub fn settle(
+    policy: &RetryPolicy,
+    retries_used: u32,
+    outcome: &AttemptOutcome,
+    next_probe_in: Option<Duration>,
+    now: DateTime<Utc>,
+    jitter: f64,
+) -> Settled {
+    let probe_failed = next_probe_in.is_some() && !outcome.succeeded() && outcome.status_code() != Some(410);
+    let (step, retries_used) = match next_probe_in {
+        Some(wait) if probe_failed => (NextStep::RetryIn(wait), retries_used),
+        _ if outcome.succeeded() => (NextStep::Succeeded, retries_used),
+        _ => (next_step(policy, retries_used + 1, outcome, jitter), retries_used + 1),
+    };
+    let (status, next_attempt_at) = match step {
+        NextStep::Succeeded => (DeliveryStatus::Succeeded, None),
+        NextStep::Failed | NextStep::Gone => (DeliveryStatus::Failed, None),
+        NextStep::RetryIn(wait) => (DeliveryStatus::Pending, Some(now + wait)),
+    };
+    Settled { step, retries_used, status, next_attempt_at, failure_reason: step.failure_reason(), probe_failed }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,6 +268,45 @@ mod tests {
     fn retry_after_replaces_the_backoff() {
         let limited = AttemptOutcome::answered(429, String::new(), Some(Duration::from_secs(3)), Duration::ZERO);
         assert_eq!(next_step(&POLICY, 1, &limited, 0.5), NextStep::RetryIn(Duration::from_secs(3)));
+    }
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(seconds, 0).unwrap()
+    }
+
+    #[test]
+    fn a_success_settles_the_delivery_without_counting_a_retry() {
+        let settled = settle(&POLICY, 1, &answered(200), None, at(100), 0.0);
+        assert_eq!(
+            (settled.step, settled.status, settled.retries_used),
+            (NextStep::Succeeded, DeliveryStatus::Succeeded, 1)
+        );
+        assert_eq!((settled.next_attempt_at, settled.failure_reason), (None, None));
+    }
+
+    #[test]
+    fn a_failure_counts_a_retry_and_waits_its_backoff_until_none_is_left() {
+        let settled = settle(&POLICY, 0, &answered(500), None, at(100), 0.0);
+        assert_eq!(settled.status, DeliveryStatus::Pending);
+        assert_eq!((settled.retries_used, settled.next_attempt_at), (1, Some(at(100) + Duration::from_millis(100))));
+        let last = settle(&POLICY, 2, &answered(500), None, at(100), 0.0);
+        assert_eq!((last.step, last.status, last.retries_used), (NextStep::Failed, DeliveryStatus::Failed, 3));
+        assert_eq!(last.failure_reason, Some(FailureReason::RetriesExhausted));
+    }
+
+    #[test]
+    fn a_failed_probe_waits_for_the_next_probe_without_using_a_retry() {
+        let settled = settle(&POLICY, 2, &answered(503), Some(Duration::from_secs(30)), at(100), 0.0);
+        assert!(settled.probe_failed);
+        assert_eq!((settled.status, settled.retries_used), (DeliveryStatus::Pending, 2));
+        assert_eq!(settled.next_attempt_at, Some(at(130)));
+    }
+
+    #[test]
+    fn a_410_ends_the_delivery_even_on_a_probe() {
+        let settled = settle(&POLICY, 0, &answered(410), Some(Duration::from_secs(30)), at(100), 0.0);
+        assert!(!settled.probe_failed);
+        assert_eq!((settled.step, settled.failure_reason), (NextStep::Gone, Some(FailureReason::Gone)));
     }
 
     #[test]

@@ -32,13 +32,13 @@ pub use pool::OverflowPool;
 
 use super::persistence::AttemptRecorder;
 use super::registry::{DeliveryFailed, DisableWebhook};
-use crate::delivery::{AttemptRequest, Outbound};
+use crate::delivery::{DeliveryRef, Outbound, SentAttempt};
 use crate::domain::circuit::{CircuitBreaker, CircuitSettings, CircuitState, Permit};
-use crate::domain::delivery::{next_step, NextStep};
+use crate::domain::delivery::{settle, NextStep, Settled};
 use crate::domain::health::EndpointStats;
 use crate::domain::rate_limit::TokenBucket;
 use crate::domain::webhook::{DisabledReason, Webhook};
-use crate::domain::{AttemptOutcome, DeliveryId, DeliveryStatus};
+use crate::domain::{AttemptOutcome, DeliveryId};
 use crate::metrics::{FinalStatus, Metrics};
 use crate::store::{AttemptWrite, PendingDelivery, Store};
 
@@ -236,25 +236,18 @@ impl EndpointActor {
         log::debug!("webhook {} delivery {id}: attempt {attempt}{}", webhook.id, if probe { " (probe)" } else { "" });
         let halted = self.halted.clone();
         let send = async move {
-            let _connection = outbound.connection_slot(webhook.workspace_id, webhook.id).await;
+            let slot = outbound.connection_slot(&webhook).await;
+            // Stopped while waiting for a connection: the attempt never starts.
             if halted.get() {
                 return None;
             }
-            let started_at = crate::domain::now();
-            let request = AttemptRequest {
-                url: &webhook.url,
-                delivery_id: id,
-                event: &event,
-                attempt,
-                body,
-                secrets: webhook.signing_secrets(Utc::now()),
-                headers: &webhook.headers,
-                timeout: webhook.settings.timeout(),
-            };
-            Some((started_at, outbound.send(request).await))
+            let delivery = DeliveryRef { id, event: &event, attempt, body };
+            Some(outbound.attempt(&slot, &webhook, &delivery).await)
         };
         ctx.spawn(send.into_actor(self).map(move |sent, act, ctx| match sent {
-            Some((started_at, outcome)) => act.attempt_finished(id, attempt, probe, started_at, outcome, ctx),
+            Some(SentAttempt { started_at, outcome }) => {
+                act.attempt_finished(id, attempt, probe, started_at, outcome, ctx)
+            }
             // Never started: the delivery stays as the database has it.
             None => {
                 act.in_flight.remove(&id);
@@ -312,28 +305,15 @@ impl EndpointActor {
         };
         let delivery = &mut held.delivery;
         let policy = self.webhook.settings.retry_policy(self.deps.backoff_max);
-        // A failed probe is the circuit's business: the delivery waits for the next probe
-        // without using up a retry. A 410 is final whoever sent it.
-        let probe_failed = probe && !outcome.succeeded() && outcome.status_code() != Some(410);
-        let (step, retries_used) = if probe_failed {
-            let wait = self.breaker.probe_at().map_or(Duration::ZERO, |at| at.saturating_duration_since(now));
-            (NextStep::RetryIn(wait), delivery.retries_used)
-        } else if outcome.succeeded() {
-            (NextStep::Succeeded, delivery.retries_used)
-        } else {
-            let failures = delivery.retries_used + 1;
-            (next_step(&policy, failures, &outcome, fastrand::f64()), failures)
-        };
-        let (status, next_attempt_at) = match step {
-            NextStep::Succeeded => (DeliveryStatus::Succeeded, None),
-            NextStep::Failed | NextStep::Gone => (DeliveryStatus::Failed, None),
-            NextStep::RetryIn(wait) => (DeliveryStatus::Pending, Some(wall + wait)),
-        };
+        let next_probe_in =
+            probe.then(|| self.breaker.probe_at().map_or(Duration::ZERO, |at| at.saturating_duration_since(now)));
+        let Settled { step, retries_used, status, next_attempt_at, failure_reason, probe_failed } =
+            settle(&policy, delivery.retries_used, &outcome, next_probe_in, wall, fastrand::f64());
         delivery.attempt_count = attempt;
         delivery.retries_used = retries_used;
         delivery.next_attempt_at = next_attempt_at;
         delivery.status = status;
-        delivery.failure_reason = step.failure_reason().map(|reason| reason.to_string());
+        delivery.failure_reason = failure_reason.map(|reason| reason.to_string());
         delivery.status_code = outcome.status_code();
         delivery.error_message = error_message;
         let write = AttemptWrite::new(delivery, started_at, &outcome, wall);

@@ -33,7 +33,7 @@ use super::endpoint::{
     ResetCircuit, StopEndpoint, WebhookChanged,
 };
 use super::persistence::{AttemptRecorder, Writer};
-use crate::delivery::{AttemptRequest, Outbound, OutboundLimits, Resolver, TrustedRoots};
+use crate::delivery::{DeliveryRef, Outbound, OutboundLimits, Resolver, SentAttempt, TrustedRoots};
 use crate::domain::circuit::CircuitSettings;
 use crate::domain::url::UrlPolicy;
 use crate::domain::webhook::{DisabledReason, Webhook};
@@ -670,19 +670,9 @@ impl Handler<TestWebhook> for Registry {
                 .body();
                 let publish = WriteOp::Publish(PublishWrite { event: record.clone(), deliveries: vec![delivery] });
                 persist(&writer, publish).await?;
-                let _connection = outbound.connection_slot(webhook.workspace_id, webhook_id).await;
-                let started_at = crate::domain::now();
-                let request = AttemptRequest {
-                    url: &webhook.url,
-                    delivery_id,
-                    event: &record.event,
-                    attempt: 1,
-                    body: body.into(),
-                    secrets: webhook.signing_secrets(started_at),
-                    headers: &webhook.headers,
-                    timeout: webhook.settings.timeout(),
-                };
-                let outcome = outbound.send(request).await;
+                let attempt = DeliveryRef { id: delivery_id, event: &record.event, attempt: 1, body: body.into() };
+                let slot = outbound.connection_slot(&webhook).await;
+                let SentAttempt { started_at, outcome } = outbound.attempt(&slot, &webhook, &attempt).await;
                 let succeeded = outcome.succeeded();
                 let duration_ms = outcome.duration.as_millis() as u64;
                 let mut tested = delivery_record;
