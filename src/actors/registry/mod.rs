@@ -6,9 +6,16 @@
 //! not: many wait for their group commit at once. Nor is the DNS check of a new target:
 //! a lookup can take seconds, and every tenant's changes would wait behind it, so it runs
 //! (with a deadline) before the change enters the atomic part.
+//!
+//! Here: the actor, its endpoints and the read-only messages. Beside it: `changes` (webhook
+//! changes), `operational` (`hookbus.*` events), `redelivery` (test, redeliver, replay),
+//! `publisher` (publishing from any thread), `routes` and `subscriptions` (matching).
 
+mod changes;
 mod messages;
+mod operational;
 mod publisher;
+mod redelivery;
 mod routes;
 mod subscriptions;
 
@@ -18,7 +25,6 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-use messages::{ApplyUpdate, InsertWebhook};
 pub use messages::{
     DeleteWebhook, DeliveryFailed, DisableWebhook, DrainDeliveries, GetWebhook, HealthSnapshot, ListWebhooks, Publish,
     Published, Redeliver, RegisterWebhook, ReplayDeliveries, RotateSecret, RotatedSecret, StartPublish, TestResult,
@@ -253,71 +259,6 @@ impl Registry {
             endpoint.do_send(StopEndpoint);
         }
     }
-
-    /// Persists a changed webhook, then applies it in memory; fails pending deliveries
-    /// (but `ended_by`'s) when it went from enabled to disabled.
-    fn commit_change(
-        &mut self,
-        before: Arc<Webhook>,
-        after: Webhook,
-        ended_by: Option<DeliveryId>,
-    ) -> ResponseActFuture<Self, Result<Arc<Webhook>, RegistryError>> {
-        let store = self.store.clone();
-        let after = Arc::new(after);
-        let written = after.clone();
-        let disabled_now = before.enabled && !after.enabled;
-        Box::pin(
-            async move {
-                store.update_webhook(&written).await?;
-                if !disabled_now {
-                    return Ok(0);
-                }
-                let reason = FailureReason::WebhookDisabled(written.disabled_reason.unwrap_or(DisabledReason::Manual));
-                let failed = store
-                    .fail_pending_deliveries(written.id, &reason.to_string(), ended_by, crate::domain::now())
-                    .await?;
-                Ok::<_, RegistryError>(failed)
-            }
-            .into_actor(self)
-            .map(move |result, act, ctx| {
-                let failed = result?;
-                act.apply(after.clone(), ctx);
-                if disabled_now {
-                    act.metrics.deliveries_completed(FinalStatus::Failed, failed as u64);
-                    let data = serde_json::json!({
-                        "webhook_id": after.id,
-                        "name": after.name,
-                        "reason": after.disabled_reason,
-                        "failed_deliveries": failed,
-                    });
-                    act.publish_operational(after.workspace_id, "hookbus.webhook.disabled", data, ctx);
-                }
-                Ok(after)
-            }),
-        )
-    }
-
-    /// Publishes one of hookbus' own `hookbus.*` events (operational webhooks), if an
-    /// enabled webhook of the workspace subscribes to it: nobody would read it otherwise, and
-    /// a dead endpoint's backlog would store one for every delivery that fails.
-    fn publish_operational(
-        &mut self,
-        workspace_id: WorkspaceId,
-        event: &'static str,
-        data: serde_json::Value,
-        ctx: &mut Context<Self>,
-    ) {
-        let event = EventType::from_stored(event.to_owned());
-        if self.routes.read().matching(workspace_id, &event).is_empty() {
-            return;
-        }
-        let published = self.publisher.begin(workspace_id, event, data.to_string(), None).finish();
-        ctx.spawn(fut::wrap_future(published).map(|result, _: &mut Self, _| {
-            if let Err(error) = result {
-                log::error!("could not publish an operational event: {error}");
-            }
-        }));
-    }
 }
 
 impl Actor for Registry {
@@ -350,172 +291,6 @@ impl Actor for Registry {
 /// How often a server with traffic logs a summary line.
 const SUMMARY_INTERVAL: Duration = Duration::from_secs(60);
 
-impl Registry {
-    fn check_room(&self, workspace_id: WorkspaceId) -> Result<(), RegistryError> {
-        let registered = self.by_workspace.get(&workspace_id).map_or(0, BTreeSet::len);
-        let limit = self.settings.max_webhooks_per_workspace;
-        if registered >= limit {
-            let full = ValidationError::new("webhooks", format!("the workspace already has the maximum of {limit}"));
-            return Err(full.into());
-        }
-        Ok(())
-    }
-
-    /// The registration half of the target guard: a host name that resolves to an internal
-    /// address is refused (the connect-time half re-checks every connection). Runs outside
-    /// the atomic part, within `registration_dns_timeout`.
-    fn dns_check(&self) -> impl Fn(&WebhookUrl) -> futures_util::future::BoxFuture<'static, Result<(), RegistryError>> {
-        let guard = !self.settings.url_policy.allow_private;
-        let (resolver, deadline) = (self.settings.resolver.clone(), self.settings.registration_dns_timeout);
-        move |url| {
-            let (resolver, url) = (resolver.clone(), url.clone());
-            Box::pin(async move {
-                if guard && crate::delivery::resolves_to_internal(&resolver, &url, deadline).await {
-                    let message = "resolves to a private, loopback or otherwise internal address";
-                    return Err(ValidationError::new("url", message).into());
-                }
-                Ok(())
-            })
-        }
-    }
-}
-
-impl Handler<RegisterWebhook> for Registry {
-    type Result = ResponseFuture<Result<Arc<Webhook>, RegistryError>>;
-
-    fn handle(&mut self, msg: RegisterWebhook, ctx: &mut Context<Self>) -> Self::Result {
-        let webhook = self.check_room(msg.workspace_id).and_then(|()| {
-            Ok(Webhook::create(msg.workspace_id, msg.input, self.settings.url_policy, crate::domain::now())?)
-        });
-        let webhook = match webhook {
-            Ok(webhook) => Arc::new(webhook),
-            Err(e) => return Box::pin(std::future::ready(Err(e))),
-        };
-        let (dns_check, registry) = (self.dns_check(), ctx.address());
-        Box::pin(async move {
-            dns_check(&webhook.url).await?;
-            registry.send(InsertWebhook { webhook }).await?
-        })
-    }
-}
-
-impl Handler<InsertWebhook> for Registry {
-    type Result = AtomicResponse<Self, Result<Arc<Webhook>, RegistryError>>;
-
-    fn handle(&mut self, msg: InsertWebhook, _: &mut Context<Self>) -> Self::Result {
-        // Checked again: other registrations may have filled the workspace meanwhile.
-        if let Err(full) = self.check_room(msg.webhook.workspace_id) {
-            return AtomicResponse::new(Box::pin(fut::ready(Err(full))));
-        }
-        let (store, webhook) = (self.store.clone(), msg.webhook);
-        let written = webhook.clone();
-        let register = async move { store.insert_webhook(&written).await };
-        AtomicResponse::new(Box::pin(register.into_actor(self).map(move |result, act, ctx| {
-            result?;
-            log::info!("webhook {} created in workspace {}", webhook.id, webhook.workspace_id);
-            act.idle.insert(webhook.id);
-            act.apply(webhook.clone(), ctx);
-            Ok(webhook)
-        })))
-    }
-}
-
-impl Handler<UpdateWebhook> for Registry {
-    type Result = ResponseFuture<Result<Arc<Webhook>, RegistryError>>;
-
-    fn handle(&mut self, msg: UpdateWebhook, ctx: &mut Context<Self>) -> Self::Result {
-        // Only a new target needs a lookup; its URL is judged whole in the atomic part.
-        let new_url = match (&msg.patch.url, self.find(msg.workspace_id, msg.webhook_id)) {
-            (_, Err(e)) => return Box::pin(std::future::ready(Err(e))),
-            (Some(raw), Ok(before)) => {
-                WebhookUrl::parse("url", raw, self.settings.url_policy).ok().filter(|url| *url != before.url)
-            }
-            (None, Ok(_)) => None,
-        };
-        let (dns_check, registry) = (self.dns_check(), ctx.address());
-        Box::pin(async move {
-            if let Some(url) = new_url {
-                dns_check(&url).await?;
-            }
-            registry.send(ApplyUpdate(msg)).await?
-        })
-    }
-}
-
-impl Handler<ApplyUpdate> for Registry {
-    type Result = AtomicResponse<Self, Result<Arc<Webhook>, RegistryError>>;
-
-    fn handle(&mut self, ApplyUpdate(msg): ApplyUpdate, _: &mut Context<Self>) -> Self::Result {
-        if msg.patch.enabled == Some(true) {
-            // Explicitly enabling closes the circuit (a disabled webhook starts afresh anyway).
-            if let Some(endpoint) = self.endpoint(&msg.webhook_id) {
-                endpoint.do_send(ResetCircuit);
-            }
-        }
-        let patched = self.find(msg.workspace_id, msg.webhook_id).and_then(|before| {
-            let after = before.patched(msg.patch, self.settings.url_policy, crate::domain::now())?;
-            Ok((before, after))
-        });
-        match patched {
-            Ok((before, after)) => {
-                log::info!("webhook {} changed", after.id);
-                AtomicResponse::new(self.commit_change(before, after, None))
-            }
-            Err(e) => AtomicResponse::new(Box::pin(fut::ready(Err(e)))),
-        }
-    }
-}
-
-impl Handler<DisableWebhook> for Registry {
-    type Result = AtomicResponse<Self, ()>;
-
-    fn handle(&mut self, msg: DisableWebhook, _: &mut Context<Self>) -> Self::Result {
-        let Some(before) = self.webhook(&msg.webhook_id).filter(|w| w.enabled) else {
-            return AtomicResponse::new(Box::pin(fut::ready(())));
-        };
-        log::warn!("webhook {} disabled: {}", msg.webhook_id, msg.reason.as_str());
-        let mut after = (*before).clone();
-        after.disable(msg.reason, crate::domain::now());
-        AtomicResponse::new(Box::pin(self.commit_change(before, after, msg.ended_by).map(move |result, _, _| {
-            if let Err(error) = result {
-                log::error!("could not disable webhook {}: {error}", msg.webhook_id);
-            }
-        })))
-    }
-}
-
-impl Handler<DeleteWebhook> for Registry {
-    type Result = AtomicResponse<Self, Result<(), RegistryError>>;
-
-    fn handle(&mut self, msg: DeleteWebhook, _: &mut Context<Self>) -> Self::Result {
-        let webhook = match self.find(msg.workspace_id, msg.webhook_id) {
-            Ok(webhook) => webhook,
-            Err(e) => return AtomicResponse::new(Box::pin(fut::ready(Err(e)))),
-        };
-        // Out of the routes and stopped first: no publish adds a delivery the delete would
-        // miss, and no attempt reaches the URL once the delete is answered.
-        self.unroute(msg.webhook_id);
-        let store = self.store.clone();
-        AtomicResponse::new(Box::pin(
-            async move { store.delete_webhook(msg.webhook_id, crate::domain::now()).await }.into_actor(self).map(
-                move |result, act, ctx| match result {
-                    Ok(cancelled) => {
-                        log::info!("webhook {} deleted; {cancelled} pending deliveries cancelled", msg.webhook_id);
-                        act.metrics.deliveries_completed(FinalStatus::Cancelled, cancelled as u64);
-                        act.forget(msg.workspace_id, msg.webhook_id);
-                        Ok(())
-                    }
-                    Err(e) => {
-                        // Not deleted: put it back.
-                        act.apply(webhook, ctx);
-                        Err(e.into())
-                    }
-                },
-            ),
-        ))
-    }
-}
-
 impl Handler<GetWebhook> for Registry {
     type Result = Result<Arc<Webhook>, RegistryError>;
 
@@ -542,31 +317,6 @@ impl Handler<ListWebhooks> for Registry {
     }
 }
 
-impl Handler<RotateSecret> for Registry {
-    type Result = AtomicResponse<Self, Result<RotatedSecret, RegistryError>>;
-
-    fn handle(&mut self, msg: RotateSecret, _: &mut Context<Self>) -> Self::Result {
-        let rotated = self.find(msg.workspace_id, msg.webhook_id).and_then(|before| {
-            let secret = match msg.secret {
-                Some(raw) => WebhookSecret::parse("secret", &raw)?,
-                None => WebhookSecret::generate(),
-            };
-            let mut after = (*before).clone();
-            let valid_until = after.rotate_secret(secret, self.settings.rotation_overlap, crate::domain::now());
-            Ok((before, after, valid_until))
-        });
-        match rotated {
-            Ok((before, after, previous_valid_until)) => {
-                AtomicResponse::new(Box::pin(self.commit_change(before, after, None).map(move |result, _, _| {
-                    let webhook = result?;
-                    Ok(RotatedSecret { secret: webhook.secret.expose().to_owned(), previous_valid_until })
-                })))
-            }
-            Err(e) => AtomicResponse::new(Box::pin(fut::ready(Err(e)))),
-        }
-    }
-}
-
 impl Handler<Publish> for Registry {
     type Result = ResponseFuture<Result<Published, RegistryError>>;
 
@@ -583,29 +333,6 @@ impl Handler<StartPublish> for Registry {
 
     fn handle(&mut self, msg: StartPublish, _: &mut Context<Self>) -> Self::Result {
         self.publisher.start(msg.0)
-    }
-}
-
-impl Handler<DeliveryFailed> for Registry {
-    type Result = ();
-
-    fn handle(&mut self, msg: DeliveryFailed, ctx: &mut Context<Self>) {
-        let delivery = msg.delivery;
-        // A failed operational event never triggers another one about itself.
-        if delivery.event.is_operational() {
-            return;
-        }
-        let data = serde_json::json!({
-            "delivery_id": delivery.id,
-            "webhook_id": delivery.webhook_id,
-            "event_id": delivery.event_id,
-            "event": delivery.event,
-            "attempt_count": delivery.attempt_count,
-            "status_code": delivery.status_code,
-            "error_message": delivery.error_message,
-            "failure_reason": delivery.failure_reason,
-        });
-        self.publish_operational(delivery.workspace_id, "hookbus.delivery.failed", data, ctx);
     }
 }
 
@@ -633,154 +360,6 @@ impl Handler<HealthSnapshot> for Registry {
             }
             snapshot
         })
-    }
-}
-
-impl Handler<TestWebhook> for Registry {
-    type Result = ResponseActFuture<Self, Result<TestResult, RegistryError>>;
-
-    fn handle(&mut self, msg: TestWebhook, _: &mut Context<Self>) -> Self::Result {
-        let webhook = match self.find(msg.workspace_id, msg.webhook_id) {
-            Ok(webhook) => webhook,
-            Err(e) => return Box::pin(fut::ready(Err(e))),
-        };
-        let event = EventType::from_stored("webhook.test".to_owned());
-        let record = EventRecord {
-            workspace_id: webhook.workspace_id,
-            id: EventId::generate(),
-            body_hash: body_hash(&event, "{}"),
-            event,
-            data_json: "{}".to_owned(),
-            matched_webhooks: 1,
-            created_at: crate::domain::now(),
-        };
-        let delivery = DeliveryRecord::new_pending(&record, webhook.id);
-        let webhook_id = webhook.id;
-        let writer = self.writer.clone();
-        let outbound = self.outbound.clone();
-        Box::pin(
-            async move {
-                let delivery_id = delivery.id;
-                let delivery_record = delivery.clone();
-                let body = PendingDelivery {
-                    delivery: delivery.clone(),
-                    data_json: record.data_json.as_str().into(),
-                    event_created_at: record.created_at,
-                }
-                .body();
-                let publish = WriteOp::Publish(PublishWrite { event: record.clone(), deliveries: vec![delivery] });
-                persist(&writer, publish).await?;
-                let attempt = DeliveryRef { id: delivery_id, event: &record.event, attempt: 1, body: body.into() };
-                let slot = outbound.connection_slot(&webhook).await;
-                let SentAttempt { started_at, outcome } = outbound.attempt(&slot, &webhook, &attempt).await;
-                let succeeded = outcome.succeeded();
-                let duration_ms = outcome.duration.as_millis() as u64;
-                let mut tested = delivery_record;
-                tested.attempt_count = 1;
-                tested.status = if succeeded { DeliveryStatus::Succeeded } else { DeliveryStatus::Failed };
-                tested.failure_reason = (!succeeded).then(|| FailureReason::TestFailed.to_string());
-                let record = WriteOp::Attempt(AttemptWrite::new(&tested, started_at, &outcome, crate::domain::now()));
-                persist(&writer, record).await?;
-                Ok(TestResult {
-                    delivery_id,
-                    succeeded,
-                    status_code: outcome.status_code(),
-                    duration_ms,
-                    error_message: outcome.error_message(),
-                })
-            }
-            .into_actor(self)
-            .map(move |result, act, _| {
-                // A successful test closes an open circuit.
-                if result.as_ref().is_ok_and(|r| r.succeeded) {
-                    if let Some(endpoint) = act.endpoint(&webhook_id) {
-                        endpoint.do_send(ResetCircuit);
-                    }
-                }
-                result
-            }),
-        )
-    }
-}
-
-async fn persist(writer: &Writer, op: WriteOp) -> Result<WriteOutcome, RegistryError> {
-    Ok(writer.write(op).await?)
-}
-
-impl Handler<Redeliver> for Registry {
-    type Result = ResponseActFuture<Self, Result<DeliveryRecord, RegistryError>>;
-
-    fn handle(&mut self, msg: Redeliver, _: &mut Context<Self>) -> Self::Result {
-        let store = self.store.clone();
-        Box::pin(
-            async move {
-                let Some((pending, _)) = store.get_delivery(msg.workspace_id, msg.delivery_id).await? else {
-                    return Err(RegistryError::NotFound("delivery"));
-                };
-                Ok(pending)
-            }
-            .into_actor(self)
-            .then(move |found, act, _| {
-                let checked = found.and_then(|pending| act.check_deliverable(pending.delivery.webhook_id));
-                let store = act.store.clone();
-                async move {
-                    checked?;
-                    store
-                        .requeue_delivery(msg.workspace_id, msg.delivery_id, crate::domain::now())
-                        .await?
-                        .ok_or(RegistryError::NotFound("delivery"))
-                }
-                .into_actor(act)
-            })
-            .map(|result, act, _| {
-                let pending = result?;
-                let record = pending.delivery.clone();
-                if let Some(endpoint) = act.endpoint(&record.webhook_id) {
-                    endpoint.do_send(DeliveryEnqueued { delivery: pending, redelivered: true });
-                }
-                Ok(record)
-            }),
-        )
-    }
-}
-
-/// Deliveries requeued per statement by a replay.
-const REPLAY_BATCH: usize = 500;
-
-impl Handler<ReplayDeliveries> for Registry {
-    type Result = ResponseActFuture<Self, Result<u64, RegistryError>>;
-
-    fn handle(&mut self, msg: ReplayDeliveries, _: &mut Context<Self>) -> Self::Result {
-        let checked = self.find(msg.workspace_id, msg.webhook_id).and_then(|_| {
-            if msg.status == DeliveryStatus::Pending {
-                return Err(ValidationError::new("status", "must be failed, succeeded or cancelled").into());
-            }
-            self.check_deliverable(msg.webhook_id)
-        });
-        if let Err(e) = checked {
-            return Box::pin(fut::ready(Err(e)));
-        }
-        let store = self.store.clone();
-        Box::pin(
-            async move {
-                let mut requeued = 0u64;
-                loop {
-                    let now = crate::domain::now();
-                    let batch = store.requeue_batch(msg.webhook_id, msg.status, msg.since, now, REPLAY_BATCH).await?;
-                    if batch == 0 {
-                        return Ok(requeued);
-                    }
-                    requeued += batch as u64;
-                }
-            }
-            .into_actor(self)
-            .map(move |result, act, _| {
-                if let Some(endpoint) = act.endpoint(&msg.webhook_id) {
-                    endpoint.do_send(DeliveriesRequeued);
-                }
-                result
-            }),
-        )
     }
 }
 
