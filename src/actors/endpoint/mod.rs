@@ -9,6 +9,7 @@
 
 mod messages;
 mod pool;
+mod window;
 
 use std::cell::Cell;
 use std::collections::BTreeSet;
@@ -29,6 +30,7 @@ pub use messages::{
     WebhookChanged,
 };
 pub use pool::OverflowPool;
+use window::Window;
 
 use super::persistence::AttemptRecorder;
 use super::registry::{DeliveryFailed, DisableWebhook};
@@ -44,9 +46,6 @@ use crate::store::{AttemptWrite, PendingDelivery, Store};
 
 /// How long to wait before paging again after the database failed to answer.
 const PAGE_RETRY_DELAY: Duration = Duration::from_secs(1);
-/// How long a page remembers the new deliveries it took in, so that their own
-/// `DeliveryEnqueued`, if it comes later, does not send them a second time.
-const PAGED_MEMORY: Duration = Duration::from_secs(10);
 
 /// What every endpoint actor shares.
 #[derive(Clone)]
@@ -68,9 +67,8 @@ pub struct EndpointDeps {
 pub struct EndpointActor {
     webhook: Arc<Webhook>,
     deps: EndpointDeps,
-    /// The window. Bodies are built when sent, not held: a full window of a fan-out would
-    /// otherwise keep a body per delivery where the event's data is shared.
-    held: HashMap<DeliveryId, PendingDelivery>,
+    /// The pending deliveries held in memory, and paging for the rest.
+    window: Window,
     /// Due now, oldest first.
     ready: BTreeSet<DeliveryId>,
     /// Waiting for a retry timer; the handle cancels it.
@@ -83,21 +81,6 @@ pub struct EndpointActor {
     wake: Option<SpawnHandle>,
     /// The circuit state last written to the metrics gauge.
     reported_circuit: Option<CircuitState>,
-    /// Slots of the shared pool this endpoint holds: deliveries held beyond its window.
-    borrowed: usize,
-    /// Highest delivery id taken into the window; paging continues after it.
-    cursor: Option<DeliveryId>,
-    /// The database may hold pending deliveries that are not in the window.
-    backlog: bool,
-    paging: bool,
-    /// A delivery was turned away while a page was loading, so that page may miss it.
-    missed_while_paging: bool,
-    /// Those deliveries: a page read before one of them committed can move the cursor past
-    /// it (PostgreSQL batches commit out of order), and paging would then never find it.
-    turned_away_while_paging: Vec<PendingDelivery>,
-    /// New deliveries a page took in before their `DeliveryEnqueued` arrived (a page can read
-    /// a commit before the registry announces it), with when: the announcement is then dropped.
-    paged_ahead: HashMap<DeliveryId, Instant>,
     /// Draining (shutdown), disabled or deleted: no new attempts.
     stopped: bool,
     /// The same, for attempts still waiting for a connection: they give up instead of
@@ -117,21 +100,14 @@ impl EndpointActor {
             bucket: webhook.settings.rate_limit_per_sec.map(|rate| TokenBucket::new(rate, now)),
             breaker: CircuitBreaker::new(deps.circuit),
             stats: EndpointStats::default(),
+            window: Window::new(deps.window, deps.pool.clone(), backlog),
             webhook,
             deps,
-            held: HashMap::new(),
             ready: BTreeSet::new(),
             waiting: HashMap::new(),
             in_flight: HashSet::new(),
             wake: None,
             reported_circuit: None,
-            borrowed: 0,
-            cursor: None,
-            backlog,
-            paging: false,
-            missed_while_paging: false,
-            turned_away_while_paging: Vec::new(),
-            paged_ahead: HashMap::new(),
             stopped: false,
             halted: Rc::new(Cell::new(false)),
             stop_when_idle: false,
@@ -142,12 +118,10 @@ impl EndpointActor {
     /// Takes a pending delivery into the window: due now, or on a timer.
     fn admit(&mut self, pending: PendingDelivery, ctx: &mut Context<Self>) {
         let id = pending.delivery.id;
-        if self.held.contains_key(&id) {
+        let wait = pending.delivery.next_attempt_at.and_then(|at| (at - Utc::now()).to_std().ok()).unwrap_or_default();
+        if !self.window.hold(pending) {
             return;
         }
-        self.cursor = self.cursor.max(Some(id));
-        let wait = pending.delivery.next_attempt_at.and_then(|at| (at - Utc::now()).to_std().ok()).unwrap_or_default();
-        self.held.insert(id, pending);
         if wait.is_zero() {
             self.ready.insert(id);
         } else {
@@ -223,7 +197,7 @@ impl EndpointActor {
     }
 
     fn start_attempt(&mut self, id: DeliveryId, probe: bool, ctx: &mut Context<Self>) {
-        let Some(held) = self.held.get(&id) else {
+        let Some(held) = self.window.get(&id) else {
             return;
         };
         self.in_flight.insert(id);
@@ -300,7 +274,7 @@ impl EndpointActor {
                 log::warn!("webhook {}: circuit open", self.webhook.id);
             }
         }
-        let Some(held) = self.held.get_mut(&id) else {
+        let Some(held) = self.window.get_mut(&id) else {
             return;
         };
         let delivery = &mut held.delivery;
@@ -327,11 +301,11 @@ impl EndpointActor {
             }
             NextStep::RetryIn(wait) => self.schedule_retry(id, wait, ctx),
             NextStep::Succeeded => {
-                self.held.remove(&id);
+                self.window.remove(&id);
                 self.deps.metrics.deliveries_completed(FinalStatus::Succeeded, 1);
             }
             NextStep::Failed | NextStep::Gone => {
-                if let Some(held) = self.held.remove(&id) {
+                if let Some(held) = self.window.remove(&id) {
                     log::warn!(
                         "webhook {} delivery {id} ({}) failed for good after {attempt} attempts: {}",
                         self.webhook.id,
@@ -349,47 +323,18 @@ impl EndpointActor {
             self.disable(DisabledReason::Failing, None);
         }
         self.finish_stopping(ctx);
-        self.return_pool_slots();
+        self.window.return_pool_slots();
         self.release_idle_window();
         self.dispatch(ctx);
     }
 
-    /// Makes room for one more new delivery in memory: in the window, or by taking a slot of
-    /// the shared pool.
-    /// Only a webhook whose circuit is closed borrows: a failing one would keep its slots for
-    /// as long as it fails, and its backlog waits just as well in the database.
-    fn take_room(&mut self) -> bool {
-        if self.held.len() < self.deps.window {
-            return true;
-        }
-        if self.breaker.state() != CircuitState::Closed {
-            return false;
-        }
-        let borrowed = self.deps.pool.try_take();
-        self.borrowed += usize::from(borrowed);
-        borrowed
-    }
-
-    /// Gives back the pool slots no longer needed now that fewer deliveries are held.
-    fn return_pool_slots(&mut self) {
-        let beyond_window = self.held.len().saturating_sub(self.deps.window);
-        if self.borrowed > beyond_window {
-            self.deps.pool.give_back(self.borrowed - beyond_window);
-            self.borrowed = beyond_window;
-        }
-    }
-
-    /// Gives back the window's memory once nothing is held: maps keep their capacity when
-    /// emptied, and with tens of thousands of mostly quiet webhooks that adds up.
+    /// Gives back the memory of an emptied window: maps keep their capacity when emptied,
+    /// and with tens of thousands of mostly quiet webhooks that adds up.
     fn release_idle_window(&mut self) {
-        if self.held.is_empty() && self.held.capacity() > 0 {
-            self.held = HashMap::new();
+        if self.window.release_if_idle() {
             self.ready = BTreeSet::new();
             self.waiting = HashMap::new();
             self.in_flight = HashSet::new();
-        }
-        if self.paged_ahead.is_empty() && self.paged_ahead.capacity() > 0 {
-            self.paged_ahead = HashMap::new();
         }
     }
 
@@ -404,45 +349,28 @@ impl EndpointActor {
 
     /// Loads more pending deliveries from the database once the window is half empty.
     fn page_in(&mut self, ctx: &mut Context<Self>) {
-        let room = self.deps.window.saturating_sub(self.held.len());
-        if !self.backlog || self.paging || self.stopped || room < self.deps.window / 2 {
+        if self.stopped {
             return;
         }
-        self.paging = true;
-        self.missed_while_paging = false;
+        let Some(request) = self.window.next_page() else {
+            return;
+        };
         let store = self.deps.store.clone();
-        let (webhook_id, after) = (self.webhook.id, self.cursor);
-        ctx.spawn(async move { store.pending_page(webhook_id, after, room).await }.into_actor(self).map(
-            move |result, act, ctx| {
-                act.paging = false;
-                match result {
-                    Ok(page) => {
-                        act.backlog = page.len() == room || act.missed_while_paging;
-                        let (now, wall) = (Instant::now(), Utc::now());
-                        act.paged_ahead.retain(|_, at| now.duration_since(*at) < PAGED_MEMORY);
-                        for pending in page {
-                            let recent =
-                                (wall - pending.delivery.created_at).to_std().map_or(true, |age| age < PAGED_MEMORY);
-                            if recent && pending.delivery.attempt_count == 0 {
-                                act.paged_ahead.insert(pending.delivery.id, now);
-                            }
-                            act.admit(pending, ctx);
-                        }
-                        // Already held if the page had it; behind the cursor if it missed it.
-                        for pending in std::mem::take(&mut act.turned_away_while_paging) {
-                            if Some(pending.delivery.id) <= act.cursor {
-                                act.admit(pending, ctx);
-                            }
-                        }
-                        act.dispatch(ctx);
-                    }
-                    Err(error) => {
-                        log::error!("webhook {webhook_id}: could not load pending deliveries: {error}");
-                        ctx.run_later(PAGE_RETRY_DELAY, |act, ctx| act.dispatch(ctx));
-                    }
+        let webhook_id = self.webhook.id;
+        let load = async move { store.pending_page(webhook_id, request.after, request.room).await };
+        ctx.spawn(load.into_actor(self).map(move |result, act, ctx| match result {
+            Ok(page) => {
+                for pending in act.window.page_loaded(request, page, Instant::now(), Utc::now()) {
+                    act.admit(pending, ctx);
                 }
-            },
-        ));
+                act.dispatch(ctx);
+            }
+            Err(error) => {
+                act.window.page_failed();
+                log::error!("webhook {webhook_id}: could not load pending deliveries: {error}");
+                ctx.run_later(PAGE_RETRY_DELAY, |act, ctx| act.dispatch(ctx));
+            }
+        }));
     }
 
     fn health(&mut self) -> EndpointHealth {
@@ -452,7 +380,7 @@ impl EndpointActor {
                 let wait = at.saturating_duration_since(now).as_millis() as i64;
                 Some(crate::domain::now() + chrono::Duration::milliseconds(wait))
             }
-            None => self.waiting.keys().filter_map(|id| self.held.get(id)?.delivery.next_attempt_at).min(),
+            None => self.waiting.keys().filter_map(|id| self.window.get(id)?.delivery.next_attempt_at).min(),
         };
         EndpointHealth {
             circuit: self.breaker.state(),
@@ -476,7 +404,6 @@ impl Actor for EndpointActor {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
-        self.deps.pool.give_back(std::mem::take(&mut self.borrowed));
         self.deps.metrics.forget_webhook(self.webhook.id);
     }
 }
@@ -485,26 +412,11 @@ impl Handler<DeliveryEnqueued> for EndpointActor {
     type Result = ();
 
     fn handle(&mut self, msg: DeliveryEnqueued, ctx: &mut Context<Self>) {
-        let id = msg.delivery.delivery.id;
-        if !msg.redelivered && self.paged_ahead.remove(&id).is_some() {
-            return;
+        let may_borrow = self.breaker.state() == CircuitState::Closed;
+        if let Some(pending) = self.window.offer(msg.delivery, msg.redelivered, may_borrow) {
+            self.admit(pending, ctx);
+            self.dispatch(ctx);
         }
-        // Behind the cursor: redelivered, or overtaken by a later publish (batches commit
-        // and answer out of order). Paging would never find it, and paging again from the
-        // start could re-read deliveries already sent whose records are not written yet, so
-        // it joins the window even when the window is full (by at most the publishes in flight).
-        let behind_cursor = Some(id) <= self.cursor;
-        if !behind_cursor && (self.backlog || !self.take_room()) {
-            // It is in the database; paging will bring it in, in order (behind any backlog).
-            self.backlog = true;
-            if self.paging {
-                self.missed_while_paging = true;
-                self.turned_away_while_paging.push(msg.delivery);
-            }
-            return;
-        }
-        self.admit(msg.delivery, ctx);
-        self.dispatch(ctx);
     }
 }
 
@@ -512,9 +424,7 @@ impl Handler<DeliveriesRequeued> for EndpointActor {
     type Result = ();
 
     fn handle(&mut self, _: DeliveriesRequeued, ctx: &mut Context<Self>) {
-        self.backlog = true;
-        self.cursor = None;
-        self.missed_while_paging |= self.paging;
+        self.window.requeued();
         self.dispatch(ctx);
     }
 }
