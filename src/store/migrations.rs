@@ -1,0 +1,56 @@
+//! Embedded migrations, run at start-up for either backend.
+
+use diesel::SqliteConnection;
+use diesel_async::pooled_connection::deadpool::Object;
+use diesel_async::AsyncPgConnection;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use super::connections::{SqliteConn, SQLITE_PRAGMAS};
+use super::{DatabaseUrl, StoreError, StoreResult};
+
+pub(super) const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// Migrations run on a plain thread: diesel's harness is synchronous, and the async
+/// wrapper it needs for PostgreSQL must not block inside the actix runtime.
+pub(super) async fn run_migrations(url: DatabaseUrl) -> StoreResult<()> {
+    let (done, result) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let outcome = match &url {
+            DatabaseUrl::SqliteMemory => Ok(()),
+            DatabaseUrl::SqliteFile(path) => migrate_sqlite_file(path),
+            DatabaseUrl::Postgres(raw) => migrate_postgres(raw),
+        };
+        let _ = done.send(outcome);
+    });
+    result.await.map_err(|_| StoreError::Migration("the migration thread panicked".into()))?
+}
+
+fn migrate_sqlite_file(path: &std::path::Path) -> StoreResult<()> {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    crate::files::prepare_sqlite_file(path).map_err(|e| StoreError::Migration(format!("{}: {e}", path.display())))?;
+    let mut conn = SqliteConnection::establish(&path.to_string_lossy())?;
+    conn.batch_execute(SQLITE_PRAGMAS)?;
+    conn.run_pending_migrations(SQLITE_MIGRATIONS).map_err(|e| StoreError::Migration(e.to_string()))?;
+    Ok(())
+}
+
+fn migrate_postgres(url: &str) -> StoreResult<()> {
+    use diesel::Connection;
+    use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+    let mut conn = <AsyncConnectionWrapper<AsyncPgConnection> as Connection>::establish(url)?;
+    conn.run_pending_migrations(POSTGRES_MIGRATIONS).map_err(|e| StoreError::Migration(e.to_string()))?;
+    Ok(())
+}
+
+pub(super) async fn migrate_sqlite_memory(conn: &mut Object<SqliteConn>) -> StoreResult<()> {
+    let conn: &mut SqliteConn = conn;
+    conn.spawn_blocking(|conn| {
+        conn.run_pending_migrations(SQLITE_MIGRATIONS)
+            .map(|_| ())
+            .map_err(|e| diesel::result::Error::QueryBuilderError(e.to_string().into()))
+    })
+    .await?;
+    Ok(())
+}
