@@ -2,16 +2,17 @@
 //!
 //! ```text
 //!   HTTP routes / embedding app
-//!            │  RegisterWebhook, UpdateWebhook, Publish, …
-//!            ▼
-//!        Registry ──── DeliveryEnqueued, WebhookChanged ───▶ EndpointActor (one per enabled webhook)
-//!            │   ◀──────────── DisableWebhook ────────────────────│        │ awc POST, signed with ring
-//!            │ PersistWrite (publish)                             │        ▼
-//!            ▼                                                    │     receiver
-//!       Persistence ◀──────── RecordAttempts (batched) ───────────┘
-//!            │ group commit
-//!            ▼
-//!          Store (SQLite / PostgreSQL) ◀── Janitor (retention, in batches)
+//!      │ RegisterWebhook, UpdateWebhook, …          │ publish (any thread)
+//!      ▼                                            ▼
+//!   Registry ── owns the webhooks ──▶ Publisher: matches against the shared routes
+//!      │ starts/stops, WebhookChanged               │ Writer::write (publish), then
+//!      │ ◀── DisableWebhook, DeliveryFailed ──┐     │ DeliveryEnqueued to each endpoint
+//!      ▼                                      │     ▼
+//!   EndpointActor (one per enabled webhook) ──┘  awc POST, signed with ring ──▶ receiver
+//!      │ AttemptRecorder: records, batched per turn of the thread
+//!      ▼
+//!   Writer ──▶ Persistence (its own thread): group commit ──▶ Store (SQLite / PostgreSQL)
+//!                                                            ◀── Janitor (retention, in batches)
 //! ```
 
 pub mod endpoint;

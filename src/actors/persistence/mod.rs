@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
-pub use messages::{FlushWrites, PersistWrite, RecordAttempts};
+pub use messages::FlushWrites;
 use queue::{Batch, Reply, WriteQueue, Writing};
 pub use recorder::AttemptRecorder;
 pub use writer::Writer;
@@ -183,26 +183,6 @@ impl Handler<writer::Wake> for Persistence {
     }
 }
 
-impl Handler<PersistWrite> for Persistence {
-    type Result = ResponseFuture<Result<WriteOutcome, Arc<StoreError>>>;
-
-    fn handle(&mut self, msg: PersistWrite, ctx: &mut Context<Self>) -> Self::Result {
-        // The actor looks at the queue right after, so nobody needs waking.
-        let (_, answer) = writer::queue_write(&self.writing, msg.op);
-        self.flush(ctx);
-        Box::pin(answer)
-    }
-}
-
-impl Handler<RecordAttempts> for Persistence {
-    type Result = ();
-
-    fn handle(&mut self, msg: RecordAttempts, ctx: &mut Context<Self>) {
-        let _ = self.writing.queue_records(msg.writes.into_iter().map(|write| (WriteOp::Attempt(write), None)), false);
-        self.flush(ctx);
-    }
-}
-
 impl Handler<FlushWrites> for Persistence {
     type Result = ResponseFuture<()>;
 
@@ -228,7 +208,7 @@ mod tests {
     async fn writer_with_published(
         count: usize,
         linger: Duration,
-    ) -> (tempfile::TempDir, Store, Addr<Persistence>, Vec<AttemptWrite>) {
+    ) -> (tempfile::TempDir, Store, Writer, Vec<AttemptWrite>) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&DatabaseUrl::SqliteFile(dir.path().join("hookbus.db")), 2).await.unwrap();
         let (publishes, records) = publishes_then_records(count);
@@ -240,7 +220,7 @@ mod tests {
                 WriteOp::Publish(_) => unreachable!(),
             })
             .collect();
-        let writer = Persistence::new(store.clone(), 1000).with_records_linger(linger).start();
+        let writer = Persistence::new(store.clone(), 1000).with_records_linger(linger).start_writer();
         (dir, store, writer, records)
     }
 
@@ -267,8 +247,8 @@ mod tests {
         let linger = Duration::from_millis(400);
         let (_dir, store, writer, records) = writer_with_published(2, linger).await;
         let sent = Instant::now();
-        writer.do_send(RecordAttempts { writes: records[..1].to_vec() });
-        writer.do_send(RecordAttempts { writes: records[1..].to_vec() });
+        writer.record(records[..1].to_vec());
+        writer.record(records[1..].to_vec());
         actix_rt::time::sleep(Duration::from_millis(100)).await;
         assert_eq!(written(&store, &records).await, 0, "held for the linger");
         wait_until_written(&store, &records, Duration::from_secs(10)).await;
@@ -278,15 +258,15 @@ mod tests {
     #[actix_rt::test]
     async fn a_full_batch_of_records_goes_at_once() {
         let (_dir, store, writer, records) = writer_with_published(RECORDS_FULL_BATCH, Duration::from_secs(600)).await;
-        writer.do_send(RecordAttempts { writes: records.clone() });
+        writer.record(records.clone());
         wait_until_written(&store, &records, Duration::from_secs(30)).await;
     }
 
     #[actix_rt::test]
     async fn a_flush_writes_lingering_records_at_once() {
         let (_dir, store, writer, records) = writer_with_published(1, Duration::from_secs(600)).await;
-        writer.do_send(RecordAttempts { writes: records.clone() });
-        let flushed = actix_rt::time::timeout(Duration::from_secs(30), writer.send(FlushWrites)).await;
+        writer.record(records.clone());
+        let flushed = actix_rt::time::timeout(Duration::from_secs(30), writer.address().send(FlushWrites)).await;
         flushed.expect("flushed before the linger").unwrap();
         assert_eq!(written(&store, &records).await, 1);
     }
@@ -295,9 +275,7 @@ mod tests {
     /// actor is woken to start a session for a publish, and to time lingering records.
     #[actix_rt::test]
     async fn writes_through_the_writer_wake_an_idle_actor() {
-        let (_dir, store, _, records) = writer_with_published(1, Duration::from_millis(50)).await;
-        let writer =
-            Persistence::new(store.clone(), 1000).with_records_linger(Duration::from_millis(50)).start_writer();
+        let (_dir, store, writer, records) = writer_with_published(1, Duration::from_millis(50)).await;
         writer.record(records.clone());
         wait_until_written(&store, &records, Duration::from_secs(30)).await;
 
@@ -311,8 +289,8 @@ mod tests {
     async fn a_record_someone_waits_for_does_not_linger() {
         let (_dir, store, writer, records) = writer_with_published(1, Duration::from_secs(600)).await;
         let op = WriteOp::Attempt(records[0].clone());
-        let outcome = actix_rt::time::timeout(Duration::from_secs(30), writer.send(PersistWrite { op })).await;
-        assert_eq!(outcome.expect("answered before the linger").unwrap().unwrap(), WriteOutcome::Recorded);
+        let outcome = actix_rt::time::timeout(Duration::from_secs(30), writer.write(op)).await;
+        assert_eq!(outcome.expect("answered before the linger").unwrap(), WriteOutcome::Recorded);
         assert_eq!(written(&store, &records).await, 1);
     }
 }
