@@ -10,10 +10,7 @@
 //! cargo bench --bench loadgen -- --postgres postgres://postgres@127.0.0.1:5432/postgres
 //! cargo bench --bench loadgen -- --scenarios a,b --scale 0.1    # a quick look
 //! ```
-//! Flags: `--sqlite` (on by default; off when only `--postgres` is given, on again with it),
-//! `--postgres URL`, `--scenarios a,b,c,d,e`, `--concurrency N` (publishers and ceiling
-//! senders, default 64), `--scale F` (multiplies event counts), `--steady-seconds N`,
-//! `--api-key` (publish with a new API key of the default workspace instead of the admin token).
+//! `cargo bench --bench loadgen -- --help` lists the flags.
 //! Scenarios (SPEC issue 6): (a) 1 webhook, 20,000 events; (b) 100 webhooks all subscribed,
 //! 2,000 events; (c) 10,000 webhooks, 20,000 events spread over them (2 each); (d) 1 dead
 //! webhook + 99 healthy, 2,000 events, beside (d0) the same 99 alone (the two alternate,
@@ -40,43 +37,38 @@ const ADMIN_TOKEN: &str = "bench-admin-token-0123456789";
 /// Deliveries still missing after this long without progress are reported as missing.
 const STALL: Duration = Duration::from_secs(30);
 
+/// Delivery speed against the machine's ceiling (see the module's documentation).
+#[derive(clap::Parser)]
 struct Args {
+    /// Run on SQLite (the default; off when only --postgres is given).
+    #[arg(long)]
     sqlite: bool,
+    /// Run on PostgreSQL, creating a database per run through this admin URL.
+    #[arg(long, value_name = "URL")]
     postgres: Option<String>,
+    /// Which scenarios, comma-separated.
+    #[arg(long, default_value = "a,b,c,d,e")]
     scenarios: String,
+    /// Publishers and ceiling senders.
+    #[arg(long, default_value_t = 64)]
     concurrency: usize,
+    /// Multiplies event counts.
+    #[arg(long, default_value_t = 1.0)]
     scale: f64,
+    /// Length of the steady scenarios.
+    #[arg(long, default_value_t = 30)]
     steady_seconds: u64,
     /// Publish with a workspace API key instead of the admin token.
+    #[arg(long)]
     api_key: bool,
+    /// Passed by `cargo bench`.
+    #[arg(long, hide = true)]
+    bench: bool,
 }
 
 fn args() -> Args {
-    let mut args = Args {
-        sqlite: true,
-        postgres: None,
-        scenarios: "a,b,c,d,e".into(),
-        concurrency: 64,
-        scale: 1.0,
-        steady_seconds: 30,
-        api_key: false,
-    };
-    let mut sqlite_asked = false;
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut value = |name: &str| it.next().unwrap_or_else(|| panic!("{name} needs a value"));
-        match arg.as_str() {
-            "--sqlite" => sqlite_asked = true,
-            "--postgres" => args.postgres = Some(value("--postgres")),
-            "--scenarios" => args.scenarios = value("--scenarios"),
-            "--concurrency" => args.concurrency = value("--concurrency").parse().expect("--concurrency N"),
-            "--scale" => args.scale = value("--scale").parse().expect("--scale F"),
-            "--steady-seconds" => args.steady_seconds = value("--steady-seconds").parse().expect("--steady-seconds N"),
-            "--api-key" => args.api_key = true,
-            _ => {} // cargo bench passes --bench
-        }
-    }
-    args.sqlite = sqlite_asked || args.postgres.is_none();
+    let mut args = <Args as clap::Parser>::parse();
+    args.sqlite |= args.postgres.is_none();
     args
 }
 
