@@ -13,7 +13,6 @@ use crate::config::{Config, ConfigError};
 use crate::delivery::TrustedRoots;
 use crate::domain::WebhookId;
 use crate::http::auth::AdminToken;
-use crate::http::body::BodyLimit;
 use crate::http::{self, ApiState, AuthCache, KeyLimits};
 use crate::metrics::Metrics;
 use crate::store::cipher::MasterKey;
@@ -170,7 +169,7 @@ impl Hookbus {
             key_limits: self.key_limits.clone(),
             auth_cache: self.auth_cache.clone(),
         });
-        http::configure(state, BodyLimit(self.config.max_payload_bytes))
+        http::configure(state, self.config.max_payload_bytes)
     }
 
     /// Stops starting attempts, waits for those in flight (at most `shutdown_timeout_ms`),

@@ -24,7 +24,6 @@ use crate::error::ApiError;
 use crate::store::Store;
 use auth::AdminToken;
 pub use auth_cache::AuthCache;
-use body::BodyLimit;
 
 /// What every handler can reach.
 pub struct ApiState {
@@ -63,11 +62,11 @@ impl ApiState {
 /// Registers `/health` and every `/api/v1` route on `cfg`.
 pub fn configure(
     state: web::Data<ApiState>,
-    limit: BodyLimit,
+    body_limit: usize,
 ) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
     move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(state.clone())
-            .app_data(limit)
+            .app_data(body::json_config(body_limit))
             .app_data(web::QueryConfig::default().error_handler(|e, _| ApiError::BadRequest(e.to_string()).into()))
             .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::NotFound("resource").into()))
             .service(

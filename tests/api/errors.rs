@@ -208,3 +208,22 @@ async fn the_openapi_document_describes_every_route_once() {
     assert_eq!(ids.len(), expected.len(), "operation ids are unique");
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
 }
+
+backend_test!(a_rotation_body_may_be_left_out_but_a_broken_one_is_400_and_rotates_nothing, |backend| async move {
+    let app = spawn_app(backend).await;
+    let webhook = app.create_webhook(json!({"url": "http://127.0.0.1:9/hook", "events": ["*"]})).await;
+    let id = webhook["id"].as_str().unwrap();
+    let rotate = format!("/api/v1/webhooks/{id}/secret/rotate");
+    let secret = || async { app.get(&format!("/api/v1/webhooks/{id}/secret")).await.body["secret"].clone() };
+
+    let broken = raw(&app, &rotate, Some("application/json"), Some(ADMIN_TOKEN), "{\"secret\": ").await;
+    assert_error(&broken, 400, "bad_request");
+    let untyped = raw(&app, &rotate, Some("text/plain"), Some(ADMIN_TOKEN), "{}").await;
+    assert_error(&untyped, 415, "unsupported_media_type");
+    assert_eq!(secret().await, webhook["secret"], "nothing rotated");
+
+    let bodiless = raw(&app, &rotate, None, Some(ADMIN_TOKEN), "").await;
+    assert_eq!(bodiless.status, 200, "{}", bodiless.body);
+    assert_eq!(secret().await, bodiless.body["secret"]);
+    assert_ne!(bodiless.body["secret"], webhook["secret"]);
+});
