@@ -1,4 +1,6 @@
-//! Pure domain logic: no I/O, no clocks (time is passed in), no actors.
+//! Domain logic: no I/O and no actors. Rules that depend on time take it as an argument
+//! (the circuit breaker, retries, [`delivery::settle`]); the only reads of the outside world
+//! are [`now`] and the generators of ids, secrets and keys (system randomness).
 //!
 //! Values here validate when they are parsed, so code holding a [`WebhookUrl`] or an
 //! [`EventPattern`] never has to check it again.

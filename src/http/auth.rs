@@ -1,6 +1,8 @@
 //! Bearer-token authentication: the admin token, compared in constant time, or a workspace
 //! API key (found by its hash, through [`AuthCache`](super::AuthCache)). It runs as the
-//! `/api/v1` scope's middleware, before routing, extractors and bodies.
+//! `/api/v1` scope's middleware, before routing, extractors and bodies, and puts the
+//! [`Caller`] in the request's extensions; workspace keys are also rate-limited here. The
+//! admin token comes from its setting or from `<data_dir>/admin.token`.
 
 use std::path::Path;
 use std::sync::Arc;

@@ -1,7 +1,6 @@
 //! [`AuthCache`]: the workspace keys and workspaces a request has already found in the
-//! database, so that authenticating a request does not read the database every time. A
-//! publish with a workspace key read its key from the database on every event, which took
-//! twice the server's CPU of a publish with the admin token (BENCHMARKS.md).
+//! database, so that authenticating a request does not read the database every time: a
+//! query per publish would cost more of the server's CPU than the publish itself.
 //!
 //! Only what the database holds is remembered, so the cache grows with the keys and
 //! workspaces the admin creates, never with what callers present. Workspaces are never

@@ -24,8 +24,8 @@ pub(super) const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_
 /// on every batch (index leaves, recent deliveries) stay in memory; the default is 2 MiB.
 /// Checkpoints every 10,000 WAL pages, so a page rewritten by many batches is copied once.
 /// Statement journals in memory: a multi-row insert inside a batch's transaction keeps one
-/// (to undo just that statement), and past 64 KiB SQLite spilled it to a temporary file that
-/// was created, written page by page and deleted in every batch (BENCHMARKS.md).
+/// (to undo just that statement), and past 64 KiB SQLite would spill it to a temporary file
+/// created, written page by page and deleted in every batch.
 const SQLITE_WRITER_PRAGMAS: &str =
     "PRAGMA cache_size = -8192; PRAGMA wal_autocheckpoint = 10000; PRAGMA temp_store = MEMORY;";
 

@@ -1,8 +1,11 @@
 //! Storage through diesel / diesel-async: SQLite (bundled, default) or PostgreSQL (no libpq).
 //!
 //! Nothing above this module knows which backend it talks to. Each query is written once
-//! and expanded per backend by [`with_conn!`]; only the batched writer differs, because
-//! diesel's multi-row `INSERT` for SQLite needs the synchronous connection.
+//! and expanded per backend by [`with_conn!`]; only the batched writer differs
+//! (`batch/sqlite.rs`, `batch/postgres.rs`): diesel's multi-row `INSERT` for SQLite needs
+//! the synchronous connection, and PostgreSQL takes a whole batch as arrays in one statement.
+//! Beside the queries: `connections` (pools and pragmas), `migrations`, `url`, `error`, and
+//! `cipher` (secrets at rest).
 
 mod batch;
 pub mod cipher;
@@ -125,9 +128,8 @@ impl Store {
 
     /// How many batches may be written at once: SQLite has one writer. On PostgreSQL two, so
     /// one batch's round trip and WAL flush overlap the next one's; more only split the queue
-    /// into smaller batches (more statements and commits for the same rows): publishing to one
-    /// webhook from 64 clients ran at 12,300 events/s with one, 14,300 with two, 11,300 with
-    /// four (BENCHMARKS.md, scenario (a)). Half the pool at most, so readers keep the rest.
+    /// into smaller batches, with more statements and commits for the same rows (BENCHMARKS.md,
+    /// scenario (a)). Half the pool at most, so readers keep the rest.
     pub fn concurrent_writers(&self) -> usize {
         match &self.pool {
             Pool::Sqlite { .. } => 1,

@@ -29,9 +29,8 @@ const RETRY_DELAY: Duration = Duration::from_millis(500);
 
 /// How long attempt records wait for company before they are written, unless a full batch
 /// has queued or someone waits for them. Nobody waits on an attempt's record, and under a
-/// steady load one transaction per handful of records took most of the SQLite writer's time:
-/// at 10,000 deliveries/s, 6,700 record transactions in 10 s (2.5 s of the writer's time)
-/// became 850 (0.9 s; BENCHMARKS.md).
+/// steady load a transaction per handful of records would take most of the SQLite writer's
+/// time; waiting a little lets one transaction carry many (BENCHMARKS.md has the figures).
 const RECORDS_LINGER: Duration = Duration::from_millis(10);
 
 /// Starts writing sessions and answers what they could not write. A session takes batch

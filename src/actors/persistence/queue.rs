@@ -166,9 +166,8 @@ impl WriteQueue {
         self.start()
     }
 
-    /// Publishes get batches of their own (sharing a commit with a batch of records made
-    /// SQLite publishes slower and cost more CPU; sharing it with only as many records as
-    /// publishes showed no gain: BENCHMARKS.md). Records go once due, a full batch, or a
+    /// Publishes get batches of their own: a publish waits for its commit and records do
+    /// not, so a publish sharing a commit with a batch of records would wait for them. Records go once due, a full batch, or a
     /// flush is asked for, when no publish is queued or, past a backlog of them, after every
     /// batch of publishes. With several writers (PostgreSQL), records never take the last free
     /// one, so a publish does not wait behind a long batch of records.

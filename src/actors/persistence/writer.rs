@@ -18,7 +18,7 @@ pub(super) struct Wake;
 /// The writer's address and its queue. Writes go into the queue directly, from whatever
 /// thread they are made on, and the actor is woken only when no running session will take
 /// them. Under load a session is always running, so a publish costs no message and no
-/// wake-up of the writer's thread (one of each per publish before; BENCHMARKS.md).
+/// wake-up of the writer's thread.
 #[derive(Clone)]
 pub struct Writer {
     actor: Addr<Persistence>,

@@ -50,9 +50,8 @@ const PUBLISH_POSTGRES: &str = "WITH inserted AS ( \
 /// with the ids as a condition on the key it looks each one up in the primary key (4 ms).
 /// It also makes the statement safe to prepare once (`Cached`): PostgreSQL's generic plan for
 /// it, checked with `plan_cache_mode = force_generic_plan` on 200,000 unanalyzed rows, looks
-/// the ids up in the primary key too. Before, a generic plan made while `deliveries` was
-/// small hash-joined every pending delivery and stalled the writer, so the statement was
-/// planned afresh on every batch, about 1–2 ms of PostgreSQL's time each (BENCHMARKS.md).
+/// the ids up in the primary key too, so the plan stays good as `deliveries` grows (a
+/// generic plan that hash-joins every pending delivery would stall the writer).
 const RECORD_ATTEMPTS_POSTGRES: &str = "WITH moved AS ( \
      INSERT INTO attempts (delivery_id, attempt, workspace_id, started_at, duration_ms, status_code, \
        error_message, response_body) \
