@@ -18,28 +18,41 @@ use crate::metrics::Metrics;
 use crate::store::cipher::MasterKey;
 use crate::store::{Store, StoreError};
 
+/// Why [`Hookbus::start`] failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// A setting is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The database could not be opened.
     #[error("could not open the database at {at} ({hint})")]
     Database {
+        /// Where (password hidden).
         at: String,
+        /// What usually fixes it.
         hint: &'static str,
+        /// What the driver said.
         #[source]
         source: StoreError,
     },
+    /// The database failed while starting.
     #[error("the database failed")]
     Store(#[from] StoreError),
+    /// The admin token or master key could not be read or made.
     #[error(transparent)]
     Secret(#[from] crate::files::SecretError),
+    /// The writer's thread could not start.
     #[error("could not start the writer thread")]
     WriterThread(#[source] std::io::Error),
+    /// `extra_ca_file` could not be used.
     #[error(transparent)]
     Trust(#[from] crate::delivery::TrustError),
+    /// The address to listen on is taken or not allowed.
     #[error("could not listen on {address} (is another server using it? choose another with --bind or HOOKBUS_BIND)")]
     Bind {
+        /// The address.
         address: String,
+        /// What the system said.
         #[source]
         source: std::io::Error,
     },
@@ -149,10 +162,12 @@ impl Hookbus {
         self.publisher.clone()
     }
 
+    /// The database handle.
     pub fn store(&self) -> &Store {
         &self.store
     }
 
+    /// The settings it runs with.
     pub fn config(&self) -> &Config {
         &self.config
     }

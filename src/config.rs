@@ -142,12 +142,16 @@ impl Default for Config {
 /// Values given on the command line; `None` leaves the lower layers in charge.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ConfigOverrides {
+    /// `--bind`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bind: Option<String>,
+    /// `--database-url`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database_url: Option<String>,
+    /// `--data-dir`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
+    /// `--dev`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dev: Option<bool>,
     /// Every other setting given as a flag, by setting name, as typed (parsed like an
@@ -177,12 +181,14 @@ pub fn generated_flags() -> Vec<(String, String)> {
         .collect()
 }
 
+/// Why settings could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// A value of the file, the environment or a flag that does not parse, named as the
     /// user wrote it (`retention_days in hookbus.toml`, `HOOKBUS_RETENTION_DAYS`, `--bind`).
     #[error("invalid configuration: {0}")]
     Load(String),
+    /// A value is out of range or inconsistent with another.
     #[error("invalid configuration: {0}")]
     Invalid(String),
 }
@@ -322,6 +328,7 @@ impl Config {
         Self { database_url: Some("sqlite::memory:".into()), ..Self::default() }
     }
 
+    /// Checks every value and the combinations of values.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
         if self.bind.parse::<std::net::SocketAddr>().is_err() {
@@ -363,6 +370,7 @@ impl Config {
         Ok(())
     }
 
+    /// Where the data lives: `database_url`, or the SQLite file in `data_dir`.
     pub fn database(&self) -> DatabaseUrl {
         match &self.database_url {
             Some(url) => DatabaseUrl::parse(url),
@@ -376,10 +384,12 @@ impl Config {
         crate::domain::url::UrlPolicy { allow_http: self.dev, allow_private: self.dev || self.allow_private_targets }
     }
 
+    /// `backoff_max_ms` as a duration.
     pub fn backoff_max(&self) -> Duration {
         Duration::from_millis(self.backoff_max_ms)
     }
 
+    /// The circuit breaker's thresholds and cooldowns.
     pub fn circuit(&self) -> crate::domain::circuit::CircuitSettings {
         crate::domain::circuit::CircuitSettings {
             failure_threshold: self.failure_threshold,
@@ -389,14 +399,17 @@ impl Config {
         }
     }
 
+    /// `retention_days` as a duration.
     pub fn retention(&self) -> Duration {
         Duration::from_secs_f64(self.retention_days * 86_400.0)
     }
 
+    /// `janitor_interval_ms` as a duration.
     pub fn janitor_interval(&self) -> Duration {
         Duration::from_millis(self.janitor_interval_ms)
     }
 
+    /// How outbound connections are bounded.
     pub fn outbound_limits(&self) -> crate::delivery::OutboundLimits {
         crate::delivery::OutboundLimits {
             shared: self.outbound_connections,
@@ -404,6 +417,7 @@ impl Config {
         }
     }
 
+    /// `shutdown_timeout_ms` as a duration.
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_millis(self.shutdown_timeout_ms)
     }

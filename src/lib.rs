@@ -32,24 +32,38 @@
 //! # Ok(()) }
 //! ```
 
+#![warn(missing_docs)]
+
+#[doc(hidden)]
 pub mod actors;
 pub mod bus;
 pub mod config;
+#[doc(hidden)]
 pub mod delivery;
+#[doc(hidden)]
 pub mod domain;
+#[doc(hidden)]
 pub mod error;
+#[doc(hidden)]
 pub mod files;
+#[doc(hidden)]
 pub mod http;
+#[doc(hidden)]
 pub mod metrics;
 pub mod server;
+#[doc(hidden)]
 pub mod store;
 
+// The embedding surface: everything an application needs to run hookbus inside itself.
 pub use actors::registry::{
     DeleteWebhook, GetWebhook, HealthSnapshot, ListWebhooks, Publish, PublishInFlight, Published, Publisher, Redeliver,
-    RegisterWebhook, Registry, RegistryError, RotateSecret, StartPublish, TestWebhook, UpdateWebhook,
+    RegisterWebhook, Registry, RegistryError, ReplayDeliveries, RotateSecret, RotatedSecret, StartPublish, TestResult,
+    TestWebhook, UpdateWebhook, WebhookHealth,
 };
 pub use bus::{Hookbus, StartError};
 pub use config::Config;
-pub use domain::webhook::{WebhookInput, WebhookPatch};
-pub use domain::{WebhookId, WorkspaceId};
+pub use delivery::{DnsResolver, Resolver};
+pub use domain::webhook::{DeliverySettings, DisabledReason, Webhook, WebhookInput, WebhookPatch};
+pub use domain::{DeliveryId, DeliveryStatus, EventId, EventType, Page, WebhookId, WorkspaceId};
 pub use server::Application;
+pub use store::DeliveryRecord;

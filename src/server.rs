@@ -10,6 +10,7 @@ use actix_web::{App, HttpServer};
 use crate::bus::{Hookbus, StartError};
 use crate::config::Config;
 
+/// The HTTP server with a [`Hookbus`] behind it: what `hookbus serve` runs.
 pub struct Application {
     port: u16,
     server: Server,
@@ -39,10 +40,12 @@ impl Application {
         Ok(Self { port, server, bus })
     }
 
+    /// The port it listens on (useful with port 0).
     pub fn port(&self) -> u16 {
         self.port
     }
 
+    /// The system behind the routes.
     pub fn bus(&self) -> &Hookbus {
         &self.bus
     }

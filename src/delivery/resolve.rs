@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! Host name lookups, for the target guard at registration and at every connect.
 //!
 //! The lookup is a [`DnsResolver`] that an embedding application (or a test) can replace,
@@ -15,6 +16,7 @@ use crate::domain::WebhookUrl;
 
 /// Looks a host name up; the answer is every address it has.
 pub trait DnsResolver: Send + Sync + 'static {
+    /// The addresses of `host`, each with `port`.
     fn lookup(&self, host: String, port: u16) -> BoxFuture<'static, io::Result<Vec<SocketAddr>>>;
 }
 
@@ -32,10 +34,12 @@ impl DnsResolver for SystemResolver {
 pub struct Resolver(Arc<dyn DnsResolver>);
 
 impl Resolver {
+    /// Looks names up with `resolver`.
     pub fn new(resolver: impl DnsResolver) -> Self {
         Self(Arc::new(resolver))
     }
 
+    /// The addresses of `host`, each with `port`.
     pub fn lookup(&self, host: String, port: u16) -> BoxFuture<'static, io::Result<Vec<SocketAddr>>> {
         self.0.lookup(host, port)
     }

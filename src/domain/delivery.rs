@@ -8,12 +8,18 @@ use serde::{Deserialize, Serialize};
 
 use super::RetryPolicy;
 
+#[warn(missing_docs)]
+/// Where a delivery is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStatus {
+    /// Waiting for its next attempt.
     Pending,
+    /// The endpoint answered 2xx.
     Succeeded,
+    /// Ended without success (`failure_reason` says why).
     Failed,
+    /// Ended because its webhook was deleted.
     Cancelled,
 }
 

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! Event type names, subscription patterns and publisher-supplied event ids.
 
 use std::fmt;
@@ -21,6 +22,7 @@ fn is_segment(segment: &str) -> bool {
 }
 
 impl EventType {
+    /// Parses an event type; `field` names it in the error.
     pub fn parse(field: &str, raw: &str) -> Result<Self, ValidationError> {
         if raw.len() > MAX_EVENT_TYPE_LEN || !raw.split('.').all(is_segment) {
             return Err(ValidationError::new(
@@ -43,6 +45,7 @@ impl EventType {
         self.0.starts_with(OPERATIONAL_PREFIX)
     }
 
+    /// The type as written.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -57,13 +60,16 @@ impl fmt::Display for EventType {
 /// A subscription: an exact type, a prefix wildcard `artifact.*`, or `*`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventPattern {
+    /// `*`: every event but hookbus' own `hookbus.*`.
     All,
     /// `prefix.*`; holds `prefix.` so matching is one `starts_with`.
     Prefix(String),
+    /// Exactly this type.
     Exact(EventType),
 }
 
 impl EventPattern {
+    /// Parses a pattern; `field` names it in the error.
     pub fn parse(field: &str, raw: &str) -> Result<Self, ValidationError> {
         if raw == "*" {
             return Ok(Self::All);
@@ -77,6 +83,7 @@ impl EventPattern {
             .map_err(|_| ValidationError::new(field, format!("'{raw}' is not an event type, 'prefix.*' or '*'")))
     }
 
+    /// Whether `event` matches.
     pub fn matches(&self, event: &EventType) -> bool {
         match self {
             Self::All => !event.is_operational(),
@@ -109,10 +116,12 @@ impl Serialize for EventPattern {
 pub struct EventId(String);
 
 impl EventId {
+    /// A new UUID v7 id.
     pub fn generate() -> Self {
         Self(uuid::Uuid::now_v7().hyphenated().to_string())
     }
 
+    /// Parses a publisher's id; `field` names it in the error.
     pub fn parse(field: &str, raw: &str) -> Result<Self, ValidationError> {
         if raw.is_empty() || raw.len() > MAX_EVENT_ID_LEN || raw.chars().any(char::is_control) {
             return Err(ValidationError::new(field, "must be 1 to 128 characters without control characters"));
@@ -125,6 +134,7 @@ impl EventId {
         Self(raw)
     }
 
+    /// The id as written.
     pub fn as_str(&self) -> &str {
         &self.0
     }

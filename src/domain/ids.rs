@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! Typed identifiers. Generated ids are UUID v7, so they sort by creation time.
 
 use std::fmt;
@@ -19,6 +20,7 @@ macro_rules! uuid_id {
                 Self(Uuid::now_v7())
             }
 
+            /// The UUID inside.
             pub fn as_uuid(&self) -> Uuid {
                 self.0
             }

@@ -42,10 +42,13 @@ impl ValidationError {
     }
 }
 
+#[warn(missing_docs)]
 /// One page of a list: `{"data": [...], "next_cursor": "…"|null}`, newest first.
 #[derive(Debug, Clone)]
 pub struct Page<T> {
+    /// The items, newest first.
     pub data: Vec<T>,
+    /// Pass as `cursor` for the next page; `None` on the last.
     pub next_cursor: Option<String>,
 }
 

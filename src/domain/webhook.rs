@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! Webhook registrations: the raw inputs of create/patch and the validated [`Webhook`].
 
 use std::collections::BTreeMap;
@@ -22,16 +23,27 @@ const RATE_LIMIT: RangeInclusive<i64> = 1..=10_000;
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookInput {
+    /// The endpoint (`https://`; `http://` and private hosts in dev mode).
     pub url: Option<String>,
+    /// Event patterns: `artifact.completed`, `artifact.*` or `*`.
     pub events: Option<Vec<String>>,
+    /// A name for people.
     pub name: Option<String>,
+    /// The signing secret (`whsec_` + base64); generated when absent.
     pub secret: Option<String>,
+    /// Whether it receives deliveries (default true).
     pub enabled: Option<bool>,
+    /// Per-attempt timeout, 1,000–60,000 ms (default 10,000).
     pub timeout_ms: Option<i64>,
+    /// Retries after the first attempt, 0–20 (default 3).
     pub max_retries: Option<i64>,
+    /// First retry delay, 100–600,000 ms (default 1,000).
     pub backoff_base_ms: Option<i64>,
+    /// Attempts in flight at once, 1–256 (default 16).
     pub max_in_flight: Option<i64>,
+    /// Attempts per second, 1–10,000 (default none).
     pub rate_limit_per_sec: Option<i64>,
+    /// Extra headers sent with every attempt.
     pub headers: Option<BTreeMap<String, String>>,
 }
 
@@ -39,20 +51,29 @@ pub struct WebhookInput {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookPatch {
+    /// The endpoint.
     pub url: Option<String>,
+    /// Event patterns.
     pub events: Option<Vec<String>>,
+    /// A name for people.
     pub name: Option<String>,
     /// Refused with a pointer to the rotate route, so no overlap window is skipped by accident.
     pub secret: Option<String>,
+    /// Enable or disable.
     pub enabled: Option<bool>,
+    /// Per-attempt timeout in ms.
     pub timeout_ms: Option<i64>,
+    /// Retries after the first attempt.
     pub max_retries: Option<i64>,
+    /// First retry delay in ms.
     pub backoff_base_ms: Option<i64>,
+    /// Attempts in flight at once.
     pub max_in_flight: Option<i64>,
     /// `null` removes the limit, so absent and null differ.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<i64>, nullable)]
     pub rate_limit_per_sec: Option<Option<i64>>,
+    /// Extra headers (replace the current ones).
     pub headers: Option<BTreeMap<String, String>>,
 }
 
@@ -64,12 +85,16 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Er
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DisabledReason {
+    /// `PATCH {"enabled": false}`.
     Manual,
+    /// The endpoint answered 410.
     Gone,
+    /// The circuit stayed open for `disable_after_ms`.
     Failing,
 }
 
 impl DisabledReason {
+    /// The reason as the API shows it.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Manual => "manual",
@@ -78,6 +103,7 @@ impl DisabledReason {
         }
     }
 
+    /// Reads a reason back from storage.
     pub fn parse(raw: &str) -> Option<Self> {
         match raw {
             "manual" => Some(Self::Manual),
@@ -91,10 +117,15 @@ impl DisabledReason {
 /// How deliveries to one webhook are made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeliverySettings {
+    /// Per-attempt timeout in ms.
     pub timeout_ms: u32,
+    /// Retries after the first attempt.
     pub max_retries: u32,
+    /// First retry delay in ms.
     pub backoff_base_ms: u32,
+    /// Attempts in flight at once.
     pub max_in_flight: u32,
+    /// Attempts per second, if limited.
     pub rate_limit_per_sec: Option<u32>,
 }
 
@@ -105,10 +136,12 @@ impl Default for DeliverySettings {
 }
 
 impl DeliverySettings {
+    /// `timeout_ms` as a duration.
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms.into())
     }
 
+    /// The retry schedule, capped at `backoff_max`.
     pub fn retry_policy(&self, backoff_max: Duration) -> RetryPolicy {
         RetryPolicy {
             max_retries: self.max_retries,
@@ -121,26 +154,40 @@ impl DeliverySettings {
 /// The previous secret during a rotation, and until when it still signs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PreviousSecret {
+    /// The previous secret.
     pub secret: WebhookSecret,
+    /// Until when it still signs.
     pub valid_until: DateTime<Utc>,
 }
 
 /// A validated webhook registration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Webhook {
+    /// Its id.
     pub id: WebhookId,
+    /// The workspace it belongs to.
     pub workspace_id: WorkspaceId,
+    /// A name for people.
     pub name: String,
+    /// The endpoint.
     pub url: WebhookUrl,
+    /// What it subscribes to.
     pub events: Vec<EventPattern>,
+    /// The current signing secret.
     pub secret: WebhookSecret,
+    /// The previous secret during a rotation.
     pub previous_secret: Option<PreviousSecret>,
+    /// Whether it receives deliveries.
     pub enabled: bool,
+    /// Why it is disabled, if it is.
     pub disabled_reason: Option<DisabledReason>,
+    /// How deliveries to it are made.
     pub settings: DeliverySettings,
     /// Extra request headers, validated names and values.
     pub headers: BTreeMap<String, String>,
+    /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// When it last changed.
     pub updated_at: DateTime<Utc>,
 }
 
@@ -243,6 +290,7 @@ impl Webhook {
         self.updated_at = now;
     }
 
+    /// Whether it receives `event`.
     pub fn subscribes_to(&self, event: &EventType) -> bool {
         self.events.iter().any(|pattern| pattern.matches(event))
     }

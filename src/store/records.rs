@@ -64,22 +64,37 @@ impl TryFrom<EventRow> for EventRecord {
     }
 }
 
+#[warn(missing_docs)]
 /// A delivery: one event to one webhook.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryRecord {
+    /// Its id.
     pub id: DeliveryId,
+    /// The workspace of its webhook.
     pub workspace_id: WorkspaceId,
+    /// The webhook it goes to.
     pub webhook_id: WebhookId,
+    /// The event it carries.
     pub event_id: EventId,
+    /// The event's type.
     pub event: EventType,
+    /// Where it is in its life.
     pub status: DeliveryStatus,
+    /// Attempts made so far.
     pub attempt_count: u32,
+    /// When the next attempt is due, while pending.
     pub next_attempt_at: Option<DateTime<Utc>>,
+    /// The last attempt's status, if it got an answer.
     pub status_code: Option<u16>,
+    /// Why the last attempt failed.
     pub error_message: Option<String>,
+    /// The first 1 KiB of the last answer.
     pub response_body: Option<String>,
+    /// How long the last attempt took.
     pub duration_ms: Option<u64>,
+    /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// When it ended.
     pub completed_at: Option<DateTime<Utc>>,
     /// Failures that count against `max_retries` (failed circuit probes do not).
     pub retries_used: u32,

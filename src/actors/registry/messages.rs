@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! Messages of the [`Registry`](super::Registry): the public API of an embedded hookbus.
 //! The HTTP routes send these same messages.
 
@@ -18,7 +19,9 @@ use crate::store::DeliveryRecord;
 #[derive(Debug, Message)]
 #[rtype(result = "Result<Arc<Webhook>, RegistryError>")]
 pub struct RegisterWebhook {
+    /// The workspace the webhook belongs to.
     pub workspace_id: WorkspaceId,
+    /// What to register, validated by the registry.
     pub input: WebhookInput,
 }
 
@@ -26,8 +29,11 @@ pub struct RegisterWebhook {
 #[derive(Debug, Message)]
 #[rtype(result = "Result<Arc<Webhook>, RegistryError>")]
 pub struct UpdateWebhook {
+    /// The caller's workspace: a webhook of another is not found.
     pub workspace_id: WorkspaceId,
+    /// The webhook to change.
     pub webhook_id: WebhookId,
+    /// The fields to change; absent fields stay as they are.
     pub patch: WebhookPatch,
 }
 
@@ -47,14 +53,19 @@ pub(super) struct ApplyUpdate(pub UpdateWebhook);
 #[derive(Debug, Message)]
 #[rtype(result = "Result<(), RegistryError>")]
 pub struct DeleteWebhook {
+    /// The caller's workspace.
     pub workspace_id: WorkspaceId,
+    /// The webhook to delete.
     pub webhook_id: WebhookId,
 }
 
+/// Reads one webhook.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<Arc<Webhook>, RegistryError>")]
 pub struct GetWebhook {
+    /// The caller's workspace.
     pub workspace_id: WorkspaceId,
+    /// The webhook to read.
     pub webhook_id: WebhookId,
 }
 
@@ -62,8 +73,11 @@ pub struct GetWebhook {
 #[derive(Debug, Message)]
 #[rtype(result = "Result<Page<Arc<Webhook>>, RegistryError>")]
 pub struct ListWebhooks {
+    /// The caller's workspace.
     pub workspace_id: WorkspaceId,
+    /// Continue after this id (the previous page's `next_cursor`).
     pub cursor: Option<WebhookId>,
+    /// Most webhooks in the page (1–500).
     pub limit: usize,
 }
 
@@ -71,15 +85,20 @@ pub struct ListWebhooks {
 #[derive(Debug, Message)]
 #[rtype(result = "Result<RotatedSecret, RegistryError>")]
 pub struct RotateSecret {
+    /// The caller's workspace.
     pub workspace_id: WorkspaceId,
+    /// The webhook whose secret rotates.
     pub webhook_id: WebhookId,
     /// The new secret; generated when `None`.
     pub secret: Option<String>,
 }
 
+/// A rotated secret.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RotatedSecret {
+    /// The new secret (`whsec_…`).
     pub secret: String,
+    /// Until when the previous secret still signs too.
     pub previous_valid_until: DateTime<Utc>,
 }
 
@@ -87,16 +106,24 @@ pub struct RotatedSecret {
 #[derive(Debug, Message)]
 #[rtype(result = "Result<TestResult, RegistryError>")]
 pub struct TestWebhook {
+    /// The caller's workspace.
     pub workspace_id: WorkspaceId,
+    /// The webhook to test.
     pub webhook_id: WebhookId,
 }
 
+/// How the test attempt went.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TestResult {
+    /// The delivery the test was recorded as.
     pub delivery_id: DeliveryId,
+    /// Whether the endpoint answered 2xx.
     pub succeeded: bool,
+    /// The endpoint's status, if it answered.
     pub status_code: Option<u16>,
+    /// How long the attempt took.
     pub duration_ms: u64,
+    /// Why it failed, if it did.
     pub error_message: Option<String>,
 }
 
@@ -105,18 +132,23 @@ pub struct TestResult {
 #[derive(Debug, Message)]
 #[rtype(result = "Result<Published, RegistryError>")]
 pub struct Publish {
+    /// The workspace publishing.
     pub workspace_id: WorkspaceId,
+    /// The event type, such as `artifact.completed`.
     pub event: String,
+    /// The event's data: a JSON object.
     pub data: serde_json::Value,
     /// Makes publishing idempotent: the same id and body answer the first result.
     pub id: Option<String>,
 }
 
 impl Publish {
+    /// A publish of `event` with `data` in `workspace_id`, with a generated id.
     pub fn new(workspace_id: WorkspaceId, event: impl Into<String>, data: serde_json::Value) -> Self {
         Self { workspace_id, event: event.into(), data, id: None }
     }
 
+    /// Gives the event an id of the publisher's own: publishing it again answers the first result and delivers nothing twice.
     pub fn with_id(mut self, id: impl Into<String>) -> Self {
         self.id = Some(id.into());
         self
@@ -129,10 +161,14 @@ impl Publish {
 #[rtype(result = "Result<super::PublishInFlight, RegistryError>")]
 pub struct StartPublish(pub Publish);
 
+/// A committed publish.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Published {
+    /// The event's id.
     pub id: EventId,
+    /// The event's type.
     pub event: EventType,
+    /// How many webhooks it is delivered to.
     pub matched_webhooks: u32,
 }
 
@@ -140,7 +176,9 @@ pub struct Published {
 #[derive(Debug, Message)]
 #[rtype(result = "Result<DeliveryRecord, RegistryError>")]
 pub struct Redeliver {
+    /// The caller's workspace.
     pub workspace_id: WorkspaceId,
+    /// The delivery to send again.
     pub delivery_id: DeliveryId,
 }
 
@@ -148,7 +186,9 @@ pub struct Redeliver {
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct DisableWebhook {
+    /// The webhook to disable.
     pub webhook_id: WebhookId,
+    /// Why.
     pub reason: DisabledReason,
     /// The delivery whose own attempt disabled the webhook (a 410): it is not failed with
     /// the others, since its attempt's record says why it ended (`gone`).
@@ -160,6 +200,7 @@ pub struct DisableWebhook {
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct DrainDeliveries {
+    /// How long to wait for attempts in flight.
     pub timeout: Duration,
 }
 
@@ -168,6 +209,7 @@ pub struct DrainDeliveries {
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct DeliveryFailed {
+    /// The delivery that failed, as it ended.
     pub delivery: DeliveryRecord,
 }
 
@@ -175,13 +217,16 @@ pub struct DeliveryFailed {
 #[derive(Debug, Message)]
 #[rtype(result = "Vec<WebhookHealth>")]
 pub struct HealthSnapshot {
+    /// The workspace whose webhooks are shown.
     pub workspace_id: WorkspaceId,
 }
 
 /// One webhook and its endpoint's live state.
 #[derive(Debug, Clone)]
 pub struct WebhookHealth {
+    /// The webhook.
     pub webhook: Arc<Webhook>,
+    /// Its endpoint's live figures.
     pub endpoint: crate::actors::endpoint::EndpointHealth,
 }
 
@@ -190,8 +235,12 @@ pub struct WebhookHealth {
 #[derive(Debug, Message)]
 #[rtype(result = "Result<u64, RegistryError>")]
 pub struct ReplayDeliveries {
+    /// The caller's workspace.
     pub workspace_id: WorkspaceId,
+    /// The webhook whose deliveries go back to pending.
     pub webhook_id: WebhookId,
+    /// Deliveries created at or after this time.
     pub since: DateTime<Utc>,
+    /// Deliveries in this status (failed, succeeded or cancelled).
     pub status: crate::domain::DeliveryStatus,
 }

@@ -52,16 +52,23 @@ use crate::store::{
     AttemptWrite, DeliveryRecord, EventRecord, PendingDelivery, PublishWrite, Store, StoreError, WriteOp, WriteOutcome,
 };
 
+#[warn(missing_docs)]
+/// Why a message to the registry failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
+    /// No such resource in the caller's workspace (names it).
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// A value is invalid (names the field).
     #[error(transparent)]
     Invalid(#[from] ValidationError),
+    /// The request conflicts with the current state.
     #[error("event id '{0}' was already published with a different body")]
     Conflict(String),
+    /// The database failed.
     #[error("storage failed")]
     Store(#[source] Arc<StoreError>),
+    /// The registry has stopped (the server is shutting down).
     #[error("the registry has stopped")]
     Stopped(#[from] MailboxError),
 }
@@ -96,6 +103,8 @@ pub struct RegistrySettings {
     pub registration_dns_timeout: Duration,
 }
 
+#[warn(missing_docs)]
+/// The actor that owns every webhook config: send it the messages of this crate's root.
 pub struct Registry {
     store: Store,
     writer: Writer,

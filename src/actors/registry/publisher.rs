@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! [`Publisher`]: publishing from any thread. It matches an event against the routes the
 //! registry shares, hands it to the writer, and once committed queues its deliveries on their
 //! endpoints.
@@ -40,6 +41,7 @@ pub struct PublishInFlight {
 }
 
 impl PublishInFlight {
+    /// Waits until the event and its deliveries are committed.
     pub async fn finish(self) -> Result<Published, RegistryError> {
         let Self { committed, write, endpoints, store, metrics } = self;
         let outcome = committed.await?;
