@@ -47,6 +47,9 @@ pub enum StartError {
     /// `extra_ca_file` could not be used.
     #[error(transparent)]
     Trust(#[from] crate::delivery::TrustError),
+    /// The SQLite file is another server's (or could not be claimed).
+    #[error(transparent)]
+    DatabaseClaim(#[from] crate::files::ClaimError),
     /// The address to listen on is taken or not allowed.
     #[error("could not listen on {address} (is another server using it? choose another with --bind or HOOKBUS_BIND)")]
     Bind {
@@ -75,6 +78,8 @@ pub struct Hookbus {
     auth_cache: Arc<AuthCache>,
     key_limits: Arc<KeyLimits>,
     started_at: std::time::Instant,
+    /// This server's claim on its SQLite file, held while it runs.
+    _claim: Option<crate::files::DatabaseClaim>,
 }
 
 impl Hookbus {
@@ -86,6 +91,11 @@ impl Hookbus {
             log::warn!("dev mode: http:// and private/loopback targets are allowed; never use --dev in production");
         }
         let database = config.database();
+        // Before anything is written: a second server on the same SQLite file stops here.
+        let claim = match &database {
+            crate::store::DatabaseUrl::SqliteFile(path) => Some(crate::files::claim_sqlite_file(path)?),
+            _ => None,
+        };
         let mut store = Store::open(&database, config.db_max_connections)
             .await
             .map_err(|source| StartError::Database { at: database.describe(), hint: database.hint(), source })?;
@@ -148,6 +158,7 @@ impl Hookbus {
             auth_cache,
             key_limits,
             started_at: std::time::Instant::now(),
+            _claim: claim,
         })
     }
 

@@ -144,11 +144,70 @@ pub fn prepare_sqlite_file(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// A SQLite database file claimed by this process: one server per file (SPEC §9). The claim
+/// is an exclusive lock on `<database>.lock`, beside the canonical path of the database, so
+/// any spelling of the same file (a symlink, `./`, another `--database-url`) finds it; the
+/// system drops it when the process ends, however it ends.
+#[derive(Debug)]
+pub struct DatabaseClaim {
+    _lock: File,
+}
+
+/// Why a SQLite database could not be claimed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClaimError {
+    #[error(
+        "the database {} is already in use by another hookbus server (one server per SQLite file; \
+         several servers share a PostgreSQL database)",
+        path.display()
+    )]
+    InUse { path: std::path::PathBuf },
+    #[error("could not claim the database {}: {source}", path.display())]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Claims the SQLite database at `path` (created, private, if missing) for this process.
+pub fn claim_sqlite_file(path: &Path) -> Result<DatabaseClaim, ClaimError> {
+    let io_error = |source| ClaimError::Io { path: path.to_owned(), source };
+    prepare_sqlite_file(path).map_err(io_error)?;
+    let canonical = path.canonicalize().map_err(io_error)?;
+    let mut lock_path = canonical.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, FILE_MODE);
+    let lock = options.open(&lock_path).map_err(io_error)?;
+    match lock.try_lock() {
+        Ok(()) => Ok(DatabaseClaim { _lock: lock }),
+        Err(std::fs::TryLockError::WouldBlock) => Err(ClaimError::InUse { path: canonical }),
+        Err(std::fs::TryLockError::Error(source)) => Err(io_error(source)),
+    }
+}
+
 #[cfg(all(test, unix))]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     use super::*;
+
+    #[test]
+    fn a_claimed_database_is_refused_to_a_second_claim_by_any_spelling_until_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("data").join("hookbus.db");
+        let first = claim_sqlite_file(&db).unwrap();
+        let again = claim_sqlite_file(&dir.path().join("data/./hookbus.db")).unwrap_err().to_string();
+        assert!(again.contains("already in use"), "{again}");
+        let link = dir.path().join("link.db");
+        std::os::unix::fs::symlink(&db, &link).unwrap();
+        assert!(matches!(claim_sqlite_file(&link), Err(ClaimError::InUse { .. })), "a symlink names the same file");
+        drop(first);
+        claim_sqlite_file(&link).expect("free once the first claim is gone");
+    }
 
     fn mode(path: &Path) -> u32 {
         std::fs::metadata(path).unwrap().permissions().mode() & 0o777

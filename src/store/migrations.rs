@@ -8,6 +8,9 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use super::connections::{SqliteConn, SQLITE_PRAGMAS};
 use super::{DatabaseUrl, StoreError, StoreResult};
 
+/// The advisory lock key that serialises migrations on PostgreSQL ("hookbus" in ASCII).
+const MIGRATION_LOCK: i64 = 0x0068_6f6f_6b62_7573;
+
 pub(super) const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
@@ -37,11 +40,16 @@ fn migrate_sqlite_file(path: &std::path::Path) -> StoreResult<()> {
 }
 
 fn migrate_postgres(url: &str) -> StoreResult<()> {
+    use diesel::connection::SimpleConnection;
     use diesel::Connection;
     use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
     let mut conn = <AsyncConnectionWrapper<AsyncPgConnection> as Connection>::establish(url)?;
-    conn.run_pending_migrations(POSTGRES_MIGRATIONS).map_err(|e| StoreError::Migration(e.to_string()))?;
-    Ok(())
+    // Servers starting together on one database would each run the pending migrations at
+    // once; with this session lock the others wait, then find nothing pending.
+    conn.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
+    let migrated = conn.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ());
+    conn.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))?;
+    migrated.map_err(|e| StoreError::Migration(e.to_string()))
 }
 
 pub(super) async fn migrate_sqlite_memory(conn: &mut Object<SqliteConn>) -> StoreResult<()> {

@@ -2,9 +2,9 @@
 
 use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::helpers::{free_port, hookbus_command, send_signal, wait_exit, wait_healthy};
+use crate::helpers::{free_port, hookbus_command, send_signal, wait_exit, wait_healthy, ServerProcess, ADMIN_TOKEN};
 
 fn hookbus() -> Command {
     let mut command = hookbus_command();
@@ -290,4 +290,64 @@ fn every_setting_has_a_flag_and_config_says_where_each_came_from() {
     let bad = hookbus_command().args(["config", "--retention-days", "soon"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&bad.stderr);
     assert!(!bad.status.success() && stderr.contains("--retention-days"), "{stderr}");
+}
+
+/// One server per SQLite file (SPEC §9): a second `serve` on a file in use, through the same
+/// data dir or a `--database-url` naming the same file, exits at once and says why.
+#[actix_web::test]
+async fn a_second_server_on_a_sqlite_file_in_use_exits_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("hookbus.db");
+    let _first = ServerProcess::start(&format!("sqlite://{}", db_path.display()), dir.path()).await;
+    let other_dir = tempfile::tempdir().unwrap();
+    let same_file = format!("sqlite://{}/./hookbus.db", dir.path().display());
+    for (data_dir, database_url) in [(dir.path(), None), (other_dir.path(), Some(same_file.as_str()))] {
+        let mut second = hookbus();
+        second
+            .args(["serve", "--dev", "--bind", &format!("127.0.0.1:{}", free_port())])
+            .arg("--data-dir")
+            .arg(data_dir);
+        if let Some(url) = database_url {
+            second.args(["--database-url", url]);
+        }
+        let started = Instant::now();
+        let output = second.env("HOOKBUS_ADMIN_TOKEN", ADMIN_TOKEN).output().unwrap();
+        assert!(!output.status.success());
+        assert!(started.elapsed() < Duration::from_secs(10), "it exits at once");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("already in use"), "{stderr}");
+    }
+}
+
+/// Several servers starting at once on an empty PostgreSQL database migrate it once: each
+/// starts and answers, and the schema is there once.
+#[actix_web::test]
+async fn servers_starting_together_on_an_empty_postgres_database_all_start() {
+    if crate::helpers::postgres_url().is_none() {
+        return;
+    }
+    let db = crate::helpers::TestDb::new(crate::helpers::Backend::Postgres).await;
+    let master_key = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [7u8; 32]);
+    let mut servers = Vec::new();
+    for _ in 0..3 {
+        let (dir, port) = (tempfile::tempdir().unwrap(), free_port());
+        let child = hookbus()
+            .env("HOOKBUS_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("HOOKBUS_MASTER_KEY", &master_key)
+            .args(["serve", "--dev", "--bind", &format!("127.0.0.1:{port}"), "--database-url", &db.url])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        servers.push((child, port, dir));
+    }
+    for (child, port, _) in &mut servers {
+        wait_healthy(*port, child).await;
+    }
+    for (mut child, _, _) in servers {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 }

@@ -192,6 +192,7 @@ backend_test!(a_wrong_master_key_is_a_clear_start_up_error, |backend| async move
     config.master_key = Some(base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [1u8; 32]));
     let first = hookbus::Hookbus::start(config.clone()).await.expect("the first key is accepted and remembered");
     first.shutdown().await;
+    drop(first);
     config.master_key = Some(base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [2u8; 32]));
     let Err(error) = hookbus::Hookbus::start(config.clone()).await else { panic!("a wrong key must not start") };
     let mut chain = error.to_string();

@@ -80,11 +80,18 @@ backend_test!(patch_changes_given_fields_and_survives_a_restart, |backend| async
     assert_eq!(disabled.body["enabled"], false);
     assert_eq!(disabled.body["disabled_reason"], "manual");
 
-    // A second server on the same database sees what the first one wrote.
+    // A second server on the same database sees what the first one wrote; on SQLite a second
+    // server is refused while the first runs (one server per file).
     let mut config = test_config(&app.db);
     config.admin_token = Some(ADMIN_TOKEN.into());
     let stored = app.db.url.clone();
-    let reloaded = hookbus::Hookbus::start(hookbus::Config { database_url: Some(stored), ..config }).await.unwrap();
+    let second = hookbus::Hookbus::start(hookbus::Config { database_url: Some(stored), ..config }).await;
+    if backend == Backend::Sqlite {
+        let refused = second.err().expect("a second server on a SQLite file in use is refused").to_string();
+        assert!(refused.contains("already in use"), "{refused}");
+        return;
+    }
+    let reloaded = second.unwrap();
     let webhooks = reloaded
         .registry()
         .send(hookbus::ListWebhooks { workspace_id: hookbus::WorkspaceId::DEFAULT, cursor: None, limit: 10 })
