@@ -85,30 +85,24 @@ impl Store {
         id: DeliveryId,
     ) -> StoreResult<Option<(PendingDelivery, Vec<AttemptRecord>)>> {
         let (workspace_id, id) = (workspace_id.to_string(), id.to_string());
-        let found: Option<((DeliveryRow, EventRow), Vec<AttemptRow>)> = with_conn!(self, |conn| {
-            let row: Option<(DeliveryRow, EventRow)> = with_event!()
+        // One statement, so the row and its attempts come from one snapshot: read in two, a
+        // record committing in between could list more attempts than the row counts.
+        let rows: Vec<(DeliveryRow, EventRow, Option<AttemptRow>)> = with_conn!(self, |conn| {
+            with_event!()
+                .left_join(attempts::table.on(attempts::delivery_id.eq(deliveries::id)))
                 .filter(deliveries::id.eq(&id))
                 .filter(deliveries::workspace_id.eq(&workspace_id))
-                .select((DeliveryRow::as_select(), EventRow::as_select()))
-                .first(conn)
-                .await
-                .optional()?;
-            match row {
-                None => None,
-                Some(row) => {
-                    let attempts = attempts::table
-                        .filter(attempts::delivery_id.eq(&id))
-                        .select(AttemptRow::as_select())
-                        .order(attempts::attempt)
-                        .load(conn)
-                        .await?;
-                    Some((row, attempts))
-                }
-            }
+                .select((DeliveryRow::as_select(), EventRow::as_select(), Option::<AttemptRow>::as_select()))
+                .order(attempts::attempt)
+                .load(conn)
+                .await?
         });
-        let Some((row, attempt_rows)) = found else {
+        let mut rows = rows.into_iter();
+        let Some((delivery_row, event_row, first_attempt)) = rows.next() else {
             return Ok(None);
         };
+        let attempt_rows: Vec<AttemptRow> = first_attempt.into_iter().chain(rows.filter_map(|(_, _, a)| a)).collect();
+        let row = (delivery_row, event_row);
         let delivery = pending_from(vec![row])?.remove(0);
         let mut attempts = attempt_rows.into_iter().map(AttemptRecord::try_from).collect::<StoreResult<Vec<_>>>()?;
         // The row holds the latest attempt; the table can hold it too only after a race

@@ -315,9 +315,10 @@ async fn a_locked_sqlite_database_makes_writers_wait_instead_of_failing() {
         let mut conn = diesel::SqliteConnection::establish(&path).unwrap();
         // The holder waits its turn too: hookbus' own start-up writes may hold the lock now.
         // SQLite can answer busy without waiting (for one, while another connection recovers
-        // the WAL index), so it asks again until it has the lock.
+        // the WAL index), so it asks again until it has the lock. Under the whole suite's load
+        // on two cores it once waited past 10 s (cause not found), so it may take 30.
         conn.batch_execute("PRAGMA busy_timeout = 10000;").unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(30);
         while let Err(error) = conn.batch_execute("BEGIN IMMEDIATE;") {
             assert!(Instant::now() < deadline, "the holder never got the write lock: {error}");
             std::thread::sleep(Duration::from_millis(10));
