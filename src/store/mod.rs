@@ -128,8 +128,8 @@ impl Store {
 
     /// How many batches may be written at once: SQLite has one writer. On PostgreSQL two, so
     /// one batch's round trip and WAL flush overlap the next one's; more only split the queue
-    /// into smaller batches, with more statements and commits for the same rows (BENCHMARKS.md,
-    /// scenario (a)). Half the pool at most, so readers keep the rest.
+    /// into smaller batches, with more statements and commits for the same rows. Half the pool
+    /// at most, so readers keep the rest.
     pub fn concurrent_writers(&self) -> usize {
         match &self.pool {
             Pool::Sqlite { .. } => 1,

@@ -4,10 +4,9 @@
 //! A webhook keeps up to `pending_window` pending deliveries in memory; what arrives beyond
 //! that waits in the database and is paged back in. Paging costs: each page is a query, and
 //! endpoints paging on their own schedules drift apart, so the writer settles deliveries
-//! scattered over the table instead of neighbours, and fewer deliveries go out per second
-//! (BENCHMARKS.md). The pool lets a burst stay in
-//! memory while the total held beyond the windows stays bounded by one number, however many
-//! webhooks there are.
+//! scattered over the table instead of neighbours, and fewer deliveries go out per second.
+//! The pool lets a burst stay in memory while the total held beyond the windows stays bounded
+//! by one number, however many webhooks there are.
 
 use std::sync::atomic::Ordering;
 

@@ -30,7 +30,7 @@ const RETRY_DELAY: Duration = Duration::from_millis(500);
 /// How long attempt records wait for company before they are written, unless a full batch
 /// has queued or someone waits for them. Nobody waits on an attempt's record, and under a
 /// steady load a transaction per handful of records would take most of the SQLite writer's
-/// time; waiting a little lets one transaction carry many (BENCHMARKS.md has the figures).
+/// time; waiting a little lets one transaction carry many.
 const RECORDS_LINGER: Duration = Duration::from_millis(10);
 
 /// Starts writing sessions and answers what they could not write. A session takes batch
