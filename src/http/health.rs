@@ -8,7 +8,6 @@ use actix_web::{web, HttpResponse};
 use super::auth::Caller;
 use super::responses::{DashboardObject, DatabaseHealth, IndexObject, StatusObject, Totals, WebhookHealth};
 use super::ApiState;
-use crate::actors::endpoint::EndpointHealth;
 use crate::actors::registry::HealthSnapshot;
 use crate::domain::circuit::CircuitState;
 use crate::domain::DeliveryStatus;
@@ -67,36 +66,14 @@ pub async fn dashboard(state: web::Data<ApiState>, caller: Caller) -> Result<Htt
         ping.is_err() || snapshot.iter().any(|h| h.webhook.enabled && h.endpoint.circuit != CircuitState::Closed);
     let webhooks = snapshot
         .into_iter()
-        .map(|h| {
-            let w = &h.webhook;
-            let EndpointHealth {
-                circuit,
-                consecutive_failures,
-                in_flight,
-                success_rate_5m,
-                latency_ms,
-                last_success_at,
-                last_failure_at,
-                last_error,
-                next_attempt_at,
-            } = h.endpoint;
-            WebhookHealth {
-                id: w.id,
-                name: w.name.clone(),
-                url: w.url.as_str().to_owned(),
-                enabled: w.enabled,
-                disabled_reason: w.disabled_reason,
-                circuit,
-                consecutive_failures,
-                queue_depth: totals.as_ref().map(|_| pending_by_webhook.get(&w.id).copied().unwrap_or(0)),
-                in_flight,
-                success_rate_5m,
-                latency_ms,
-                last_success_at,
-                last_failure_at,
-                last_error,
-                next_attempt_at,
-            }
+        .map(|h| WebhookHealth {
+            id: h.webhook.id,
+            name: h.webhook.name.clone(),
+            url: h.webhook.url.as_str().to_owned(),
+            enabled: h.webhook.enabled,
+            disabled_reason: h.webhook.disabled_reason,
+            queue_depth: totals.as_ref().map(|_| pending_by_webhook.get(&h.webhook.id).copied().unwrap_or(0)),
+            live: h.endpoint,
         })
         .collect();
     let count = |status| by_status.get(&status).copied().unwrap_or(0);

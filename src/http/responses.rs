@@ -8,8 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::domain::circuit::CircuitState;
-use crate::domain::health::Latency;
+use crate::actors::endpoint::EndpointHealth;
 use crate::domain::webhook::{DisabledReason, Webhook};
 use crate::domain::{DeliveryId, DeliveryStatus, EventId, EventType, WebhookId, WorkspaceId};
 use crate::store::{AttemptRecord, Backend, DeliveryRecord, KeyInfo, WorkspaceRecord};
@@ -295,18 +294,12 @@ pub struct WebhookHealth {
     pub url: String,
     pub enabled: bool,
     pub disabled_reason: Option<DisabledReason>,
-    pub circuit: CircuitState,
-    pub consecutive_failures: u32,
     /// Pending deliveries, counted in the database (`null` when it does not answer).
     pub queue_depth: Option<u64>,
-    pub in_flight: usize,
-    pub success_rate_5m: Option<f64>,
-    pub latency_ms: Latency,
-    pub last_success_at: Option<DateTime<Utc>>,
-    pub last_failure_at: Option<DateTime<Utc>>,
-    pub last_error: Option<String>,
-    /// The next attempt (the probe time while the circuit is open).
-    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// The endpoint's live figures: circuit, failures, in flight, success rate, latency, the
+    /// last success, failure and error, and the next attempt (the probe time while open).
+    #[serde(flatten)]
+    pub live: EndpointHealth,
 }
 
 #[cfg(test)]

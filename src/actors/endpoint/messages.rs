@@ -44,7 +44,7 @@ pub struct ResetCircuit;
 pub struct GetEndpointHealth;
 
 /// Live state of one endpoint, as the health dashboard shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct EndpointHealth {
     pub circuit: CircuitState,
     pub consecutive_failures: u32,
