@@ -36,6 +36,7 @@ impl AttemptWrite {
         now: chrono::DateTime<chrono::Utc>,
     ) -> Self {
         let duration_ms = outcome.duration.as_millis() as u64;
+        let (error_message, response_body) = (outcome.error_message(), outcome.response_body().map(str::to_owned));
         Self {
             attempt: AttemptRecord {
                 delivery_id: delivery.id,
@@ -44,8 +45,8 @@ impl AttemptWrite {
                 started_at,
                 duration_ms,
                 status_code: outcome.status_code(),
-                error_message: outcome.error_message(),
-                response_body: outcome.response_body().map(str::to_owned),
+                error_message: error_message.clone(),
+                response_body: response_body.clone(),
             },
             delivery: DeliveryUpdate {
                 id: delivery.id,
@@ -54,8 +55,8 @@ impl AttemptWrite {
                 retries_used: delivery.retries_used,
                 next_attempt_at: delivery.next_attempt_at,
                 status_code: outcome.status_code(),
-                error_message: outcome.error_message(),
-                response_body: outcome.response_body().map(str::to_owned),
+                error_message,
+                response_body,
                 duration_ms: Some(duration_ms),
                 completed_at: (delivery.status != DeliveryStatus::Pending).then_some(now),
                 failure_reason: delivery.failure_reason.clone(),
