@@ -63,7 +63,7 @@ async fn fill_pending(store: &Store, hook: &Webhook, n: usize) {
                     created_at: hookbus::domain::now(),
                 };
                 let delivery = DeliveryRecord::new_pending(&event, hook.id);
-                WriteOp::Publish(PublishWrite { event, deliveries: vec![delivery] })
+                WriteOp::Publish(PublishWrite::new(event, vec![delivery]))
             })
             .collect();
         written += ops.len();

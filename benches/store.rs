@@ -64,7 +64,7 @@ fn publish(i: usize, hooks: &[Webhook]) -> PublishWrite {
         created_at: hookbus::domain::now(),
     };
     let deliveries = hooks.iter().map(|h| DeliveryRecord::new_pending(&event, h.id)).collect();
-    PublishWrite { event, deliveries }
+    PublishWrite::new(event, deliveries)
 }
 
 /// The record of a first attempt that succeeded with a 204.

@@ -6,9 +6,11 @@ use std::sync::Arc;
 use actix::{Actor, Addr};
 use actix_web::web;
 
+use crate::actors::coordinator::{ClusterSettings, Coordinator, Leave, StopClaiming};
+use crate::actors::endpoint::LeaseClock;
 use crate::actors::janitor::Janitor;
 use crate::actors::persistence::{FlushWrites, Persistence, Writer};
-use crate::actors::registry::{DrainDeliveries, Publisher, Registry, RegistrySettings};
+use crate::actors::registry::{DrainDeliveries, Ownership, Publisher, Registry, RegistrySettings};
 use crate::config::{Config, ConfigError};
 use crate::delivery::TrustedRoots;
 use crate::domain::WebhookId;
@@ -80,6 +82,8 @@ pub struct Hookbus {
     started_at: std::time::Instant,
     /// This server's claim on its SQLite file, held while it runs.
     _claim: Option<crate::files::DatabaseClaim>,
+    /// On PostgreSQL: leases, heartbeats and other servers' notifications.
+    coordinator: Option<Addr<Coordinator>>,
 }
 
 impl Hookbus {
@@ -108,6 +112,11 @@ impl Hookbus {
         let in_use = store.has_master_key().await?;
         let master_key = MasterKey::resolve(config.master_key.as_deref(), &config.data_dir, in_use)?;
         store.use_master_key(&master_key).await?;
+        // The version first: the webhooks read after it are at least that new.
+        let config_version = match store.backend() {
+            crate::store::Backend::Postgres => Some(store.config_version().await?),
+            crate::store::Backend::Sqlite => None,
+        };
         let webhooks = store.load_webhooks().await?;
         let admin_token = AdminToken::resolve(config.admin_token.as_deref(), &config.data_dir)?;
         // The writer gets a thread of its own: a transaction's round trips and its replies
@@ -137,9 +146,48 @@ impl Hookbus {
             }
         };
         let idle = webhooks.iter().map(|w| w.id).filter(|id| !pending.contains(id)).collect();
-        let registry = Registry::new(store.clone(), writer.clone(), metrics.clone(), settings, webhooks, idle);
+        // On PostgreSQL other servers may share the database: endpoints run for the webhooks
+        // this one holds a lease on (SPEC §9).
+        let lease_clock = LeaseClock::default();
+        let server_id = uuid::Uuid::now_v7().to_string();
+        let ownership = match &database {
+            crate::store::DatabaseUrl::Postgres(_) => Ownership::leased(server_id.clone(), lease_clock.clone()),
+            _ => Ownership::All,
+        };
+        let registry = Registry::new(
+            store.clone(),
+            writer.clone(),
+            metrics.clone(),
+            settings,
+            webhooks,
+            idle,
+            ownership,
+            config_version,
+        );
         let publisher = registry.publisher();
         let registry = registry.launch();
+        let coordinator = match &database {
+            crate::store::DatabaseUrl::Postgres(url) => {
+                let cluster = ClusterSettings {
+                    lease_ttl: std::time::Duration::from_millis(config.lease_ttl_ms),
+                    server_name: config.server_name(),
+                    database_url: url.clone(),
+                };
+                Some(
+                    Coordinator::new(
+                        store.clone(),
+                        registry.clone(),
+                        writer.clone(),
+                        metrics.clone(),
+                        cluster,
+                        server_id,
+                        lease_clock,
+                    )
+                    .start(),
+                )
+            }
+            _ => None,
+        };
         let auth_cache = Arc::new(AuthCache::new(store.clone()));
         let key_limits = Arc::new(KeyLimits {
             rate: config.api_rate_limit,
@@ -159,6 +207,7 @@ impl Hookbus {
             key_limits,
             started_at: std::time::Instant::now(),
             _claim: claim,
+            coordinator,
         })
     }
 
@@ -194,6 +243,7 @@ impl Hookbus {
             started_at: self.started_at,
             key_limits: self.key_limits.clone(),
             auth_cache: self.auth_cache.clone(),
+            coordinator: self.coordinator.clone(),
         });
         http::configure(state, self.config.max_payload_bytes)
     }
@@ -202,6 +252,9 @@ impl Hookbus {
     /// and commits every queued record. Pending deliveries stay pending for the next start.
     pub async fn shutdown(&self) {
         let timeout = self.config.shutdown_timeout();
+        if let Some(coordinator) = &self.coordinator {
+            let _ = coordinator.send(StopClaiming).await;
+        }
         if self.registry.send(DrainDeliveries { timeout }).await.is_err() {
             log::warn!("shutdown: the registry had already stopped");
         }
@@ -211,6 +264,13 @@ impl Hookbus {
             Ok(Ok(())) => {}
             Ok(Err(_)) => log::warn!("shutdown: the writer had already stopped"),
             Err(_) => log::warn!("shutdown: some records could not be written within {timeout:?}"),
+        }
+        // The endpoints have drained and their records are written: the other servers may
+        // take the webhooks over now rather than when the leases run out.
+        if let Some(coordinator) = &self.coordinator {
+            if actix_rt::time::timeout(timeout, coordinator.send(Leave)).await.is_err() {
+                log::warn!("shutdown: the leases could not be handed over within {timeout:?}; they run out instead");
+            }
         }
     }
 }

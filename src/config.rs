@@ -79,6 +79,13 @@ pub struct Config {
     /// PEM file of CA certificates trusted for HTTPS targets besides the system's store
     /// (a company CA, say).
     pub extra_ca_file: Option<PathBuf>,
+    /// Several servers on one PostgreSQL database: how long a server's lease on a webhook
+    /// lasts after its last renewal, in milliseconds (a dead server's webhooks move after
+    /// this plus their `timeout_ms`).
+    pub lease_ttl_ms: u64,
+    /// The name other servers and `GET /api/v1/health` show for this server; unset means
+    /// `<host name>:<pid>`.
+    pub server_name: Option<String>,
     /// Looks host names up (the system's resolver unless an embedding app or a test sets
     /// another). Not a setting of the file or the environment.
     #[serde(skip)]
@@ -134,6 +141,8 @@ impl Default for Config {
             outbound_connections_per_workspace: 3_072,
             registration_dns_timeout_ms: 2_000,
             extra_ca_file: None,
+            lease_ttl_ms: 10_000,
+            server_name: None,
             resolver: crate::delivery::Resolver::default(),
         }
     }
@@ -358,6 +367,9 @@ impl Config {
         if self.registration_dns_timeout_ms == 0 {
             return invalid("registration_dns_timeout_ms must be positive");
         }
+        if self.lease_ttl_ms < 1_000 {
+            return invalid("lease_ttl_ms must be at least 1000");
+        }
         if self.admin_token.as_deref().is_some_and(|t| t.len() < 16) {
             return invalid("admin_token must be at least 16 characters");
         }
@@ -415,6 +427,16 @@ impl Config {
             shared: self.outbound_connections,
             per_workspace: self.outbound_connections_per_workspace,
         }
+    }
+
+    /// The name this server shows to the others.
+    pub fn server_name(&self) -> String {
+        self.server_name.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_owned())
+                .unwrap_or_else(|_| "hookbus".into());
+            format!("{host}:{}", std::process::id())
+        })
     }
 
     /// `shutdown_timeout_ms` as a duration.

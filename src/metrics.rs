@@ -54,6 +54,8 @@ pub struct Metrics {
     circuit: Family<WebhookLabel, Gauge>,
     pending_pool_used: Gauge,
     attempt_seconds: Histogram,
+    running_webhooks: Gauge,
+    live_servers: Gauge,
 }
 
 /// Counts since start, as the log's minute summary reads them.
@@ -95,6 +97,14 @@ impl Default for Metrics {
         let circuit = Family::<WebhookLabel, Gauge>::default();
         let pending_pool_used = Gauge::default();
         let attempt_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 16));
+        let running_webhooks = Gauge::default();
+        let live_servers = Gauge::default();
+        registry.register(
+            "owned_webhooks",
+            "Webhooks whose deliveries this server makes (with several servers: those it holds a lease on)",
+            running_webhooks.clone(),
+        );
+        registry.register("live_servers", "Servers sharing the database, this one included", live_servers.clone());
         registry.register("events_published", "Events accepted by publish", events.clone());
         registry.register("attempts", "HTTP attempts by outcome", attempts.clone());
         registry.register("deliveries_completed", "Deliveries by final status", deliveries.clone());
@@ -112,7 +122,19 @@ impl Default for Metrics {
         for status in FINAL_STATUSES {
             deliveries.get_or_create(&StatusLabel { status: status.label() }).inc_by(0);
         }
-        Self { registry, events, attempts, deliveries, queue_depth, circuit, pending_pool_used, attempt_seconds }
+        live_servers.set(1);
+        Self {
+            registry,
+            events,
+            attempts,
+            deliveries,
+            queue_depth,
+            circuit,
+            pending_pool_used,
+            attempt_seconds,
+            running_webhooks,
+            live_servers,
+        }
     }
 }
 
@@ -145,6 +167,15 @@ impl Metrics {
         for (webhook_id, depth) in depths {
             self.queue_depth.get_or_create(&WebhookLabel { webhook_id: webhook_id.to_string() }).set(depth as i64);
         }
+    }
+
+    /// How many webhooks' endpoints run on this server.
+    pub fn set_owned_webhooks(&self, count: usize) {
+        self.running_webhooks.set(count as i64);
+    }
+
+    pub fn set_live_servers(&self, count: usize) {
+        self.live_servers.set(count as i64);
     }
 
     /// Events published and deliveries ended so far, for the log's summary.

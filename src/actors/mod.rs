@@ -15,6 +15,7 @@
 //!                                                            ◀── Janitor (retention, in batches)
 //! ```
 
+pub mod coordinator;
 pub mod endpoint;
 pub mod janitor;
 pub mod persistence;

@@ -7,7 +7,8 @@
 
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CircuitSettings {
@@ -31,7 +32,7 @@ impl Default for CircuitSettings {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CircuitState {
     Closed,
@@ -50,6 +51,23 @@ pub enum Permit {
     WaitUntil(Instant),
     /// A probe is in flight; nothing else until it ends.
     Wait,
+}
+
+/// A breaker's state in wall-clock time, as it is kept in the database for the next owner.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SavedCircuit {
+    pub state: CircuitState,
+    pub consecutive_failures: u32,
+    /// The cooldown the next re-open doubles (`None` while closed).
+    pub cooldown: Option<Duration>,
+    pub open_since: Option<DateTime<Utc>>,
+    pub probe_at: Option<DateTime<Utc>>,
+}
+
+impl Default for SavedCircuit {
+    fn default() -> Self {
+        Self { state: CircuitState::Closed, consecutive_failures: 0, cooldown: None, open_since: None, probe_at: None }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -116,6 +134,14 @@ impl CircuitBreaker {
         }
     }
 
+    /// The probe granted by [`Self::permit`] never started: it is due again.
+    pub fn reset_probe(&mut self) {
+        if self.state == CircuitState::HalfOpen {
+            self.state = CircuitState::Open;
+            self.probe_at = None;
+        }
+    }
+
     pub fn record_success(&mut self) {
         self.close();
         self.allowance = self.allowance.saturating_mul(2);
@@ -144,6 +170,44 @@ impl CircuitBreaker {
     /// True once the circuit has stayed open for `disable_after`.
     pub fn should_disable(&self, now: Instant) -> bool {
         self.open_since.is_some_and(|since| now.saturating_duration_since(since) >= self.settings.disable_after)
+    }
+
+    /// The state another server needs to go on where this one stopped (SPEC §9: circuit
+    /// state moves with the webhook). Instants become wall-clock times.
+    pub fn save(&self, now: Instant, wall: DateTime<Utc>) -> SavedCircuit {
+        let to_wall = |at: Instant| {
+            let (ahead, behind) = (at.saturating_duration_since(now), now.saturating_duration_since(at));
+            wall + chrono::Duration::from_std(ahead).unwrap_or_default()
+                - chrono::Duration::from_std(behind).unwrap_or_default()
+        };
+        SavedCircuit {
+            state: self.state,
+            consecutive_failures: self.consecutive_failures,
+            cooldown: (self.state != CircuitState::Closed).then_some(self.cooldown),
+            open_since: self.open_since.map(to_wall),
+            probe_at: self.probe_at.map(to_wall),
+        }
+    }
+
+    /// A breaker that goes on from `saved`. A half-open circuit's probe belonged to the
+    /// previous owner, so it comes back open with its probe due.
+    pub fn restore(settings: CircuitSettings, saved: &SavedCircuit, now: Instant, wall: DateTime<Utc>) -> Self {
+        let to_instant = |at: DateTime<Utc>| match (at - wall).to_std() {
+            Ok(ahead) => now + ahead,
+            Err(_) => now.checked_sub((wall - at).to_std().unwrap_or_default()).unwrap_or(now),
+        };
+        let mut breaker = Self::new(settings);
+        breaker.consecutive_failures = saved.consecutive_failures;
+        if saved.state != CircuitState::Closed {
+            breaker.state = CircuitState::Open;
+            breaker.cooldown = saved.cooldown.unwrap_or(settings.cooldown).min(settings.cooldown_max);
+            breaker.open_since = Some(saved.open_since.map_or(now, to_instant));
+            breaker.probe_at = Some(match saved.state {
+                CircuitState::HalfOpen => now,
+                _ => saved.probe_at.map_or(now, to_instant),
+            });
+        }
+        breaker
     }
 
     /// Closes the circuit from outside (a successful test, or the webhook re-enabled).
@@ -181,6 +245,29 @@ mod tests {
             breaker.record_failure(now, false);
         }
         breaker
+    }
+
+    #[test]
+    fn a_saved_circuit_goes_on_where_it_stopped() {
+        let (now, wall) = (Instant::now(), Utc::now());
+        let mut breaker = opened(now);
+        let saved = breaker.save(now + 40 * MS, wall);
+        assert_eq!(saved.state, CircuitState::Open);
+        let later = now + 1000 * MS;
+        let mut restored =
+            CircuitBreaker::restore(settings(), &saved, later, wall + chrono::Duration::milliseconds(960));
+        assert_eq!(restored.state(), CircuitState::Open);
+        assert_eq!(restored.consecutive_failures(), 3);
+        // The probe was due 60 ms after the save; 960 ms later it is due at once.
+        assert_eq!(restored.permit(later), Permit::Probe);
+        // Restored right after the save, the probe still waits.
+        let mut soon = CircuitBreaker::restore(settings(), &saved, now, wall);
+        assert!(matches!(soon.permit(now), Permit::WaitUntil(at) if at > now + 50 * MS));
+        // Closed stays closed; half-open comes back open with its probe due.
+        assert_eq!(CircuitBreaker::new(settings()).save(now, wall), SavedCircuit::default());
+        assert_eq!(breaker.permit(now + 200 * MS), Permit::Probe);
+        let half_open = breaker.save(now + 200 * MS, wall);
+        assert_eq!(CircuitBreaker::restore(settings(), &half_open, now, wall).permit(now), Permit::Probe);
     }
 
     #[test]

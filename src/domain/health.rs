@@ -112,7 +112,7 @@ impl RollingLatency {
 }
 
 /// Latency percentiles in milliseconds; `null` when there were no attempts.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Latency {
     pub p50: Option<f64>,
     pub p95: Option<f64>,

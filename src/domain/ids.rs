@@ -54,6 +54,14 @@ uuid_id!(
     DeliveryId
 );
 
+impl DeliveryId {
+    /// The smallest id generated at `at`: every delivery created before `at` has a smaller one.
+    pub fn first_at(at: chrono::DateTime<chrono::Utc>) -> Self {
+        let ms = u64::try_from(at.timestamp_millis()).unwrap_or_default();
+        Self(uuid::Builder::from_unix_timestamp_millis(ms, &[0; 10]).into_uuid())
+    }
+}
+
 impl WorkspaceId {
     /// The `default` workspace, which always exists (created by the first migration).
     pub const DEFAULT: WorkspaceId = WorkspaceId(Uuid::nil());

@@ -154,8 +154,26 @@ pub async fn require_caller(
             // middleware sees a response, not an error.
             Err(error) => return Ok(req.error_response(error).map_into_right_body()),
         }
+        if let Err(error) = current_webhooks(&req).await {
+            return Ok(req.error_response(error).map_into_right_body());
+        }
     }
     next.call(req).await.map(ServiceResponse::map_into_left_body)
+}
+
+/// With several servers on one database, a management request answers from the webhooks as
+/// the database has them now, whichever server changed them last (one query for the
+/// configuration version; the webhooks are read again only if it moved). Publishes check
+/// the version in their own write instead.
+async fn current_webhooks(req: &ServiceRequest) -> Result<(), ApiError> {
+    let Some(state) = req.app_data::<web::Data<ApiState>>() else {
+        return Ok(());
+    };
+    if state.coordinator.is_none() || req.path().ends_with("/events") {
+        return Ok(());
+    }
+    state.registry.send(crate::actors::registry::RefreshWebhooks { newer_than: None }).await??;
+    Ok(())
 }
 
 impl FromRequest for Caller {

@@ -6,7 +6,9 @@
 //! workspaces the admin creates, never with what callers present. Workspaces are never
 //! deleted. Keys are revoked through [`AuthCache::revoke_key`], which forgets the key in the
 //! same step; one revoked behind this server's back (in the database, or through another
-//! server on the same database) is read again within [`KEY_RECHECK`].
+//! server on the same database) is read again within [`KEY_RECHECK`] on SQLite, and within
+//! [`SHARED_KEY_RECHECK`] on PostgreSQL, where other servers may revoke keys (SPEC §9: a
+//! revocation reaches every server within 1 s).
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
@@ -20,12 +22,17 @@ use crate::store::{KeyOwner, Store, StoreResult};
 /// How long a remembered key is trusted before the database is asked again.
 pub const KEY_RECHECK: Duration = Duration::from_secs(30);
 
+/// The same on PostgreSQL: a key read per second per server costs nothing next to the
+/// requests it serves.
+pub const SHARED_KEY_RECHECK: Duration = Duration::from_millis(500);
+
 /// A key's `last_used_at` is written at most this often, so it is never older than this
 /// behind the key's real last use, and a busy key costs one write a minute, not one per request.
 pub const LAST_USED_PRECISION: Duration = Duration::from_secs(60);
 
 pub struct AuthCache {
     store: Store,
+    recheck: Duration,
     known: RwLock<Known>,
     /// When each key's use was last written, in milliseconds since the epoch.
     use_written: RwLock<HashMap<uuid::Uuid, AtomicI64>>,
@@ -49,7 +56,11 @@ struct KeyLookup {
 
 impl AuthCache {
     pub fn new(store: Store) -> Self {
-        Self { store, known: RwLock::default(), use_written: RwLock::default() }
+        let recheck = match store.backend() {
+            crate::store::Backend::Sqlite => KEY_RECHECK,
+            crate::store::Backend::Postgres => SHARED_KEY_RECHECK,
+        };
+        Self { store, recheck, known: RwLock::default(), use_written: RwLock::default() }
     }
 
     /// The live key with this hash; its use is recorded (`last_used_at`).
@@ -64,7 +75,7 @@ impl AuthCache {
     async fn find_key_quietly(&self, key_hash: &str) -> StoreResult<Option<KeyOwner>> {
         let lookup = {
             let known = self.read();
-            if let Some((owner, _)) = known.keys.get(key_hash).filter(|(_, read)| read.elapsed() < KEY_RECHECK) {
+            if let Some((owner, _)) = known.keys.get(key_hash).filter(|(_, read)| read.elapsed() < self.recheck) {
                 return Ok(Some(*owner));
             }
             KeyLookup { forgotten_before: known.forgotten, began: Instant::now() }

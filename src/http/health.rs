@@ -5,10 +5,13 @@ use std::collections::HashMap;
 
 use actix_web::{web, HttpResponse};
 
-use super::auth::Caller;
-use super::responses::{DashboardObject, DatabaseHealth, IndexObject, StatusObject, Totals, WebhookHealth};
+use super::auth::{Caller, Principal};
+use super::responses::{
+    DashboardObject, DatabaseHealth, IndexObject, ServerObject, StatusObject, Totals, WebhookHealth,
+};
 use super::ApiState;
-use crate::actors::registry::HealthSnapshot;
+use crate::actors::coordinator::LiveServers;
+use crate::actors::registry::{HealthSnapshot, RunningWebhooks};
 use crate::domain::circuit::CircuitState;
 use crate::domain::DeliveryStatus;
 use crate::error::ApiError;
@@ -64,9 +67,11 @@ pub async fn dashboard(state: web::Data<ApiState>, caller: Caller) -> Result<Htt
     }
     let degraded =
         ping.is_err() || snapshot.iter().any(|h| h.webhook.enabled && h.endpoint.circuit != CircuitState::Closed);
+    let clustered = state.coordinator.is_some();
     let webhooks = snapshot
         .into_iter()
         .map(|h| WebhookHealth {
+            owner: clustered.then_some(h.owner),
             id: h.webhook.id,
             name: h.webhook.name.clone(),
             url: h.webhook.url.as_str().to_owned(),
@@ -76,6 +81,23 @@ pub async fn dashboard(state: web::Data<ApiState>, caller: Caller) -> Result<Htt
             live: h.endpoint,
         })
         .collect();
+    let servers = match (&state.coordinator, caller.principal) {
+        (Some(coordinator), Principal::Admin) => {
+            let live = coordinator.send(LiveServers).await.unwrap_or_default();
+            Some(
+                live.into_iter()
+                    .map(|s| ServerObject {
+                        id: s.id,
+                        name: s.name,
+                        started_at: crate::store::from_millis(s.started_at),
+                        last_seen_at: crate::store::from_millis(s.last_seen_at),
+                        webhooks: s.webhooks.max(0) as u64,
+                    })
+                    .collect(),
+            )
+        }
+        _ => None,
+    };
     let count = |status| by_status.get(&status).copied().unwrap_or(0);
     let body = DashboardObject {
         status: if degraded { "degraded" } else { "ok" },
@@ -93,14 +115,22 @@ pub async fn dashboard(state: web::Data<ApiState>, caller: Caller) -> Result<Htt
             attempts: t.attempts,
         }),
         webhooks,
+        servers,
     };
     Ok(HttpResponse::Ok().json(body))
 }
 
 /// Prometheus text format. Queue depths are counted in the database at scrape time.
 pub async fn metrics(req: actix_web::HttpRequest, state: web::Data<ApiState>) -> HttpResponse {
+    // With several servers, each shows the queues of the webhooks it owns.
+    let running = match &state.coordinator {
+        Some(_) => state.registry.send(RunningWebhooks).await.ok(),
+        None => None,
+    };
     match state.store.queue_depths().await {
-        Ok(depths) => state.metrics.set_queue_depths(depths),
+        Ok(depths) => state
+            .metrics
+            .set_queue_depths(depths.into_iter().filter(|(id, _)| running.as_ref().is_none_or(|r| r.contains(id)))),
         Err(error) => log::warn!("metrics: could not count pending deliveries: {error}"),
     }
     // OpenMetrics only for a scraper that asks for it; the text format 0.0.4 for the rest.

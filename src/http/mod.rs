@@ -35,6 +35,8 @@ pub struct ApiState {
     pub started_at: std::time::Instant,
     pub key_limits: std::sync::Arc<KeyLimits>,
     pub auth_cache: std::sync::Arc<AuthCache>,
+    /// On PostgreSQL: the servers sharing the database.
+    pub coordinator: Option<Addr<crate::actors::coordinator::Coordinator>>,
 }
 
 /// Per-key token buckets for `api_rate_limit` (burst `api_rate_burst`).

@@ -265,6 +265,20 @@ pub struct DashboardObject {
     /// `null` when the database does not answer.
     pub totals: Option<Totals>,
     pub webhooks: Vec<WebhookHealth>,
+    /// On PostgreSQL, for the admin token: the live servers sharing the database.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub servers: Option<Vec<ServerObject>>,
+}
+
+/// A live server (several servers on one PostgreSQL database).
+#[derive(Serialize, ToSchema)]
+pub struct ServerObject {
+    pub id: String,
+    pub name: String,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub last_seen_at: chrono::DateTime<chrono::Utc>,
+    /// Webhooks it holds a lease on.
+    pub webhooks: u64,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -296,6 +310,10 @@ pub struct WebhookHealth {
     pub disabled_reason: Option<DisabledReason>,
     /// Pending deliveries, counted in the database (`null` when it does not answer).
     pub queue_depth: Option<u64>,
+    /// On PostgreSQL, the id of the server that owns the webhook and reported the figures
+    /// below (`null` while unowned); absent on SQLite, where one server owns everything.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Option<String>>,
     /// The endpoint's live figures: circuit, failures, in flight, success rate, latency, the
     /// last success, failure and error, and the next attempt (the probe time while open).
     #[serde(flatten)]

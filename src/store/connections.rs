@@ -33,6 +33,8 @@ const SQLITE_WRITER_PRAGMAS: &str =
 /// connection has committed since, which under load is before nearly every read.
 const SQLITE_READER_PRAGMAS: &str = "PRAGMA cache_size = -512;";
 
+pub(super) type PgPool = DeadPool<AsyncPgConnection>;
+
 pub(super) type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
 
 #[derive(Clone)]

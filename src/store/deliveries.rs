@@ -141,6 +141,46 @@ impl Store {
         pending_from(rows)
     }
 
+    /// These deliveries, those of them still pending (another server published them).
+    pub async fn pending_by_ids(&self, ids: &[DeliveryId]) -> StoreResult<Vec<PendingDelivery>> {
+        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        let rows = with_conn!(self, |conn| {
+            with_event!()
+                .filter(deliveries::id.eq_any(&ids))
+                .filter(deliveries::status.eq(DeliveryStatus::Pending.as_str()))
+                .filter(unsettled())
+                .select((DeliveryRow::as_select(), EventRow::as_select()))
+                .order(deliveries::id)
+                .load(conn)
+                .await?
+        });
+        pending_from(rows)
+    }
+
+    /// Ids of the webhook's pending deliveries before `before`, in order (at most `limit`):
+    /// what an endpoint compares with those it holds to find any it was never told of.
+    pub async fn pending_ids_before(
+        &self,
+        webhook_id: WebhookId,
+        before: DeliveryId,
+        limit: usize,
+    ) -> StoreResult<Vec<DeliveryId>> {
+        let (hook, before) = (webhook_id.to_string(), before.to_string());
+        let ids: Vec<String> = with_conn!(self, |conn| {
+            deliveries::table
+                .filter(deliveries::webhook_id.eq(&hook))
+                .filter(deliveries::status.eq(DeliveryStatus::Pending.as_str()))
+                .filter(unsettled())
+                .filter(deliveries::id.lt(&before))
+                .select(deliveries::id)
+                .order(deliveries::id)
+                .limit(limit as i64)
+                .load(conn)
+                .await?
+        });
+        ids.iter().map(|id| super::records::parse_id(id)).collect()
+    }
+
     /// Puts a finished delivery back in `pending`, due at `now`, keeping its attempts.
     /// Returns the delivery as it now is, or `None` if there is no such delivery.
     pub async fn requeue_delivery(

@@ -9,6 +9,7 @@
 
 mod batch;
 pub mod cipher;
+pub mod cluster;
 mod connections;
 mod deliveries;
 mod error;

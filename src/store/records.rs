@@ -315,6 +315,7 @@ pub(super) struct DeliveryChanges<'a> {
     pub completed_at: Vec<Option<i64>>,
     pub last_attempt_at: Vec<i64>,
     pub failure_reason: Vec<Option<&'a str>>,
+    pub epoch: Vec<Option<i64>>,
 }
 
 impl<'a> FromIterator<&'a AttemptWrite> for DeliveryChanges<'a> {
@@ -327,7 +328,9 @@ impl<'a> FromIterator<&'a AttemptWrite> for DeliveryChanges<'a> {
             }
         }
         let mut c = Self::default();
-        for state in order.iter().map(|id| DeliveryState::from(last[id])) {
+        for write in order.iter().map(|id| last[id]) {
+            c.epoch.push(write.epoch);
+            let state = DeliveryState::from(write);
             c.id.push(state.id);
             c.status.push(state.status);
             c.attempt_count.push(state.attempt_count);
@@ -442,6 +445,7 @@ mod tests {
                 completed_at: None,
                 failure_reason: None,
             },
+            epoch: None,
         }
     }
 

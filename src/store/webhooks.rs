@@ -72,9 +72,10 @@ impl WebhookRow {
             .map_err(|_| corrupt("events"))?;
         let headers: BTreeMap<String, String> = serde_json::from_str(&r.headers).map_err(|_| corrupt("headers"))?;
         let previous_secret = match (r.previous_secret, r.previous_secret_until) {
-            (Some(secret), Some(until)) => {
-                Some(PreviousSecret { secret: WebhookSecret::from_stored(secret), valid_until: from_millis(until) })
-            }
+            (Some(secret), Some(until)) => Some(PreviousSecret {
+                secret: WebhookSecret::from_stored(store.unseal(&secret)?),
+                valid_until: from_millis(until),
+            }),
             _ => None,
         };
         Ok(Webhook {

@@ -621,19 +621,23 @@ impl ServerProcess {
             .stderr(log);
         adjust(&mut command);
         let mut child = command.spawn().unwrap();
+        if child.try_wait().unwrap().is_none() {
+            // The log says why a server that exits at once did.
+            let deadline = Instant::now() + Duration::from_millis(300);
+            while Instant::now() < deadline && child.try_wait().unwrap().is_none() {
+                actix_rt::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        if child.try_wait().unwrap().is_some() {
+            let log = std::fs::read_to_string(data_dir.join("server.log")).unwrap_or_default();
+            panic!("the server exited at once:\n{log}");
+        }
         wait_healthy(port, &mut child).await;
         Self { child, port, client: awc::Client::builder().timeout(Duration::from_secs(30)).finish() }
     }
 
-    pub async fn post(&self, path: &str, body: Value) -> Result<Reply, awc::error::SendRequestError> {
-        let mut response = self
-            .client
-            .post(format!("http://127.0.0.1:{}{path}", self.port))
-            .insert_header(("Authorization", format!("Bearer {ADMIN_TOKEN}")))
-            .send_json(&body)
-            .await?;
-        let bytes = response.body().await.unwrap_or_default();
-        Ok(Reply { status: response.status().as_u16(), body: serde_json::from_slice(&bytes).unwrap_or(Value::Null) })
+    pub async fn post(&self, path: &str, body: Value) -> Result<Reply, String> {
+        self.request("POST", path, Some(body)).await
     }
 
     pub fn signal(&self, signal: nix::sys::signal::Signal) {
@@ -642,6 +646,66 @@ impl ServerProcess {
 
     pub fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
         wait_exit(&mut self.child, within)
+    }
+}
+
+impl ServerProcess {
+    /// A request with the admin token; `Err` if the server does not answer (it was killed).
+    pub async fn request(&self, method: &str, path: &str, body: Option<Value>) -> Result<Reply, String> {
+        let method = actix_web::http::Method::from_bytes(method.as_bytes()).unwrap();
+        let request = self
+            .client
+            .request(method, format!("http://127.0.0.1:{}{path}", self.port))
+            .insert_header(("Authorization", format!("Bearer {ADMIN_TOKEN}")));
+        let sent = match body {
+            Some(body) => request.send_json(&body).await,
+            None => request.send().await,
+        };
+        let mut response = sent.map_err(|e| e.to_string())?;
+        let bytes = response.body().limit(10 << 20).await.map_err(|e| e.to_string())?;
+        Ok(Reply { status: response.status().as_u16(), body: serde_json::from_slice(&bytes).unwrap_or(Value::Null) })
+    }
+}
+
+/// A TCP proxy in front of PostgreSQL that a test can cut and restore.
+pub struct Proxy {
+    pub port: u16,
+    up: Arc<Mutex<bool>>,
+    connections: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    pub async fn start(target: std::net::SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = Arc::new(Mutex::new(true));
+        let connections: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
+        let (up2, connections2) = (up.clone(), connections.clone());
+        actix_rt::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !*up2.lock().unwrap() {
+                    continue; // dropped: the connection closes at once
+                }
+                let task = actix_rt::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                connections2.lock().unwrap().push(task);
+            }
+        });
+        Self { port, up, connections }
+    }
+
+    pub fn cut(&self) {
+        *self.up.lock().unwrap() = false;
+        for task in self.connections.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+
+    pub fn restore(&self) {
+        *self.up.lock().unwrap() = true;
     }
 }
 

@@ -2,7 +2,6 @@
 //! bounded memory, replay, retention, and database faults.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
@@ -334,48 +333,6 @@ async fn a_locked_sqlite_database_makes_writers_wait_instead_of_failing() {
         assert_eq!(reply.status, 202, "{}", reply.body);
     }
     holder.join().unwrap();
-}
-
-/// A TCP proxy in front of PostgreSQL that a test can cut and restore.
-struct Proxy {
-    port: u16,
-    up: Arc<Mutex<bool>>,
-    connections: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
-}
-
-impl Proxy {
-    async fn start(target: std::net::SocketAddr) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let up = Arc::new(Mutex::new(true));
-        let connections: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
-        let (up2, connections2) = (up.clone(), connections.clone());
-        actix_rt::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                if !*up2.lock().unwrap() {
-                    continue; // dropped: the connection closes at once
-                }
-                let task = actix_rt::spawn(async move {
-                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-                connections2.lock().unwrap().push(task);
-            }
-        });
-        Self { port, up, connections }
-    }
-
-    fn cut(&self) {
-        *self.up.lock().unwrap() = false;
-        for task in self.connections.lock().unwrap().drain(..) {
-            task.abort();
-        }
-    }
-
-    fn restore(&self) {
-        *self.up.lock().unwrap() = true;
-    }
 }
 
 #[actix_web::test]

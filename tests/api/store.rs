@@ -39,7 +39,7 @@ fn event(id: &str, data: &str) -> EventRecord {
 
 fn publish(event: &EventRecord, webhook: &Webhook, n: usize) -> WriteOp {
     let deliveries = (0..n).map(|_| DeliveryRecord::new_pending(event, webhook.id)).collect();
-    WriteOp::Publish(PublishWrite { event: event.clone(), deliveries })
+    WriteOp::Publish(PublishWrite::new(event.clone(), deliveries))
 }
 
 /// The record of attempt `n` of `d`, leaving it in `status`.
@@ -68,6 +68,7 @@ fn attempt_write(d: &DeliveryRecord, n: u32, status: DeliveryStatus, code: u16) 
             completed_at: (status != DeliveryStatus::Pending).then(hookbus::domain::now),
             failure_reason: (status == DeliveryStatus::Failed).then(|| "retries exhausted".to_owned()),
         },
+        epoch: None,
     })
 }
 

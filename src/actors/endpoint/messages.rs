@@ -44,7 +44,7 @@ pub struct ResetCircuit;
 pub struct GetEndpointHealth;
 
 /// Live state of one endpoint, as the health dashboard shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct EndpointHealth {
     pub circuit: CircuitState,
     pub consecutive_failures: u32,
@@ -84,3 +84,23 @@ pub struct DrainEndpoint;
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct StopEndpoint;
+
+/// What the server writes about this endpoint at each lease renewal: its live figures (for
+/// `GET /api/v1/health` on other servers) and its circuit (for the next owner).
+#[derive(Debug, Message)]
+#[rtype(result = "(EndpointHealth, crate::domain::circuit::SavedCircuit)")]
+pub struct LeaseReport;
+
+/// Deliveries another server published for this webhook: read them and take them in, as
+/// if they had been published here.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct DeliveriesPublishedElsewhere {
+    pub ids: Vec<crate::domain::DeliveryId>,
+}
+
+/// Looks in the database for pending deliveries behind the paging cursor that nobody
+/// announced (a notification lost while the listening connection was down).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct SweepPending;

@@ -7,6 +7,7 @@
 //! The rules themselves (retry policy, circuit breaker, token bucket) are pure domain
 //! types; this actor glues them to timers.
 
+mod lease;
 mod messages;
 mod pool;
 mod window;
@@ -26,9 +27,10 @@ use chrono::{DateTime, Utc};
 use foldhash::{HashMap, HashMapExt as _, HashSet, HashSetExt as _};
 use tokio::sync::oneshot;
 
+pub use lease::{EndpointLease, LeaseClock};
 pub use messages::{
-    DeliveriesRequeued, DeliveryEnqueued, DrainEndpoint, EndpointHealth, GetEndpointHealth, ResetCircuit, StopEndpoint,
-    WebhookChanged,
+    DeliveriesPublishedElsewhere, DeliveriesRequeued, DeliveryEnqueued, DrainEndpoint, EndpointHealth,
+    GetEndpointHealth, LeaseReport, ResetCircuit, StopEndpoint, SweepPending, WebhookChanged,
 };
 pub use pool::OverflowPool;
 use window::Window;
@@ -36,7 +38,7 @@ use window::Window;
 use super::persistence::AttemptRecorder;
 use super::registry::{DeliveryFailed, DisableWebhook};
 use crate::delivery::{DeliveryRef, Outbound, SentAttempt};
-use crate::domain::circuit::{CircuitBreaker, CircuitSettings, CircuitState, Permit};
+use crate::domain::circuit::{CircuitBreaker, CircuitSettings, CircuitState, Permit, SavedCircuit};
 use crate::domain::delivery::{settle, NextStep, Settled};
 use crate::domain::health::EndpointStats;
 use crate::domain::rate_limit::TokenBucket;
@@ -47,6 +49,17 @@ use crate::store::{AttemptWrite, PendingDelivery, Store};
 
 /// How long to wait before paging again after the database failed to answer.
 const PAGE_RETRY_DELAY: Duration = Duration::from_secs(1);
+
+/// How often an endpoint whose lease could not be renewed looks again.
+const LEASE_RECHECK: Duration = Duration::from_millis(200);
+
+/// A pending delivery behind the paging cursor that nobody announced is taken in by
+/// [`SweepPending`] once it is this old; younger ones may be sent already, with their
+/// record still on its way to the database.
+const SWEEP_MIN_AGE: Duration = Duration::from_secs(30);
+
+/// At most this many delivery ids per sweep.
+const SWEEP_LIMIT: usize = 10_000;
 
 /// What every endpoint actor shares.
 #[derive(Clone)]
@@ -91,15 +104,36 @@ pub struct EndpointActor {
     /// and been recorded, so the history has every attempt that was made.
     stop_when_idle: bool,
     drained: Vec<oneshot::Sender<()>>,
+    /// With several servers: the lease this endpoint runs under.
+    lease: Option<EndpointLease>,
+}
+
+/// Why an attempt did not start after waiting for its connection.
+enum NotStarted {
+    /// The endpoint stopped meanwhile.
+    Halted,
+    /// The lease was not renewed in time: the attempt waits for the next renewal.
+    LeaseLapsed,
 }
 
 impl EndpointActor {
     /// `backlog`: whether the database may hold pending deliveries for this webhook.
-    pub fn new(webhook: Arc<Webhook>, deps: EndpointDeps, backlog: bool) -> Self {
+    /// `lease`: with several servers, the lease it runs under and the circuit its previous
+    /// owner saved.
+    pub fn new(
+        webhook: Arc<Webhook>,
+        deps: EndpointDeps,
+        backlog: bool,
+        lease: Option<(EndpointLease, SavedCircuit)>,
+    ) -> Self {
         let now = Instant::now();
+        let breaker = match &lease {
+            Some((_, saved)) => CircuitBreaker::restore(deps.circuit, saved, now, crate::domain::now()),
+            None => CircuitBreaker::new(deps.circuit),
+        };
         Self {
             bucket: webhook.settings.rate_limit_per_sec.map(|rate| TokenBucket::new(rate, now)),
-            breaker: CircuitBreaker::new(deps.circuit),
+            breaker,
             stats: EndpointStats::default(),
             window: Window::new(deps.window, deps.pool.clone(), backlog),
             webhook,
@@ -113,7 +147,12 @@ impl EndpointActor {
             halted: Rc::new(Cell::new(false)),
             stop_when_idle: false,
             drained: Vec::new(),
+            lease: lease.map(|(lease, _)| lease),
         }
+    }
+
+    fn lease_lapsed(&self, now: Instant) -> bool {
+        self.lease.as_ref().is_some_and(|lease| !lease.clock.may_start(now))
     }
 
     /// Takes a pending delivery into the window: due now, or on a timer.
@@ -170,6 +209,10 @@ impl EndpointActor {
                 break;
             }
             let now = Instant::now();
+            if self.lease_lapsed(now) {
+                self.wake_at(now + LEASE_RECHECK, ctx);
+                break;
+            }
             if let Some(bucket) = &mut self.bucket {
                 if let Err(wait) = bucket.try_take(now) {
                     self.wake_at(now + wait, ctx);
@@ -210,23 +253,35 @@ impl EndpointActor {
         let event = held.delivery.event.clone();
         log::debug!("webhook {} delivery {id}: attempt {attempt}{}", webhook.id, if probe { " (probe)" } else { "" });
         let halted = self.halted.clone();
+        let clock = self.lease.as_ref().map(|lease| lease.clock.clone());
         let send = async move {
             let slot = outbound.connection_slot(&webhook).await;
             // Stopped while waiting for a connection: the attempt never starts.
             if halted.get() {
-                return None;
+                return Err(NotStarted::Halted);
+            }
+            if clock.is_some_and(|clock| !clock.may_start(Instant::now())) {
+                return Err(NotStarted::LeaseLapsed);
             }
             let delivery = DeliveryRef { id, event: &event, attempt, body };
-            Some(outbound.attempt(&slot, &webhook, &delivery).await)
+            Ok(outbound.attempt(&slot, &webhook, &delivery).await)
         };
         ctx.spawn(send.into_actor(self).map(move |sent, act, ctx| match sent {
-            Some(SentAttempt { started_at, outcome }) => {
+            Ok(SentAttempt { started_at, outcome }) => {
                 act.attempt_finished(id, attempt, probe, started_at, outcome, ctx)
             }
             // Never started: the delivery stays as the database has it.
-            None => {
+            Err(NotStarted::Halted) => {
                 act.in_flight.remove(&id);
                 act.finish_stopping(ctx);
+            }
+            Err(NotStarted::LeaseLapsed) => {
+                act.in_flight.remove(&id);
+                act.ready.insert(id);
+                if probe {
+                    act.breaker.reset_probe();
+                }
+                act.wake_at(Instant::now() + LEASE_RECHECK, ctx);
             }
         }));
     }
@@ -291,7 +346,8 @@ impl EndpointActor {
         delivery.failure_reason = failure_reason.map(|reason| reason.to_string());
         delivery.status_code = outcome.status_code();
         delivery.error_message = error_message;
-        let write = AttemptWrite::new(delivery, started_at, &outcome, wall);
+        let mut write = AttemptWrite::new(delivery, started_at, &outcome, wall);
+        write.epoch = self.lease.as_ref().map(|lease| lease.epoch);
         // Fire and forget: the writer retries until the record is committed, and until
         // then the delivery is still pending in the database (at-least-once).
         self.deps.recorder.record(write);
@@ -451,6 +507,69 @@ impl Handler<ResetCircuit> for EndpointActor {
             ctx.cancel_future(wake);
         }
         self.dispatch(ctx);
+    }
+}
+
+impl Handler<LeaseReport> for EndpointActor {
+    type Result = MessageResult<LeaseReport>;
+
+    fn handle(&mut self, _: LeaseReport, _: &mut Context<Self>) -> Self::Result {
+        MessageResult((self.health(), self.breaker.save(Instant::now(), crate::domain::now())))
+    }
+}
+
+impl Handler<DeliveriesPublishedElsewhere> for EndpointActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: DeliveriesPublishedElsewhere, ctx: &mut Context<Self>) {
+        if self.stopped {
+            return;
+        }
+        let store = self.deps.store.clone();
+        let load = async move { store.pending_by_ids(&msg.ids).await };
+        ctx.spawn(load.into_actor(self).map(|loaded, act, ctx| match loaded {
+            Ok(pending) => {
+                let may_borrow = act.breaker.state() == CircuitState::Closed;
+                for delivery in pending {
+                    if let Some(pending) = act.window.offer(delivery, false, may_borrow) {
+                        act.admit(pending, ctx);
+                    }
+                }
+                act.dispatch(ctx);
+            }
+            // Still pending in the database: the sweep or the next page finds them.
+            Err(error) => {
+                log::warn!("webhook {}: could not read deliveries published elsewhere: {error}", act.webhook.id)
+            }
+        }));
+    }
+}
+
+impl Handler<SweepPending> for EndpointActor {
+    type Result = ();
+
+    fn handle(&mut self, _: SweepPending, ctx: &mut Context<Self>) {
+        let Some(cursor) = self.window.cursor() else {
+            // Nothing taken in yet: paging from the start finds everything.
+            return;
+        };
+        if self.stopped {
+            return;
+        }
+        let old_enough = crate::domain::now() - chrono::Duration::from_std(SWEEP_MIN_AGE).unwrap_or_default();
+        let before = cursor.min(DeliveryId::first_at(old_enough));
+        let (store, webhook_id) = (self.deps.store.clone(), self.webhook.id);
+        let look = async move { store.pending_ids_before(webhook_id, before, SWEEP_LIMIT).await };
+        ctx.spawn(look.into_actor(self).map(|found, act, ctx| match found {
+            Ok(ids) => {
+                let missed: Vec<_> = ids.into_iter().filter(|id| act.window.get(id).is_none()).collect();
+                if !missed.is_empty() {
+                    log::info!("webhook {}: {} pending deliveries found by the sweep", act.webhook.id, missed.len());
+                    ctx.notify(DeliveriesPublishedElsewhere { ids: missed });
+                }
+            }
+            Err(error) => log::warn!("webhook {}: sweep failed: {error}", act.webhook.id),
+        }));
     }
 }
 

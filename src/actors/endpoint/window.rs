@@ -66,6 +66,11 @@ impl Window {
         }
     }
 
+    /// The highest delivery id taken in so far.
+    pub fn cursor(&self) -> Option<DeliveryId> {
+        self.cursor
+    }
+
     pub fn get(&self, id: &DeliveryId) -> Option<&PendingDelivery> {
         self.held.get(id)
     }

@@ -228,6 +228,9 @@ pub struct WebhookHealth {
     pub webhook: Arc<Webhook>,
     /// Its endpoint's live figures.
     pub endpoint: crate::actors::endpoint::EndpointHealth,
+    /// With several servers on one database: the id of the server that owns it (`None`
+    /// while nobody does, or alone on the database).
+    pub owner: Option<String>,
 }
 
 /// Puts every delivery of a webhook in `status` created since `since` back in `pending`,

@@ -14,6 +14,7 @@
 mod changes;
 mod messages;
 mod operational;
+mod ownership;
 mod publisher;
 mod redelivery;
 mod routes;
@@ -31,6 +32,10 @@ pub use messages::{
     TestWebhook, UpdateWebhook, WebhookHealth,
 };
 
+pub use self::ownership::{
+    DeliveriesNoticed, DropLeases, HandOver, LeaseState, Ownership, RefreshWebhooks, ReportLeases, RunningWebhooks,
+    SweepEndpoints, TakeLeases,
+};
 use self::publisher::body_hash;
 pub use self::publisher::{PublishInFlight, Publisher};
 use self::routes::SharedRoutes;
@@ -123,10 +128,14 @@ pub struct Registry {
     /// look: those idle at start-up and those just registered. Saves a query per endpoint.
     idle: HashSet<WebhookId>,
     publisher: Publisher,
+    /// Which webhooks' endpoints run on this server.
+    ownership: Ownership,
 }
 
 impl Registry {
-    /// A registry over the webhooks already loaded from `store`.
+    /// A registry over the webhooks already loaded from `store`. `config_version`: on
+    /// PostgreSQL, the configuration version read before the webhooks were loaded.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Store,
         writer: Writer,
@@ -134,6 +143,8 @@ impl Registry {
         settings: RegistrySettings,
         webhooks: Vec<Webhook>,
         idle: HashSet<WebhookId>,
+        ownership: Ownership,
+        config_version: Option<i64>,
     ) -> Self {
         let settings_guard_off = settings.url_policy.allow_private;
         let routes = SharedRoutes::default();
@@ -150,9 +161,17 @@ impl Registry {
             by_workspace: HashMap::new(),
             idle,
             publisher,
+            ownership,
         };
         for webhook in webhooks {
             registry.remember(Arc::new(webhook));
+        }
+        {
+            let mut routes = registry.routes.write();
+            routes.config_version = config_version;
+            if let Ownership::Leased { clock, .. } = &registry.ownership {
+                routes.lease_clock = Some(clock.clone());
+            }
         }
         registry
     }
@@ -169,6 +188,7 @@ impl Registry {
     pub fn launch(self) -> Addr<Self> {
         Self::create(move |ctx| {
             let mut registry = self;
+            registry.publisher.set_refresher(ctx.address().recipient());
             registry.start_endpoints(ctx);
             registry
         })
@@ -237,9 +257,11 @@ impl Registry {
         self.webhook(&id).filter(|w| w.workspace_id == workspace_id).ok_or(RegistryError::NotFound("webhook"))
     }
 
-    /// Starts or stops the webhook's endpoint actor to match its enabled flag.
+    /// Starts or stops the webhook's endpoint actor to match its enabled flag (and, with
+    /// several servers, whether this one owns it).
     fn sync_endpoint(&mut self, webhook: &Arc<Webhook>, ctx: &mut Context<Self>) {
-        match (webhook.enabled, self.endpoint(&webhook.id)) {
+        let runs_here = webhook.enabled && self.ownership.owns(&webhook.id);
+        match (runs_here, self.endpoint(&webhook.id)) {
             (true, Some(endpoint)) => endpoint.do_send(WebhookChanged { webhook: webhook.clone() }),
             (true, None) => {
                 let deps = EndpointDeps {
@@ -255,18 +277,33 @@ impl Registry {
                     pool: self.pool.clone(),
                 };
                 let backlog = !self.idle.remove(&webhook.id);
-                let endpoint = EndpointActor::new(webhook.clone(), deps, backlog).start();
-                self.routes.write().endpoints.insert(webhook.id, endpoint);
+                let lease = self.ownership.lease_for(&webhook.id);
+                let endpoint = EndpointActor::new(webhook.clone(), deps, backlog, lease).start();
+                let running = {
+                    let mut routes = self.routes.write();
+                    routes.endpoints.insert(webhook.id, endpoint);
+                    routes.endpoints.len()
+                };
+                self.metrics.set_owned_webhooks(running);
             }
             (false, _) => self.stop_endpoint(webhook.id),
         }
     }
 
     fn stop_endpoint(&mut self, id: WebhookId) {
-        let stopped = self.routes.write().endpoints.remove(&id);
+        let (stopped, running) = {
+            let mut routes = self.routes.write();
+            (routes.endpoints.remove(&id), routes.endpoints.len())
+        };
+        self.metrics.set_owned_webhooks(running);
         if let Some(endpoint) = stopped {
             endpoint.do_send(StopEndpoint);
         }
+    }
+
+    /// The webhooks whose endpoints run here (with several servers, those it owns).
+    pub(super) fn running(&self) -> HashSet<WebhookId> {
+        self.routes.read().endpoints.keys().copied().collect()
     }
 }
 
@@ -358,14 +395,33 @@ impl Handler<HealthSnapshot> for Registry {
             .filter_map(|id| self.webhook(id))
             .map(|webhook| (self.endpoint(&webhook.id), webhook))
             .collect();
+        let server_id = self.ownership.server_id().map(str::to_owned);
+        let store = self.store.clone();
         Box::pin(async move {
+            // With several servers, the webhooks owned elsewhere show what their owner last
+            // reported.
+            let elsewhere: Vec<WebhookId> =
+                webhooks.iter().filter(|(endpoint, w)| endpoint.is_none() && w.enabled).map(|(_, w)| w.id).collect();
+            let mut owners = HashMap::new();
+            if server_id.is_some() && !elsewhere.is_empty() {
+                match store.lease_owners(&elsewhere).await {
+                    Ok(found) => owners.extend(found.into_iter().map(|o| (o.webhook_id, o))),
+                    Err(error) => log::warn!("health: could not read the webhooks' owners: {error}"),
+                }
+            }
             let mut snapshot = Vec::with_capacity(webhooks.len());
             for (endpoint, webhook) in webhooks {
-                let endpoint = match endpoint {
-                    Some(endpoint) => endpoint.send(GetEndpointHealth).await.unwrap_or_default(),
-                    None => Default::default(),
+                let (owner, endpoint) = match endpoint {
+                    Some(endpoint) => (server_id.clone(), endpoint.send(GetEndpointHealth).await.unwrap_or_default()),
+                    None => match owners.remove(&webhook.id) {
+                        Some(found) => {
+                            let reported = found.health.and_then(|json| serde_json::from_str(&json).ok());
+                            (Some(found.owner), reported.unwrap_or_default())
+                        }
+                        None => (None, Default::default()),
+                    },
                 };
-                snapshot.push(WebhookHealth { webhook, endpoint });
+                snapshot.push(WebhookHealth { webhook, endpoint, owner });
             }
             snapshot
         })

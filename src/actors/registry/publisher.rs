@@ -3,18 +3,19 @@
 //! registry shares, hands it to the writer, and once committed queues its deliveries on their
 //! endpoints.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use actix::prelude::*;
 use futures_util::future::BoxFuture;
 use ring::digest;
 
 use super::routes::SharedRoutes;
-use super::{Publish, Published, RegistryError};
+use super::{Publish, Published, RefreshWebhooks, RegistryError};
 use crate::actors::endpoint::{DeliveryEnqueued, EndpointActor};
 use crate::actors::persistence::Writer;
 use crate::domain::{EventId, EventType, ValidationError, WorkspaceId};
 use crate::metrics::Metrics;
+use crate::store::cluster::DeliveryNotice;
 use crate::store::{
     DeliveryRecord, EventRecord, PendingDelivery, PublishWrite, Store, StoreError, WriteOp, WriteOutcome,
 };
@@ -36,15 +37,36 @@ pub struct PublishInFlight {
     committed: BoxFuture<'static, Result<WriteOutcome, Arc<StoreError>>>,
     write: PublishWrite,
     endpoints: Vec<Option<Addr<EndpointActor>>>,
-    store: Store,
-    metrics: Arc<Metrics>,
+    publisher: Publisher,
 }
+
+/// How many times a publish is matched again after another server changed a webhook
+/// meanwhile, before it gives up (each time the registry has read the changes first).
+const STALE_RETRIES: usize = 5;
 
 impl PublishInFlight {
     /// Waits until the event and its deliveries are committed.
     pub async fn finish(self) -> Result<Published, RegistryError> {
-        let Self { committed, write, endpoints, store, metrics } = self;
-        let outcome = committed.await?;
+        let Self { mut committed, mut write, mut endpoints, publisher } = self;
+        let mut outcome = committed.await?;
+        for _ in 0..STALE_RETRIES {
+            if outcome != WriteOutcome::StaleConfig {
+                break;
+            }
+            // Another server changed a webhook after this one matched the event: read the
+            // changes, then match the event again.
+            publisher.refresh(write.config_version).await?;
+            let event = write.event;
+            let again = publisher.begin(event.workspace_id, event.event, event.data_json, Some(event.id));
+            (committed, write, endpoints) = (again.committed, again.write, again.endpoints);
+            outcome = committed.await?;
+        }
+        if outcome == WriteOutcome::StaleConfig {
+            return Err(RegistryError::Store(Arc::new(StoreError::Driver(
+                "webhooks kept changing while the event was matched".into(),
+            ))));
+        }
+        let (store, metrics) = (publisher.store, publisher.metrics);
         let event = write.event;
         if outcome != WriteOutcome::Published {
             // The id was used before: same body → the original answer; else a conflict.
@@ -82,11 +104,25 @@ pub struct Publisher {
     writer: Writer,
     store: Store,
     metrics: Arc<Metrics>,
+    /// The registry, once it runs: it reads webhooks changed by other servers.
+    refresher: Arc<OnceLock<Recipient<RefreshWebhooks>>>,
 }
 
 impl Publisher {
     pub(super) fn new(routes: SharedRoutes, writer: Writer, store: Store, metrics: Arc<Metrics>) -> Self {
-        Self { routes, writer, store, metrics }
+        Self { routes, writer, store, metrics, refresher: Arc::default() }
+    }
+
+    pub(super) fn set_refresher(&self, registry: Recipient<RefreshWebhooks>) {
+        let _ = self.refresher.set(registry);
+    }
+
+    /// Waits until the registry holds the webhooks of a configuration newer than `stale`.
+    async fn refresh(&self, stale: Option<i64>) -> Result<(), RegistryError> {
+        match self.refresher.get() {
+            Some(registry) => registry.send(RefreshWebhooks { newer_than: stale }).await?,
+            None => Ok(()),
+        }
     }
 
     /// Checks a publish and hands it to the writer; [`PublishInFlight::finish`] answers once
@@ -118,8 +154,15 @@ impl Publisher {
         data_json: String,
         id: Option<EventId>,
     ) -> PublishInFlight {
-        let (matched, endpoints): (Vec<_>, Vec<_>) =
-            self.routes.read().matching(workspace_id, &event).into_iter().unzip();
+        let (matched, config_version, lapsed) = {
+            let routes = self.routes.read();
+            let lapsed = routes.lease_clock.as_ref().is_some_and(|c| !c.may_start(std::time::Instant::now()));
+            (routes.matching(workspace_id, &event), routes.config_version, lapsed)
+        };
+        let (matched, mut endpoints): (Vec<_>, Vec<_>) = matched.into_iter().unzip();
+        if lapsed {
+            endpoints.iter_mut().for_each(|endpoint| *endpoint = None);
+        }
         let record = EventRecord {
             workspace_id,
             id: id.unwrap_or_else(EventId::generate),
@@ -131,8 +174,18 @@ impl Publisher {
         };
         let deliveries: Vec<DeliveryRecord> =
             matched.iter().map(|webhook| DeliveryRecord::new_pending(&record, webhook.id)).collect();
-        let write = PublishWrite { event: record, deliveries };
+        // With several servers, a webhook without an endpoint here is owned by another one.
+        let notices = match config_version {
+            Some(_) => deliveries
+                .iter()
+                .zip(&endpoints)
+                .filter(|(_, endpoint)| endpoint.is_none())
+                .map(|(d, _)| DeliveryNotice { webhook_id: d.webhook_id, deliveries: vec![d.id], requeued: false })
+                .collect(),
+            None => Vec::new(),
+        };
+        let write = PublishWrite { event: record, deliveries, config_version, notices };
         let committed = Box::pin(self.writer.write(WriteOp::Publish(write.clone())));
-        PublishInFlight { committed, write, endpoints, store: self.store.clone(), metrics: self.metrics.clone() }
+        PublishInFlight { committed, write, endpoints, publisher: self.clone() }
     }
 }

@@ -37,7 +37,7 @@ impl Handler<TestWebhook> for Registry {
                     event_created_at: record.created_at,
                 }
                 .body();
-                let publish = WriteOp::Publish(PublishWrite { event: record.clone(), deliveries: vec![delivery] });
+                let publish = WriteOp::Publish(PublishWrite::new(record.clone(), vec![delivery]));
                 persist(&writer, publish).await?;
                 let attempt = DeliveryRef { id: delivery_id, event: &record.event, attempt: 1, body: body.into() };
                 let slot = outbound.connection_slot(&webhook).await;
@@ -104,8 +104,9 @@ impl Handler<Redeliver> for Registry {
             .map(|result, act, _| {
                 let pending = result?;
                 let record = pending.delivery.clone();
-                if let Some(endpoint) = act.endpoint(&record.webhook_id) {
-                    endpoint.do_send(DeliveryEnqueued { delivery: pending, redelivered: true });
+                match act.endpoint(&record.webhook_id) {
+                    Some(endpoint) => endpoint.do_send(DeliveryEnqueued { delivery: pending, redelivered: true }),
+                    None => act.tell_owner_requeued(record.webhook_id),
                 }
                 Ok(record)
             }),
@@ -144,8 +145,9 @@ impl Handler<ReplayDeliveries> for Registry {
             }
             .into_actor(self)
             .map(move |result, act, _| {
-                if let Some(endpoint) = act.endpoint(&msg.webhook_id) {
-                    endpoint.do_send(DeliveriesRequeued);
+                match act.endpoint(&msg.webhook_id) {
+                    Some(endpoint) => endpoint.do_send(DeliveriesRequeued),
+                    None => act.tell_owner_requeued(msg.webhook_id),
                 }
                 result
             }),

@@ -18,6 +18,14 @@ pub(super) struct Routes {
     pub webhooks: HashMap<WebhookId, Arc<Webhook>>,
     subscriptions: Subscriptions,
     pub endpoints: HashMap<WebhookId, Addr<EndpointActor>>,
+    /// On PostgreSQL, the configuration version these webhooks are as of. Several servers
+    /// may then share the database: an enabled webhook without an endpoint here is another
+    /// server's, which is told of its new deliveries.
+    pub config_version: Option<i64>,
+    /// With several servers, until when this server may start attempts: once its leases
+    /// could not be renewed in time, its endpoints are treated as another server's (their
+    /// new deliveries are announced to whoever owns them now).
+    pub lease_clock: Option<crate::actors::endpoint::LeaseClock>,
 }
 
 impl Routes {

@@ -8,6 +8,7 @@ mod sqlite;
 
 use self::postgres::write_postgres;
 use self::sqlite::write_sqlite_batch;
+use super::cluster::DeliveryNotice;
 use super::records::{DeliveryRow, EventRow};
 use super::{AttemptRecord, DeliveryRecord, DeliveryUpdate, EventRecord, Pool, Store, StoreError, StoreResult};
 use crate::domain::{AttemptOutcome, DeliveryStatus};
@@ -17,6 +18,18 @@ use crate::domain::{AttemptOutcome, DeliveryStatus};
 pub struct PublishWrite {
     pub event: EventRecord,
     pub deliveries: Vec<DeliveryRecord>,
+    /// On PostgreSQL, the configuration version the event was matched under: if a webhook
+    /// changed since, nothing is written ([`WriteOutcome::StaleConfig`]) and the publish is
+    /// matched again.
+    pub config_version: Option<i64>,
+    /// Deliveries whose webhook is owned by another server, which is told of them on commit.
+    pub notices: Vec<DeliveryNotice>,
+}
+
+impl PublishWrite {
+    pub fn new(event: EventRecord, deliveries: Vec<DeliveryRecord>) -> Self {
+        Self { event, deliveries, config_version: None, notices: Vec::new() }
+    }
 }
 
 /// One attempt and the delivery state it leaves.
@@ -24,6 +37,9 @@ pub struct PublishWrite {
 pub struct AttemptWrite {
     pub attempt: AttemptRecord,
     pub delivery: DeliveryUpdate,
+    /// The lease epoch the attempt was made under (several servers): if the lease has moved
+    /// on since, the attempt is kept in the history but leaves the delivery as it is.
+    pub epoch: Option<i64>,
 }
 
 impl AttemptWrite {
@@ -61,6 +77,7 @@ impl AttemptWrite {
                 completed_at: (delivery.status != DeliveryStatus::Pending).then_some(now),
                 failure_reason: delivery.failure_reason.clone(),
             },
+            epoch: None,
         }
     }
 }
@@ -76,6 +93,9 @@ pub enum WriteOutcome {
     Published,
     /// An event with that id already exists in the workspace; nothing was written for it.
     DuplicateEvent,
+    /// A webhook changed after the event was matched (another server changed it); nothing
+    /// was written, and the event must be matched again.
+    StaleConfig,
     Recorded,
 }
 
@@ -235,7 +255,7 @@ pub(crate) fn publishes_then_records(events: usize) -> (Vec<WriteOp>, Vec<WriteO
             created_at: now,
         };
         let mut delivery = DeliveryRecord::new_pending(&event, webhook);
-        publishes.push(WriteOp::Publish(PublishWrite { event, deliveries: vec![delivery.clone()] }));
+        publishes.push(WriteOp::Publish(PublishWrite::new(event, vec![delivery.clone()])));
         delivery.attempt_count = 1;
         delivery.status = DeliveryStatus::Succeeded;
         records.push(WriteOp::Attempt(AttemptWrite::new(&delivery, now, &outcome, now)));

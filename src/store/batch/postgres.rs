@@ -8,15 +8,23 @@ use diesel::QueryResult;
 use diesel_async::AsyncPgConnection;
 
 use super::{attempt_writes, event_rows, initial_outcomes, mark_duplicates, sort_for_indexes, WriteOp, WriteOutcome};
+use crate::store::cluster::DeliveryNotice;
 use crate::store::prepared::Cached;
 use crate::store::records::{AttemptRow, DeliveryChanges, DeliveryRow, EventRow};
 
 /// A batch's publishes in one statement: the events that were not there yet, and the
 /// deliveries of exactly those events. Arrays bind as one parameter each, so there is no
-/// row limit per statement.
-const PUBLISH_POSTGRES: &str = "WITH inserted AS ( \
+/// row limit per statement. An event matched under an older configuration version than the
+/// database's is not written (another server changed a webhook since); one more row, with
+/// an empty workspace, returns the current version, to tell those from duplicates. The notifications for
+/// other servers' webhooks go out with the commit (`pg_notify` is transactional).
+const PUBLISH_POSTGRES: &str = "WITH current AS (SELECT version FROM cluster_config), \
+   inserted AS ( \
      INSERT INTO events (workspace_id, id, event_type, data, body_hash, matched_webhooks, created_at) \
-     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int4[], $7::int8[]) \
+     SELECT e.workspace_id, e.id, e.event_type, e.data, e.body_hash, e.matched_webhooks, e.created_at \
+     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int4[], $7::int8[], $18::int8[]) \
+       AS e(workspace_id, id, event_type, data, body_hash, matched_webhooks, created_at, version) \
+     WHERE e.version IS NULL OR e.version = (SELECT version FROM current) \
      ON CONFLICT DO NOTHING RETURNING workspace_id, id), \
    delivered AS ( \
      INSERT INTO deliveries (id, workspace_id, webhook_id, event_id, event_type, status, attempt_count, \
@@ -26,8 +34,10 @@ const PUBLISH_POSTGRES: &str = "WITH inserted AS ( \
      FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::int4[], \
        $15::int8[], $16::int8[], $17::int4[]) AS d(id, workspace_id, webhook_id, event_id, event_type, status, \
        attempt_count, next_attempt_at, created_at, retries_used) \
-     JOIN inserted i ON i.workspace_id = d.workspace_id AND i.id = d.event_id) \
-   SELECT workspace_id, id FROM inserted";
+     JOIN inserted i ON i.workspace_id = d.workspace_id AND i.id = d.event_id), \
+   notified AS (SELECT pg_notify('hookbus_deliveries', p) FROM unnest($19::text[]) AS p) \
+   SELECT workspace_id, id FROM inserted \
+   UNION ALL SELECT '', version::text FROM current WHERE (SELECT count(*) FROM notified) >= 0";
 
 /// A batch's attempt records and the delivery states they leave, in one statement. Each
 /// delivery row takes the latest of its attempts in the batch, after its previous attempt
@@ -38,6 +48,11 @@ const PUBLISH_POSTGRES: &str = "WITH inserted AS ( \
 /// attempt is still the row's latest, but the status and `failure_reason` stay, unless it
 /// succeeded (as `prepared::SettleDelivery`). Every part reads the rows as they were before
 /// the statement.
+///
+/// Several servers: a record made under a lease epoch that is no longer the webhook's
+/// (`fenced`: the lease was lost and another server claimed it) goes to `attempts` only,
+/// and leaves the delivery row to the new owner. Its number may then equal the new owner's
+/// attempt, which the key `(delivery_id, attempt, started_at)` allows.
 ///
 /// The statement commits without waiting for its WAL flush (`synchronous_commit = off`, for
 /// this statement's transaction only), so publishes, which do wait, are not queued behind
@@ -52,14 +67,19 @@ const PUBLISH_POSTGRES: &str = "WITH inserted AS ( \
 /// it, checked with `plan_cache_mode = force_generic_plan` on 200,000 unanalyzed rows, looks
 /// the ids up in the primary key too, so the plan stays good as `deliveries` grows (a
 /// generic plan that hash-joins every pending delivery would stall the writer).
-const RECORD_ATTEMPTS_POSTGRES: &str = "WITH moved AS ( \
+const RECORD_ATTEMPTS_POSTGRES: &str = "WITH fenced AS ( \
+     SELECT u.id FROM unnest($1::text[], $21::int8[]) AS u(id, epoch) \
+     JOIN deliveries AS d ON d.id = u.id AND d.id = ANY($1::text[]) \
+     JOIN webhook_leases AS l ON l.webhook_id = d.webhook_id \
+     WHERE u.epoch IS NOT NULL AND l.epoch <> u.epoch), \
+   moved AS ( \
      INSERT INTO attempts (delivery_id, attempt, workspace_id, started_at, duration_ms, status_code, \
        error_message, response_body) \
      SELECT d.id, d.attempt_count, d.workspace_id, d.last_attempt_at, COALESCE(d.duration_ms, 0), \
        d.status_code, d.error_message, d.response_body \
      FROM deliveries AS d, unnest($1::text[], $3::int4[]) AS u(id, attempt_count) \
      WHERE d.id = u.id AND d.id = ANY($1::text[]) AND d.attempt_count < u.attempt_count \
-       AND d.last_attempt_at IS NOT NULL \
+       AND d.last_attempt_at IS NOT NULL AND d.id NOT IN (SELECT id FROM fenced) \
      ON CONFLICT DO NOTHING), \
    settled AS ( \
      UPDATE deliveries AS d SET \
@@ -79,6 +99,7 @@ const RECORD_ATTEMPTS_POSTGRES: &str = "WITH moved AS ( \
        retries_used, next_attempt_at, status_code, error_message, response_body, duration_ms, completed_at, \
        last_attempt_at, failure_reason) \
      WHERE d.id = u.id AND d.id = ANY($1::text[]) AND d.attempt_count < u.attempt_count \
+       AND d.id NOT IN (SELECT id FROM fenced) \
      RETURNING d.id, d.attempt_count) \
    INSERT INTO attempts (delivery_id, attempt, workspace_id, started_at, duration_ms, status_code, \
      error_message, response_body) \
@@ -87,7 +108,7 @@ const RECORD_ATTEMPTS_POSTGRES: &str = "WITH moved AS ( \
      error_message, response_body) \
    WHERE NOT EXISTS (SELECT 1 FROM settled AS s WHERE s.id = a.delivery_id AND s.attempt_count = a.attempt) \
      AND NOT EXISTS (SELECT 1 FROM deliveries AS d WHERE d.id = a.delivery_id AND d.id = ANY($12::text[]) \
-       AND d.attempt_count = a.attempt AND d.last_attempt_at IS NOT NULL) \
+       AND d.attempt_count = a.attempt AND d.last_attempt_at = a.started_at) \
      AND (SELECT set_config('synchronous_commit', 'off', true)) = 'off' \
    ON CONFLICT DO NOTHING";
 
@@ -153,11 +174,48 @@ async fn publish_postgres(mut conn: &AsyncPgConnection, ops: &[WriteOp]) -> Quer
         .bind::<Array<Integer>, _>(deliveries.iter().map(|d| d.attempt_count).collect::<Vec<_>>())
         .bind::<Array<Nullable<BigInt>>, _>(deliveries.iter().map(|d| d.next_attempt_at).collect::<Vec<_>>())
         .bind::<Array<BigInt>, _>(deliveries.iter().map(|d| d.created_at).collect::<Vec<_>>())
-        .bind::<Array<Integer>, _>(deliveries.iter().map(|d| d.retries_used).collect::<Vec<_>>());
-    let inserted: Vec<EventKey> = Cached::<PublishStatement, _>::new(statement).load(&mut conn).await?;
+        .bind::<Array<Integer>, _>(deliveries.iter().map(|d| d.retries_used).collect::<Vec<_>>())
+        .bind::<Array<Nullable<BigInt>>, _>(firsts.iter().map(|(i, _)| config_version(&ops[*i])).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(notice_payloads(ops));
+    let rows: Vec<EventKey> = Cached::<PublishStatement, _>::new(statement).load(&mut conn).await?;
+    // One row, without a workspace, is the current configuration version.
+    let (version, inserted): (Vec<_>, Vec<_>) = rows.into_iter().partition(|row| row.workspace_id.is_empty());
+    let current = <[EventKey]>::first(&version).and_then(|row| row.id.parse::<i64>().ok());
     let inserted = inserted.into_iter().map(|key| (key.workspace_id, key.id)).collect();
     mark_duplicates(events.iter().map(|(i, row)| (*i, row)), inserted, &mut outcomes);
+    for (i, outcome) in outcomes.iter_mut().enumerate() {
+        let stale = config_version(&ops[i]).is_some_and(|matched| Some(matched) != current);
+        if *outcome == WriteOutcome::DuplicateEvent && stale {
+            *outcome = WriteOutcome::StaleConfig;
+        }
+    }
     Ok(outcomes)
+}
+
+fn config_version(op: &WriteOp) -> Option<i64> {
+    match op {
+        WriteOp::Publish(p) => p.config_version,
+        WriteOp::Attempt(_) => None,
+    }
+}
+
+/// The batch's notices for other servers, merged by webhook, as notification payloads.
+fn notice_payloads(ops: &[WriteOp]) -> Vec<String> {
+    let mut by_webhook: Vec<DeliveryNotice> = Vec::new();
+    let mut index = std::collections::HashMap::new();
+    for notice in ops.iter().filter_map(|op| match op {
+        WriteOp::Publish(p) => Some(&p.notices),
+        WriteOp::Attempt(_) => None,
+    }) {
+        for n in notice {
+            let at = *index.entry(n.webhook_id).or_insert_with(|| {
+                by_webhook.push(DeliveryNotice { webhook_id: n.webhook_id, deliveries: Vec::new(), requeued: false });
+                by_webhook.len() - 1
+            });
+            by_webhook[at].deliveries.extend_from_slice(&n.deliveries);
+        }
+    }
+    DeliveryNotice::payloads(&by_webhook)
 }
 
 async fn record_attempts_postgres(mut conn: &AsyncPgConnection, ops: &[WriteOp]) -> QueryResult<()> {
@@ -187,7 +245,8 @@ async fn record_attempts_postgres(mut conn: &AsyncPgConnection, ops: &[WriteOp])
         .bind::<Array<Nullable<Integer>>, _>(a.iter().map(|r| r.status_code).collect::<Vec<_>>())
         .bind::<Array<Nullable<Text>>, _>(a.iter().map(|r| r.error_message.as_ref()).collect::<Vec<_>>())
         .bind::<Array<Nullable<Text>>, _>(a.iter().map(|r| r.response_body.as_ref()).collect::<Vec<_>>())
-        .bind::<Array<Nullable<Text>>, _>(&c.failure_reason);
+        .bind::<Array<Nullable<Text>>, _>(&c.failure_reason)
+        .bind::<Array<Nullable<BigInt>>, _>(&c.epoch);
     Cached::<RecordStatement, _>::new(statement).execute(&mut conn).await?;
     Ok(())
 }

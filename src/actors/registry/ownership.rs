@@ -1,0 +1,351 @@
+//! Which webhooks this server runs endpoints for, and keeping its webhooks current when
+//! other servers change them (SPEC §9). Alone on its database (SQLite) a server runs every
+//! enabled webhook's endpoint. On PostgreSQL it runs those it holds a lease on: the
+//! [`Coordinator`](crate::actors::coordinator::Coordinator) claims, renews and gives up
+//! leases and tells the registry through the messages here.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use actix::prelude::*;
+
+use super::{Registry, RegistryError};
+use crate::actors::endpoint::{
+    DeliveriesPublishedElsewhere, DeliveriesRequeued, DrainEndpoint, EndpointHealth, EndpointLease, LeaseClock,
+    LeaseReport, StopEndpoint, SweepPending,
+};
+use crate::domain::circuit::SavedCircuit;
+use crate::domain::webhook::Webhook;
+use crate::domain::WebhookId;
+use crate::store::cluster::{ClaimedLease, DeliveryNotice, HeldLease};
+
+/// Which webhooks' endpoints run here.
+pub enum Ownership {
+    /// Every enabled webhook's (one server on its database).
+    All,
+    /// Those this server holds a lease on (PostgreSQL, where others may share the database).
+    Leased {
+        /// This server's id, as other servers see it.
+        server_id: String,
+        clock: LeaseClock,
+        leases: HashMap<WebhookId, Lease>,
+    },
+}
+
+/// A lease held by this server.
+pub struct Lease {
+    epoch: i64,
+    /// The circuit the previous owner saved, until the endpoint starts with it.
+    circuit: Option<SavedCircuit>,
+}
+
+impl Ownership {
+    /// Leases will be claimed by the coordinator; none is held yet.
+    pub fn leased(server_id: String, clock: LeaseClock) -> Self {
+        Self::Leased { server_id, clock, leases: HashMap::new() }
+    }
+
+    pub(super) fn owns(&self, id: &WebhookId) -> bool {
+        match self {
+            Self::All => true,
+            Self::Leased { leases, .. } => leases.contains_key(id),
+        }
+    }
+
+    pub(super) fn server_id(&self) -> Option<&str> {
+        match self {
+            Self::All => None,
+            Self::Leased { server_id, .. } => Some(server_id),
+        }
+    }
+
+    /// The lease an endpoint starting now runs under (and the circuit to go on from).
+    pub(super) fn lease_for(&mut self, id: &WebhookId) -> Option<(EndpointLease, SavedCircuit)> {
+        match self {
+            Self::All => None,
+            Self::Leased { clock, leases, .. } => leases.get_mut(id).map(|lease| {
+                let endpoint = EndpointLease { epoch: lease.epoch, clock: clock.clone() };
+                (endpoint, lease.circuit.take().unwrap_or_default())
+            }),
+        }
+    }
+
+    fn leases(&mut self) -> Option<&mut HashMap<WebhookId, Lease>> {
+        match self {
+            Self::All => None,
+            Self::Leased { leases, .. } => Some(leases),
+        }
+    }
+}
+
+/// Brings the registry's webhooks up to date with the database (several servers: another
+/// one may have changed them). `newer_than`: a configuration version known to be stale, so
+/// the registry reads again unless it has read a newer one meanwhile; `None`: it asks the
+/// database for the current version first.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), RegistryError>")]
+pub struct RefreshWebhooks {
+    pub newer_than: Option<i64>,
+}
+
+/// What the coordinator writes at each renewal.
+#[derive(Debug, Message)]
+#[rtype(result = "LeaseState")]
+pub struct ReportLeases;
+
+/// The leases held, with each one's live figures; and how many webhooks are enabled.
+#[derive(Debug, Default)]
+pub struct LeaseState {
+    pub leases: Vec<(HeldLease, EndpointHealth)>,
+    /// Held leases of webhooks that are disabled (or unknown): the coordinator gives them up.
+    pub idle: Vec<WebhookId>,
+    pub enabled_webhooks: usize,
+}
+
+/// Leases just claimed: their endpoints start here.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct TakeLeases(pub Vec<ClaimedLease>);
+
+/// Leases that could not be renewed (another server may own them now): their endpoints stop
+/// at once; attempts in flight finish and are recorded under their old epoch.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct DropLeases(pub Vec<WebhookId>);
+
+/// Leases to give up: their endpoints stop starting attempts, those in flight finish, and the
+/// answer holds each lease with its final circuit, for the coordinator to release once the
+/// records are written.
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<HeldLease>")]
+pub struct HandOver(pub Vec<WebhookId>);
+
+/// Deliveries other servers published or requeued.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct DeliveriesNoticed(pub Vec<DeliveryNotice>);
+
+/// The webhooks whose endpoints run on this server (what its `/metrics` shows).
+#[derive(Debug, Message)]
+#[rtype(result = "HashSet<WebhookId>")]
+pub struct RunningWebhooks;
+
+impl Handler<RunningWebhooks> for Registry {
+    type Result = MessageResult<RunningWebhooks>;
+
+    fn handle(&mut self, _: RunningWebhooks, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.running())
+    }
+}
+
+/// Every endpoint here looks for pending deliveries nobody announced.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct SweepEndpoints;
+
+impl Registry {
+    /// With several servers: deliveries of a webhook owned elsewhere were put back in
+    /// `pending`; its owner pages them in.
+    pub(super) fn tell_owner_requeued(&self, webhook_id: WebhookId) {
+        if self.ownership.server_id().is_none() {
+            return;
+        }
+        let store = self.store.clone();
+        let notice = DeliveryNotice { webhook_id, deliveries: Vec::new(), requeued: true };
+        actix_rt::spawn(async move {
+            for payload in DeliveryNotice::payloads(&[notice]) {
+                if let Err(error) = store.notify(crate::store::cluster::channel::DELIVERIES, &payload).await {
+                    log::warn!("webhook {webhook_id}: could not tell its owner of requeued deliveries: {error}");
+                }
+            }
+        });
+    }
+
+    /// Applies the webhooks as the database has them at `version`.
+    fn apply_loaded(&mut self, version: i64, loaded: Vec<Webhook>, ctx: &mut Context<Self>) {
+        let mut present = HashSet::with_capacity(loaded.len());
+        for webhook in loaded {
+            present.insert(webhook.id);
+            if self.webhook(&webhook.id).as_deref() != Some(&webhook) {
+                self.apply(Arc::new(webhook), ctx);
+            }
+        }
+        let gone: Vec<_> = {
+            let routes = self.routes.read();
+            routes.webhooks.values().filter(|w| !present.contains(&w.id)).map(|w| (w.workspace_id, w.id)).collect()
+        };
+        for (workspace_id, id) in gone {
+            self.forget(workspace_id, id);
+        }
+        self.routes.write().config_version = Some(version);
+    }
+}
+
+impl Handler<RefreshWebhooks> for Registry {
+    type Result = AtomicResponse<Self, Result<(), RegistryError>>;
+
+    fn handle(&mut self, msg: RefreshWebhooks, _: &mut Context<Self>) -> Self::Result {
+        let known = self.routes.read().config_version;
+        let Some(known) = known else {
+            return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));
+        };
+        if msg.newer_than.is_some_and(|stale| known > stale) {
+            return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));
+        }
+        let store = self.store.clone();
+        let load = async move {
+            // The version first: the webhooks read after it are at least that new.
+            let version = store.config_version().await?;
+            if msg.newer_than.is_none() && version == known {
+                return Ok(None);
+            }
+            Ok::<_, RegistryError>(Some((version, store.load_webhooks().await?)))
+        };
+        AtomicResponse::new(Box::pin(load.into_actor(self).map(|loaded, act, ctx| {
+            if let Some((version, webhooks)) = loaded? {
+                act.apply_loaded(version, webhooks, ctx);
+            }
+            Ok(())
+        })))
+    }
+}
+
+impl Handler<ReportLeases> for Registry {
+    type Result = ResponseFuture<LeaseState>;
+
+    fn handle(&mut self, _: ReportLeases, _: &mut Context<Self>) -> Self::Result {
+        let enabled_webhooks = self.routes.read().webhooks.values().filter(|w| w.enabled).count();
+        let Ownership::Leased { leases, .. } = &self.ownership else {
+            return Box::pin(std::future::ready(LeaseState { enabled_webhooks, ..Default::default() }));
+        };
+        let mut running = Vec::new();
+        let mut idle = Vec::new();
+        for (id, lease) in leases {
+            match (self.webhook(id), self.endpoint(id)) {
+                (Some(webhook), Some(endpoint)) => {
+                    running.push((*id, lease.epoch, webhook.settings.timeout_ms, endpoint))
+                }
+                _ => idle.push(*id),
+            }
+        }
+        Box::pin(async move {
+            let reports = running.into_iter().map(|(webhook_id, epoch, timeout_ms, endpoint)| async move {
+                let (health, circuit) = endpoint.send(LeaseReport).await.unwrap_or_default();
+                (HeldLease { webhook_id, epoch, timeout_ms, circuit }, health)
+            });
+            LeaseState { leases: futures_util::future::join_all(reports).await, idle, enabled_webhooks }
+        })
+    }
+}
+
+impl Handler<TakeLeases> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, TakeLeases(claimed): TakeLeases, ctx: &mut Context<Self>) {
+        let Some(leases) = self.ownership.leases() else {
+            return;
+        };
+        let mut started = Vec::with_capacity(claimed.len());
+        for claim in claimed {
+            leases.insert(claim.webhook_id, Lease { epoch: claim.epoch, circuit: Some(claim.circuit) });
+            started.push(claim.webhook_id);
+        }
+        for id in started {
+            // Deliveries may wait in the database from the previous owner or other servers.
+            self.idle.remove(&id);
+            if let Some(webhook) = self.webhook(&id) {
+                self.sync_endpoint(&webhook, ctx);
+            }
+        }
+    }
+}
+
+impl Handler<DropLeases> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, DropLeases(lost): DropLeases, _: &mut Context<Self>) {
+        if let Some(leases) = self.ownership.leases() {
+            for id in &lost {
+                leases.remove(id);
+            }
+            for id in lost {
+                log::warn!("webhook {id}: lease lost; its endpoint stops here");
+                self.stop_endpoint(id);
+            }
+        }
+    }
+}
+
+impl Handler<HandOver> for Registry {
+    type Result = ResponseFuture<Vec<HeldLease>>;
+
+    fn handle(&mut self, HandOver(ids): HandOver, _: &mut Context<Self>) -> Self::Result {
+        let mut handing = Vec::new();
+        if let Some(leases) = self.ownership.leases() {
+            for id in ids {
+                if let Some(lease) = leases.remove(&id) {
+                    handing.push((id, lease.epoch));
+                }
+            }
+        }
+        let handing: Vec<_> = handing
+            .into_iter()
+            .map(|(id, epoch)| {
+                let timeout_ms = self.webhook(&id).map_or(0, |w| w.settings.timeout_ms);
+                // Out of the routes first: publishes here now tell the next owner instead.
+                let (endpoint, running) = {
+                    let mut routes = self.routes.write();
+                    (routes.endpoints.remove(&id), routes.endpoints.len())
+                };
+                self.metrics.set_owned_webhooks(running);
+                (id, epoch, timeout_ms, endpoint)
+            })
+            .collect();
+        let recorder = self.recorder.clone();
+        Box::pin(async move {
+            let mut held = Vec::with_capacity(handing.len());
+            for (webhook_id, epoch, timeout_ms, endpoint) in handing {
+                let circuit = match endpoint {
+                    Some(endpoint) => {
+                        let _ = endpoint.send(DrainEndpoint).await;
+                        let (_, circuit) = endpoint.send(LeaseReport).await.unwrap_or_default();
+                        endpoint.do_send(StopEndpoint);
+                        circuit
+                    }
+                    None => SavedCircuit::default(),
+                };
+                held.push(HeldLease { webhook_id, epoch, timeout_ms, circuit });
+            }
+            // The drained attempts' records go to the writer before the caller's flush.
+            recorder.send_now();
+            held
+        })
+    }
+}
+
+impl Handler<DeliveriesNoticed> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, DeliveriesNoticed(notices): DeliveriesNoticed, _: &mut Context<Self>) {
+        for notice in notices {
+            let Some(endpoint) = self.endpoint(&notice.webhook_id) else {
+                continue;
+            };
+            if notice.requeued {
+                endpoint.do_send(DeliveriesRequeued);
+            } else {
+                endpoint.do_send(DeliveriesPublishedElsewhere { ids: notice.deliveries });
+            }
+        }
+    }
+}
+
+impl Handler<SweepEndpoints> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, _: SweepEndpoints, _: &mut Context<Self>) {
+        for endpoint in self.routes.read().endpoints.values() {
+            endpoint.do_send(SweepPending);
+        }
+    }
+}

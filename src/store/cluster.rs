@@ -1,0 +1,440 @@
+//! What servers sharing one PostgreSQL database know of each other (SPEC §9): the live
+//! servers, the leases that give each webhook one owner, the version of the webhooks'
+//! configuration, and the notifications that wake the other servers. PostgreSQL only: a
+//! SQLite database has one server.
+//!
+//! Every time here is the database's clock (`hookbus_now_ms()`), so servers never compare
+//! their own clocks with each other.
+
+use std::time::Duration;
+
+use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text};
+use diesel_async::RunQueryDsl;
+
+use super::records::parse_id;
+use super::{from_millis, to_millis, Pool, Store, StoreError, StoreResult};
+use crate::domain::circuit::{CircuitState, SavedCircuit};
+use crate::domain::WebhookId;
+
+/// Channels of `LISTEN`/`NOTIFY`.
+pub mod channel {
+    /// A webhook changed (payload: the new configuration version).
+    pub const CONFIG: &str = "hookbus_config";
+    /// Deliveries to pick up (payload: [`super::DeliveryNotice`]s).
+    pub const DELIVERIES: &str = "hookbus_deliveries";
+    /// Leases were released: servers with room may claim them now.
+    pub const LEASES: &str = "hookbus_leases";
+}
+
+/// A server as the others see it.
+#[derive(Debug, Clone, PartialEq, Eq, diesel::QueryableByName)]
+pub struct ServerRow {
+    #[diesel(sql_type = Text)]
+    pub id: String,
+    #[diesel(sql_type = Text)]
+    pub name: String,
+    #[diesel(sql_type = BigInt)]
+    pub started_at: i64,
+    #[diesel(sql_type = BigInt)]
+    pub last_seen_at: i64,
+    /// Webhooks it holds a live lease on.
+    #[diesel(sql_type = BigInt)]
+    pub webhooks: i64,
+}
+
+/// A lease this server holds, with what it writes at each renewal.
+#[derive(Debug, Clone)]
+pub struct HeldLease {
+    pub webhook_id: WebhookId,
+    pub epoch: i64,
+    /// The webhook's attempt timeout: a lease lasts `lease_ttl` plus this, so an attempt
+    /// started while the lease was renewed ends before anyone else may take the webhook.
+    pub timeout_ms: u32,
+    pub circuit: SavedCircuit,
+}
+
+/// A lease just claimed: the webhook, the claim's epoch and the circuit its last owner saved.
+#[derive(Debug, Clone)]
+pub struct ClaimedLease {
+    pub webhook_id: WebhookId,
+    pub epoch: i64,
+    pub circuit: SavedCircuit,
+}
+
+/// The owner of a webhook and the figures it last reported for it.
+#[derive(Debug, Clone)]
+pub struct LeaseOwner {
+    pub webhook_id: WebhookId,
+    pub owner: String,
+    /// JSON of the owner's `EndpointHealth`, if it reported one yet.
+    pub health: Option<String>,
+}
+
+#[derive(diesel::QueryableByName)]
+struct LeaseRow {
+    #[diesel(sql_type = Text)]
+    webhook_id: String,
+    #[diesel(sql_type = BigInt)]
+    epoch: i64,
+    #[diesel(sql_type = Text)]
+    circuit_state: String,
+    #[diesel(sql_type = Integer)]
+    consecutive_failures: i32,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    cooldown_ms: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    open_since: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    probe_at: Option<i64>,
+}
+
+#[derive(diesel::QueryableByName)]
+struct IdRow {
+    #[diesel(sql_type = Text)]
+    webhook_id: String,
+}
+
+#[derive(diesel::QueryableByName)]
+struct OwnerRow {
+    #[diesel(sql_type = Text)]
+    webhook_id: String,
+    #[diesel(sql_type = Text)]
+    owner: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    health: Option<String>,
+}
+
+#[derive(diesel::QueryableByName)]
+struct VersionRow {
+    #[diesel(sql_type = BigInt)]
+    version: i64,
+}
+
+const HEARTBEAT: &str = "INSERT INTO servers (id, name, started_at, last_seen_at, health) \
+     VALUES ($1, $2, $3, hookbus_now_ms(), $4::jsonb) \
+     ON CONFLICT (id) DO UPDATE SET last_seen_at = hookbus_now_ms(), health = EXCLUDED.health";
+
+/// Servers seen within `$1` ms; rows of servers gone for long are removed on the way.
+const LIVE_SERVERS: &str = "WITH gone AS (DELETE FROM servers WHERE last_seen_at < hookbus_now_ms() - $2) \
+     SELECT s.id, s.name, s.started_at, s.last_seen_at, \
+       (SELECT count(*) FROM webhook_leases l WHERE l.owner = s.id AND l.expires_at > hookbus_now_ms()) AS webhooks \
+     FROM servers s WHERE s.last_seen_at > hookbus_now_ms() - $1 ORDER BY s.started_at, s.id";
+
+/// Extends this server's live leases (same epoch, not yet expired) and saves their circuits.
+const RENEW: &str = "UPDATE webhook_leases AS l SET expires_at = hookbus_now_ms() + $2 + u.timeout_ms, \
+       circuit_state = u.state, consecutive_failures = u.failures, cooldown_ms = u.cooldown_ms, \
+       open_since = u.open_since, probe_at = u.probe_at \
+     FROM unnest($3::text[], $4::int8[], $5::int8[], $6::text[], $7::int4[], $8::int8[], $9::int8[], $10::int8[]) \
+       AS u(id, epoch, timeout_ms, state, failures, cooldown_ms, open_since, probe_at) \
+     WHERE l.webhook_id = u.id AND l.owner = $1 AND l.epoch = u.epoch AND l.expires_at > hookbus_now_ms() \
+     RETURNING l.webhook_id";
+
+/// Claims up to `$3` enabled webhooks that nobody holds (released, or expired), without
+/// waiting for leases other servers are claiming at the same moment.
+const CLAIM: &str = "UPDATE webhook_leases AS l SET owner = $1, epoch = l.epoch + 1, \
+       expires_at = hookbus_now_ms() + $2 + w.timeout_ms \
+     FROM webhooks w \
+     WHERE w.id = l.webhook_id AND l.webhook_id IN ( \
+       SELECT c.webhook_id FROM webhook_leases c JOIN webhooks cw ON cw.id = c.webhook_id \
+       WHERE cw.enabled AND (c.owner IS NULL OR c.expires_at <= hookbus_now_ms()) \
+       ORDER BY c.webhook_id LIMIT $3 FOR UPDATE OF c SKIP LOCKED) \
+     RETURNING l.webhook_id, l.epoch, l.circuit_state, l.consecutive_failures, l.cooldown_ms, l.open_since, \
+       l.probe_at";
+
+/// Gives leases up at once (their attempts have finished and been recorded), saving circuits.
+const RELEASE: &str = "UPDATE webhook_leases AS l SET owner = NULL, expires_at = 0, \
+       circuit_state = u.state, consecutive_failures = u.failures, cooldown_ms = u.cooldown_ms, \
+       open_since = u.open_since, probe_at = u.probe_at \
+     FROM unnest($2::text[], $3::int8[], $4::text[], $5::int4[], $6::int8[], $7::int8[], $8::int8[]) \
+       AS u(id, epoch, state, failures, cooldown_ms, open_since, probe_at) \
+     WHERE l.webhook_id = u.id AND l.owner = $1 AND l.epoch = u.epoch \
+     RETURNING l.webhook_id";
+
+const OWNERS: &str = "SELECT l.webhook_id, l.owner, (s.health -> l.webhook_id)::text AS health \
+     FROM webhook_leases l LEFT JOIN servers s ON s.id = l.owner \
+     WHERE l.webhook_id = ANY($1::text[]) AND l.owner IS NOT NULL AND l.expires_at > hookbus_now_ms()";
+
+/// Circuits as columns, for the `unnest` of renewals and releases.
+#[derive(Default)]
+struct CircuitColumns {
+    state: Vec<&'static str>,
+    failures: Vec<i32>,
+    cooldown_ms: Vec<Option<i64>>,
+    open_since: Vec<Option<i64>>,
+    probe_at: Vec<Option<i64>>,
+}
+
+impl CircuitColumns {
+    fn push(&mut self, c: &SavedCircuit) {
+        self.state.push(circuit_state_name(c.state));
+        self.failures.push(c.consecutive_failures as i32);
+        self.cooldown_ms.push(c.cooldown.map(|d| d.as_millis() as i64));
+        self.open_since.push(c.open_since.map(to_millis));
+        self.probe_at.push(c.probe_at.map(to_millis));
+    }
+}
+
+fn circuit_state_name(state: CircuitState) -> &'static str {
+    match state {
+        CircuitState::Closed => "closed",
+        CircuitState::Open => "open",
+        CircuitState::HalfOpen => "half_open",
+    }
+}
+
+impl TryFrom<LeaseRow> for ClaimedLease {
+    type Error = StoreError;
+
+    fn try_from(row: LeaseRow) -> StoreResult<Self> {
+        let state = match row.circuit_state.as_str() {
+            "closed" => CircuitState::Closed,
+            "open" => CircuitState::Open,
+            "half_open" => CircuitState::HalfOpen,
+            other => return Err(StoreError::Corrupt(format!("lease {}: circuit state {other}", row.webhook_id))),
+        };
+        Ok(Self {
+            webhook_id: parse_id(&row.webhook_id)?,
+            epoch: row.epoch,
+            circuit: SavedCircuit {
+                state,
+                consecutive_failures: row.consecutive_failures.max(0) as u32,
+                cooldown: row.cooldown_ms.map(|ms| Duration::from_millis(ms.max(0) as u64)),
+                open_since: row.open_since.map(from_millis),
+                probe_at: row.probe_at.map(from_millis),
+            },
+        })
+    }
+}
+
+impl Store {
+    fn postgres(&self) -> StoreResult<&super::connections::PgPool> {
+        match &self.pool {
+            Pool::Postgres(pool) => Ok(pool),
+            Pool::Sqlite { .. } => Err(StoreError::Driver("several servers need PostgreSQL".into())),
+        }
+    }
+
+    /// The version of the webhooks' configuration (bumped by every change to `webhooks`).
+    pub async fn config_version(&self) -> StoreResult<i64> {
+        let mut conn = self.postgres()?.get().await?;
+        let row: VersionRow = diesel::sql_query("SELECT version FROM cluster_config").get_result(&mut *conn).await?;
+        Ok(row.version)
+    }
+
+    /// Says this server is alive, with the figures of the webhooks it owns (a JSON object by
+    /// webhook id), and returns the servers seen within `live_within`.
+    pub async fn heartbeat(
+        &self,
+        server: &ServerRow,
+        health_json: &str,
+        live_within: Duration,
+    ) -> StoreResult<Vec<ServerRow>> {
+        let mut conn = self.postgres()?.get().await?;
+        diesel::sql_query(HEARTBEAT)
+            .bind::<Text, _>(&server.id)
+            .bind::<Text, _>(&server.name)
+            .bind::<BigInt, _>(server.started_at)
+            .bind::<Text, _>(health_json)
+            .execute(&mut *conn)
+            .await?;
+        let live_ms = live_within.as_millis() as i64;
+        Ok(diesel::sql_query(LIVE_SERVERS)
+            .bind::<BigInt, _>(live_ms)
+            .bind::<BigInt, _>(live_ms * 30)
+            .load(&mut *conn)
+            .await?)
+    }
+
+    /// This server's row goes (a clean stop): the others count one server fewer at once.
+    pub async fn leave(&self, server_id: &str) -> StoreResult<()> {
+        let mut conn = self.postgres()?.get().await?;
+        diesel::sql_query("DELETE FROM servers WHERE id = $1").bind::<Text, _>(server_id).execute(&mut *conn).await?;
+        Ok(())
+    }
+
+    /// Renews the leases; returns the webhooks whose lease was renewed (the others are lost).
+    pub async fn renew_leases(
+        &self,
+        server_id: &str,
+        ttl: Duration,
+        leases: &[HeldLease],
+    ) -> StoreResult<Vec<WebhookId>> {
+        if leases.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut circuits = CircuitColumns::default();
+        leases.iter().for_each(|l| circuits.push(&l.circuit));
+        let mut conn = self.postgres()?.get().await?;
+        let rows: Vec<IdRow> = diesel::sql_query(RENEW)
+            .bind::<Text, _>(server_id)
+            .bind::<BigInt, _>(ttl.as_millis() as i64)
+            .bind::<Array<Text>, _>(leases.iter().map(|l| l.webhook_id.to_string()).collect::<Vec<_>>())
+            .bind::<Array<BigInt>, _>(leases.iter().map(|l| l.epoch).collect::<Vec<_>>())
+            .bind::<Array<BigInt>, _>(leases.iter().map(|l| i64::from(l.timeout_ms)).collect::<Vec<_>>())
+            .bind::<Array<Text>, _>(circuits.state)
+            .bind::<Array<Integer>, _>(circuits.failures)
+            .bind::<Array<Nullable<BigInt>>, _>(circuits.cooldown_ms)
+            .bind::<Array<Nullable<BigInt>>, _>(circuits.open_since)
+            .bind::<Array<Nullable<BigInt>>, _>(circuits.probe_at)
+            .load(&mut *conn)
+            .await?;
+        rows.iter().map(|r| parse_id(&r.webhook_id)).collect()
+    }
+
+    /// Claims up to `limit` webhooks nobody holds.
+    pub async fn claim_leases(&self, server_id: &str, ttl: Duration, limit: usize) -> StoreResult<Vec<ClaimedLease>> {
+        let mut conn = self.postgres()?.get().await?;
+        let rows: Vec<LeaseRow> = diesel::sql_query(CLAIM)
+            .bind::<Text, _>(server_id)
+            .bind::<BigInt, _>(ttl.as_millis() as i64)
+            .bind::<BigInt, _>(limit as i64)
+            .load(&mut *conn)
+            .await?;
+        rows.into_iter().map(ClaimedLease::try_from).collect()
+    }
+
+    /// Gives leases up for another server to claim at once, and tells the others.
+    pub async fn release_leases(&self, server_id: &str, leases: &[HeldLease]) -> StoreResult<()> {
+        if leases.is_empty() {
+            return Ok(());
+        }
+        let mut circuits = CircuitColumns::default();
+        leases.iter().for_each(|l| circuits.push(&l.circuit));
+        let mut conn = self.postgres()?.get().await?;
+        let _: Vec<IdRow> = diesel::sql_query(RELEASE)
+            .bind::<Text, _>(server_id)
+            .bind::<Array<Text>, _>(leases.iter().map(|l| l.webhook_id.to_string()).collect::<Vec<_>>())
+            .bind::<Array<BigInt>, _>(leases.iter().map(|l| l.epoch).collect::<Vec<_>>())
+            .bind::<Array<Text>, _>(circuits.state)
+            .bind::<Array<Integer>, _>(circuits.failures)
+            .bind::<Array<Nullable<BigInt>>, _>(circuits.cooldown_ms)
+            .bind::<Array<Nullable<BigInt>>, _>(circuits.open_since)
+            .bind::<Array<Nullable<BigInt>>, _>(circuits.probe_at)
+            .load(&mut *conn)
+            .await?;
+        drop(conn);
+        self.notify(channel::LEASES, "").await
+    }
+
+    /// The live owners of these webhooks, with the figures each owner last reported.
+    pub async fn lease_owners(&self, webhooks: &[WebhookId]) -> StoreResult<Vec<LeaseOwner>> {
+        let mut conn = self.postgres()?.get().await?;
+        let rows: Vec<OwnerRow> = diesel::sql_query(OWNERS)
+            .bind::<Array<Text>, _>(webhooks.iter().map(ToString::to_string).collect::<Vec<_>>())
+            .load(&mut *conn)
+            .await?;
+        rows.into_iter()
+            .map(|r| Ok(LeaseOwner { webhook_id: parse_id(&r.webhook_id)?, owner: r.owner, health: r.health }))
+            .collect()
+    }
+
+    /// `NOTIFY` on `channel`.
+    pub async fn notify(&self, channel: &str, payload: &str) -> StoreResult<()> {
+        let mut conn = self.postgres()?.get().await?;
+        diesel::sql_query("SELECT pg_notify($1, $2)::text AS webhook_id")
+            .bind::<Text, _>(channel)
+            .bind::<Text, _>(payload)
+            .load::<IdRow>(&mut *conn)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Deliveries for one webhook, in a notification on [`channel::DELIVERIES`]: the ids of new
+/// deliveries, or every pending one (`requeued`, after a replay).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryNotice {
+    pub webhook_id: WebhookId,
+    pub deliveries: Vec<crate::domain::DeliveryId>,
+    pub requeued: bool,
+}
+
+impl DeliveryNotice {
+    /// Notification payloads for `notices`, each under PostgreSQL's 8,000-byte limit: one line
+    /// per webhook, `<webhook id> <delivery id>,<delivery id>…` or `<webhook id> *`.
+    pub fn payloads(notices: &[DeliveryNotice]) -> Vec<String> {
+        const LIMIT: usize = 7_900;
+        let mut payloads = vec![String::new()];
+        for notice in notices {
+            let mut line = format!("{} ", notice.webhook_id);
+            let head = line.len();
+            if notice.requeued {
+                line.push('*');
+            }
+            let mut ids = notice.deliveries.iter().peekable();
+            while notice.requeued || ids.peek().is_some() {
+                while let Some(id) = ids.peek() {
+                    if line.len() + 37 > LIMIT {
+                        break;
+                    }
+                    if line.len() > head {
+                        line.push(',');
+                    }
+                    line.push_str(&id.to_string());
+                    ids.next();
+                }
+                let current = payloads.last_mut().expect("never empty");
+                if current.len() + line.len() + 1 > LIMIT {
+                    payloads.push(String::new());
+                }
+                let current = payloads.last_mut().expect("never empty");
+                if !current.is_empty() {
+                    current.push('\n');
+                }
+                current.push_str(&line);
+                line.truncate(head);
+                if notice.requeued {
+                    break;
+                }
+            }
+        }
+        payloads.retain(|p| !p.is_empty());
+        payloads
+    }
+
+    /// The notices in a payload; lines that do not parse are skipped.
+    pub fn parse(payload: &str) -> Vec<DeliveryNotice> {
+        payload
+            .lines()
+            .filter_map(|line| {
+                let (webhook, ids) = line.split_once(' ')?;
+                let webhook_id = webhook.parse().ok()?;
+                if ids == "*" {
+                    return Some(DeliveryNotice { webhook_id, deliveries: Vec::new(), requeued: true });
+                }
+                let deliveries = ids.split(',').filter_map(|id| id.parse().ok()).collect();
+                Some(DeliveryNotice { webhook_id, deliveries, requeued: false })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::DeliveryId;
+
+    #[test]
+    fn delivery_notices_survive_their_payloads_and_fit_postgres_limit() {
+        let notices: Vec<DeliveryNotice> = (0..30)
+            .map(|i| DeliveryNotice {
+                webhook_id: WebhookId::generate(),
+                deliveries: if i % 7 == 3 { vec![] } else { (0..i * 20).map(|_| DeliveryId::generate()).collect() },
+                requeued: i % 7 == 3,
+            })
+            .collect();
+        let payloads = DeliveryNotice::payloads(&notices);
+        assert!(payloads.len() > 1);
+        assert!(payloads.iter().all(|p| p.len() < 8_000), "{:?}", payloads.iter().map(String::len).collect::<Vec<_>>());
+        let mut parsed = payloads.iter().flat_map(|p| DeliveryNotice::parse(p)).collect::<Vec<_>>();
+        // A notice split over payloads comes back as several; join them again.
+        parsed.dedup_by(|later, earlier| {
+            let same = later.webhook_id == earlier.webhook_id;
+            if same {
+                earlier.deliveries.append(&mut later.deliveries);
+            }
+            same
+        });
+        assert_eq!(parsed, notices.into_iter().filter(|n| n.requeued || !n.deliveries.is_empty()).collect::<Vec<_>>());
+    }
+}

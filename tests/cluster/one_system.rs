@@ -1,0 +1,91 @@
+//! Any server answers for all: changes through one bind the next publish through another,
+//! admin routes answer alike, keys and revocations reach every server within a second.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::helpers::*;
+use crate::*;
+
+#[actix_web::test]
+async fn a_change_through_one_server_binds_the_very_next_publish_through_another() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let Some(cluster) = Cluster::start(2, &[]).await else { return };
+    let receiver = TestReceiver::start().await;
+    // Created through A, published through B at once: matched and delivered, every time.
+    let mut ids = Vec::new();
+    for round in 0..10 {
+        let id = cluster.create_webhook(0, json!({"url": receiver.url(), "events": [format!("round{round}.*")]})).await;
+        let event = json!({"event": format!("round{round}.done"), "data": {"id": format!("r{round}")}});
+        let reply = cluster.call(1, "POST", "/api/v1/events", Some(event)).await;
+        assert_eq!(reply.status, 202, "{}", reply.body);
+        assert_eq!(reply.body["matched_webhooks"], 1, "round {round}: B did not see A's new webhook");
+        ids.push(id);
+    }
+    let received = receiver.recv_n(10, Duration::from_secs(20)).await;
+    assert_eq!(received.len(), 10, "every publish through B was delivered");
+
+    // Every admin route answers the same through either server.
+    for path in [format!("/api/v1/webhooks/{}", ids[0]), "/api/v1/webhooks".into()] {
+        let (a, b) = (cluster.call(0, "GET", &path, None).await, cluster.call(1, "GET", &path, None).await);
+        assert_eq!((a.status, &a.body), (b.status, &b.body), "{path}");
+    }
+
+    // Changed through A: B's next publish no longer matches.
+    let patch = json!({"events": ["elsewhere.*"]});
+    let reply = cluster.call(0, "PATCH", &format!("/api/v1/webhooks/{}", ids[0]), Some(patch)).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let reply = cluster.call(1, "POST", "/api/v1/events", Some(json!({"event": "round0.done", "data": {}}))).await;
+    assert_eq!(reply.body["matched_webhooks"], 0, "B still matched the old subscription");
+    // Disabled through B: A's next publish no longer matches.
+    let reply =
+        cluster.call(1, "PATCH", &format!("/api/v1/webhooks/{}", ids[1]), Some(json!({"enabled": false}))).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let reply = cluster.call(0, "POST", "/api/v1/events", Some(json!({"event": "round1.done", "data": {}}))).await;
+    assert_eq!(reply.body["matched_webhooks"], 0, "A still matched a disabled webhook");
+    // Deleted through A: B's next publish no longer matches, and B no longer finds it.
+    let reply = cluster.call(0, "DELETE", &format!("/api/v1/webhooks/{}", ids[2]), None).await;
+    assert_eq!(reply.status, 204, "{}", reply.body);
+    let reply = cluster.call(1, "POST", "/api/v1/events", Some(json!({"event": "round2.done", "data": {}}))).await;
+    assert_eq!(reply.body["matched_webhooks"], 0, "B still matched a deleted webhook");
+    assert_eq!(cluster.call(1, "GET", &format!("/api/v1/webhooks/{}", ids[2]), None).await.status, 404);
+}
+
+#[actix_web::test]
+async fn workspaces_keys_and_revocations_reach_every_server_within_a_second() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let Some(cluster) = Cluster::start(2, &[]).await else { return };
+    let reply = cluster.call(0, "POST", "/api/v1/workspaces", Some(json!({"name": "acme"}))).await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let (key, key_id) =
+        (reply.body["api_key"].as_str().unwrap().to_owned(), reply.body["api_key_id"].as_str().unwrap().to_owned());
+    let workspace = reply.body["id"].as_str().unwrap().to_owned();
+    let with_key = |i: usize| {
+        let key = key.clone();
+        let port = cluster.server(i).port;
+        async move {
+            awc::Client::default()
+                .get(format!("http://127.0.0.1:{port}/api/v1/webhooks"))
+                .insert_header(("Authorization", format!("Bearer {key}")))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    // The new key works through the other server at once (it was never seen there).
+    assert_eq!(with_key(1).await, 200);
+    assert_eq!(with_key(0).await, 200);
+    // Revoked through A: refused through B within a second, though B had it in memory.
+    let revoke = format!("/api/v1/workspaces/{workspace}/keys/{key_id}");
+    let reply = cluster.call(0, "DELETE", &revoke, None).await;
+    assert!(reply.status == 204 || reply.status == 200, "{}: {}", reply.status, reply.body);
+    let revoked = Instant::now();
+    while with_key(1).await != 401 {
+        assert!(revoked.elapsed() < Duration::from_secs(1), "B still accepts a key revoked through A");
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!("revocation reached the other server after {:?}", revoked.elapsed());
+}
