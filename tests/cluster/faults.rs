@@ -82,8 +82,7 @@ impl Load {
                 }
                 for (i, _) in cluster.live() {
                     let log = std::fs::read_to_string(cluster.log_path(i)).unwrap_or_default();
-                    let lines: Vec<&str> =
-                        log.lines().filter(|l| l.contains("cluster") || l.contains("lease")).collect();
+                    let lines: Vec<&str> = log.lines().filter(|l| !l.contains("hookbus::requests")).collect();
                     eprintln!("server {i}:\n{}", lines.join("\n"));
                 }
                 panic!("accepted deliveries never arrived (by receiver): {missing:?}");

@@ -72,6 +72,10 @@ impl Cluster {
         let name = format!("server-{i}");
         let server = ServerProcess::start_with(&self.url, &dir, |command| {
             command.env("HOOKBUS_MASTER_KEY", &self.master_key).args(["--server-name", &name]).args(&self.args);
+            // More detail in the servers' logs when a scenario is being investigated.
+            if let Ok(filter) = std::env::var("HOOKBUS_TEST_SERVER_LOG") {
+                command.env("RUST_LOG", filter);
+            }
             if !self.args.iter().any(|a| a == "--lease-ttl-ms") {
                 command.args(["--lease-ttl-ms", &LEASE_TTL_MS.to_string()]);
             }

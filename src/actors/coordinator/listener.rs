@@ -51,7 +51,7 @@ async fn listen(
     registry.do_send(RefreshWebhooks { newer_than: None });
     coordinator.do_send(TickNow);
     if reconnecting {
-        registry.do_send(SweepEndpoints);
+        registry.do_send(SweepEndpoints { catch_up: true });
     }
     loop {
         let next = {

@@ -247,7 +247,7 @@ impl Actor for Coordinator {
         ctx.run_interval(self.settings.tick(), |act, ctx| act.tick(ctx));
         ctx.run_interval(SWEEP_INTERVAL, |act, _| {
             if act.live.len() > 1 {
-                act.registry.do_send(SweepEndpoints);
+                act.registry.do_send(SweepEndpoints { catch_up: false });
             }
         });
     }

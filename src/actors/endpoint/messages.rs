@@ -100,7 +100,12 @@ pub struct DeliveriesPublishedElsewhere {
 }
 
 /// Looks in the database for pending deliveries behind the paging cursor that nobody
-/// announced (a notification lost while the listening connection was down).
+/// announced (a notification lost while the listening connection was down). `catch_up`: of
+/// any age, after the writer has committed every record made so far (recent announcements
+/// may be lost); otherwise only those old enough that no record of theirs can still be on
+/// its way.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct SweepPending;
+pub struct SweepPending {
+    pub catch_up: bool,
+}

@@ -45,6 +45,7 @@ use crate::domain::rate_limit::TokenBucket;
 use crate::domain::webhook::{DisabledReason, Webhook};
 use crate::domain::{AttemptOutcome, DeliveryId};
 use crate::metrics::{FinalStatus, Metrics};
+use crate::store::cluster::{channel, DeliveryNotice};
 use crate::store::{AttemptWrite, PendingDelivery, Store};
 
 /// How long to wait before paging again after the database failed to answer.
@@ -53,9 +54,9 @@ const PAGE_RETRY_DELAY: Duration = Duration::from_secs(1);
 /// How often an endpoint whose lease could not be renewed looks again.
 const LEASE_RECHECK: Duration = Duration::from_millis(200);
 
-/// A pending delivery behind the paging cursor that nobody announced is taken in by
-/// [`SweepPending`] once it is this old; younger ones may be sent already, with their
-/// record still on its way to the database.
+/// A pending delivery behind the paging cursor that nobody announced is taken in by the
+/// regular sweep once it is this old; younger ones may be sent already, with their record
+/// still on its way to the database.
 const SWEEP_MIN_AGE: Duration = Duration::from_secs(30);
 
 /// At most this many delivery ids per sweep.
@@ -106,6 +107,9 @@ pub struct EndpointActor {
     drained: Vec<oneshot::Sender<()>>,
     /// With several servers: the lease this endpoint runs under.
     lease: Option<EndpointLease>,
+    /// While a sweep reads the database: deliveries finished meanwhile, whose records may
+    /// land after the sweep's read (they must not be taken in again).
+    finished_during_sweep: Option<HashSet<DeliveryId>>,
 }
 
 /// Why an attempt did not start after waiting for its connection.
@@ -148,7 +152,24 @@ impl EndpointActor {
             stop_when_idle: false,
             drained: Vec::new(),
             lease: lease.map(|(lease, _)| lease),
+            finished_during_sweep: None,
         }
+    }
+
+    /// With several servers: deliveries that reached this endpoint after it stopped (its
+    /// webhook is being handed over, or its lease was lost) are announced again for the
+    /// next owner. Sent after their commit, the announcement either finds the next owner's
+    /// endpoint running, or comes before it starts and reads them from the database.
+    fn pass_on(&self, ids: Vec<DeliveryId>) {
+        let notice = DeliveryNotice { webhook_id: self.webhook.id, deliveries: ids, requeued: false };
+        let store = self.deps.store.clone();
+        actix_rt::spawn(async move {
+            for payload in DeliveryNotice::payloads(&[notice]) {
+                if let Err(error) = store.notify(channel::DELIVERIES, &payload).await {
+                    log::warn!("could not announce deliveries to the next owner (the sweep finds them): {error}");
+                }
+            }
+        });
     }
 
     fn lease_lapsed(&self, now: Instant) -> bool {
@@ -314,6 +335,9 @@ impl EndpointActor {
         ctx: &mut Context<Self>,
     ) {
         self.in_flight.remove(&id);
+        if let Some(finished) = &mut self.finished_during_sweep {
+            finished.insert(id);
+        }
         let (now, wall) = (Instant::now(), crate::domain::now());
         let error_message = outcome.error_message();
         self.stats.record(now, wall, outcome.duration, error_message.as_deref());
@@ -469,6 +493,10 @@ impl Handler<DeliveryEnqueued> for EndpointActor {
     type Result = ();
 
     fn handle(&mut self, msg: DeliveryEnqueued, ctx: &mut Context<Self>) {
+        if self.stopped && self.lease.is_some() {
+            self.pass_on(vec![msg.delivery.delivery.id]);
+            return;
+        }
         let may_borrow = self.breaker.state() == CircuitState::Closed;
         if let Some(pending) = self.window.offer(msg.delivery, msg.redelivered, may_borrow) {
             self.admit(pending, ctx);
@@ -523,6 +551,9 @@ impl Handler<DeliveriesPublishedElsewhere> for EndpointActor {
 
     fn handle(&mut self, msg: DeliveriesPublishedElsewhere, ctx: &mut Context<Self>) {
         if self.stopped {
+            if self.lease.is_some() {
+                self.pass_on(msg.ids);
+            }
             return;
         }
         let store = self.deps.store.clone();
@@ -548,27 +579,47 @@ impl Handler<DeliveriesPublishedElsewhere> for EndpointActor {
 impl Handler<SweepPending> for EndpointActor {
     type Result = ();
 
-    fn handle(&mut self, _: SweepPending, ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: SweepPending, ctx: &mut Context<Self>) {
         let Some(cursor) = self.window.cursor() else {
             // Nothing taken in yet: paging from the start finds everything.
             return;
         };
-        if self.stopped {
+        if self.stopped || self.finished_during_sweep.is_some() {
             return;
         }
-        let old_enough = crate::domain::now() - chrono::Duration::from_std(SWEEP_MIN_AGE).unwrap_or_default();
+        // After the cursor, paging finds them; before it, the read below.
+        self.window.look_ahead();
+        self.dispatch(ctx);
+        let min_age = if msg.catch_up { Duration::ZERO } else { SWEEP_MIN_AGE };
+        let old_enough = crate::domain::now() - chrono::Duration::from_std(min_age).unwrap_or_default();
         let before = cursor.min(DeliveryId::first_at(old_enough));
-        let (store, webhook_id) = (self.deps.store.clone(), self.webhook.id);
-        let look = async move { store.pending_ids_before(webhook_id, before, SWEEP_LIMIT).await };
-        ctx.spawn(look.into_actor(self).map(|found, act, ctx| match found {
-            Ok(ids) => {
-                let missed: Vec<_> = ids.into_iter().filter(|id| act.window.get(id).is_none()).collect();
-                if !missed.is_empty() {
-                    log::info!("webhook {}: {} pending deliveries found by the sweep", act.webhook.id, missed.len());
-                    ctx.notify(DeliveriesPublishedElsewhere { ids: missed });
-                }
+        let (store, webhook_id, recorder) = (self.deps.store.clone(), self.webhook.id, self.deps.recorder.clone());
+        // From here on, what finishes is remembered until the read is back; what finished
+        // before is committed by the flush.
+        self.finished_during_sweep = Some(HashSet::new());
+        let look = async move {
+            if msg.catch_up {
+                recorder.flush().await;
             }
-            Err(error) => log::warn!("webhook {}: sweep failed: {error}", act.webhook.id),
+            store.pending_ids_before(webhook_id, before, SWEEP_LIMIT).await
+        };
+        ctx.spawn(look.into_actor(self).map(|found, act, ctx| {
+            let finished = act.finished_during_sweep.take().unwrap_or_default();
+            match found {
+                Ok(ids) => {
+                    let missed: Vec<_> =
+                        ids.into_iter().filter(|id| act.window.get(id).is_none() && !finished.contains(id)).collect();
+                    if !missed.is_empty() {
+                        log::info!(
+                            "webhook {}: {} pending deliveries found by the sweep",
+                            act.webhook.id,
+                            missed.len()
+                        );
+                        ctx.notify(DeliveriesPublishedElsewhere { ids: missed });
+                    }
+                }
+                Err(error) => log::warn!("webhook {}: sweep failed: {error}", act.webhook.id),
+            }
         }));
     }
 }

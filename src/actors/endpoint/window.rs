@@ -120,6 +120,13 @@ impl Window {
         Some(pending)
     }
 
+    /// The database may hold deliveries nobody announced: page again after the cursor
+    /// (what is there was never taken in, so nothing is sent twice).
+    pub fn look_ahead(&mut self) {
+        self.backlog = true;
+        self.missed_while_paging |= self.paging;
+    }
+
     /// Deliveries were put back in `pending` in the database (replay): page from the start.
     pub fn requeued(&mut self) {
         self.backlog = true;

@@ -40,6 +40,12 @@ impl AttemptRecorder {
         }
     }
 
+    /// Sends what is collected and waits until every record the writer holds is committed.
+    pub async fn flush(&self) {
+        self.send_now();
+        let _ = self.writer.address().send(super::FlushWrites).await;
+    }
+
     /// Sends whatever is collected now (shutdown calls it before flushing the writer).
     pub fn send_now(&self) {
         let writes = std::mem::take(&mut *self.collected.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));

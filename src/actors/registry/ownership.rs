@@ -138,10 +138,12 @@ impl Handler<RunningWebhooks> for Registry {
     }
 }
 
-/// Every endpoint here looks for pending deliveries nobody announced.
+/// Every endpoint here looks for pending deliveries nobody announced ([`SweepPending`]).
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct SweepEndpoints;
+pub struct SweepEndpoints {
+    pub catch_up: bool,
+}
 
 impl Registry {
     /// With several servers: deliveries of a webhook owned elsewhere were put back in
@@ -343,9 +345,9 @@ impl Handler<DeliveriesNoticed> for Registry {
 impl Handler<SweepEndpoints> for Registry {
     type Result = ();
 
-    fn handle(&mut self, _: SweepEndpoints, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: SweepEndpoints, _: &mut Context<Self>) {
         for endpoint in self.routes.read().endpoints.values() {
-            endpoint.do_send(SweepPending);
+            endpoint.do_send(SweepPending { catch_up: msg.catch_up });
         }
     }
 }

@@ -83,11 +83,29 @@ impl PublishInFlight {
         }
         metrics.event_published();
         let data_json: Arc<str> = event.data_json.as_str().into();
+        let mut stopped_meanwhile = Vec::new();
         for (delivery, endpoint) in write.deliveries.into_iter().zip(endpoints) {
-            if let Some(endpoint) = endpoint {
-                let delivery =
-                    PendingDelivery { data_json: data_json.clone(), event_created_at: event.created_at, delivery };
-                endpoint.do_send(DeliveryEnqueued { delivery, redelivered: false });
+            match endpoint {
+                Some(endpoint) if endpoint.connected() => {
+                    let delivery =
+                        PendingDelivery { data_json: data_json.clone(), event_created_at: event.created_at, delivery };
+                    endpoint.do_send(DeliveryEnqueued { delivery, redelivered: false });
+                }
+                // With several servers, an endpoint gone since the match (its webhook moved
+                // to another server) leaves the delivery to the next owner: tell it.
+                Some(_) if write.config_version.is_some() => stopped_meanwhile.push(DeliveryNotice {
+                    webhook_id: delivery.webhook_id,
+                    deliveries: vec![delivery.id],
+                    requeued: false,
+                }),
+                _ => {}
+            }
+        }
+        for payload in DeliveryNotice::payloads(&stopped_meanwhile) {
+            if let Err(error) = store.notify(crate::store::cluster::channel::DELIVERIES, &payload).await {
+                log::warn!(
+                    "could not announce deliveries to their webhooks' new owner (the sweep finds them): {error}"
+                );
             }
         }
         Ok(Published { id: event.id, event: event.event, matched_webhooks: event.matched_webhooks })
