@@ -13,6 +13,11 @@
 //!      ▼
 //!   Writer ──▶ Persistence (its own thread): group commit ──▶ Store (SQLite / PostgreSQL)
 //!                                                            ◀── Janitor (retention, in batches)
+//!
+//!   Coordinator (PostgreSQL only: several servers may share the database)
+//!      │ heartbeat, lease renewals and claims ──▶ Store
+//!      │ TakeLeases, DropLeases, HandOver ──▶ Registry (which endpoints run here)
+//!      │ listener: NOTIFY ──▶ RefreshWebhooks, DeliveriesNoticed ──▶ Registry
 //! ```
 
 pub mod coordinator;

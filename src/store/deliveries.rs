@@ -93,7 +93,7 @@ impl Store {
                 .filter(deliveries::id.eq(&id))
                 .filter(deliveries::workspace_id.eq(&workspace_id))
                 .select((DeliveryRow::as_select(), EventRow::as_select(), Option::<AttemptRow>::as_select()))
-                .order(attempts::attempt)
+                .order((attempts::attempt, attempts::started_at))
                 .load(conn)
                 .await?
         });
@@ -106,11 +106,12 @@ impl Store {
         let delivery = pending_from(vec![row])?.remove(0);
         let mut attempts = attempt_rows.into_iter().map(AttemptRecord::try_from).collect::<StoreResult<Vec<_>>>()?;
         // The row holds the latest attempt; the table can hold it too only after a race
-        // with a cancellation (the move happened, the update did not).
+        // with a cancellation (the move happened, the update did not). Two attempts with one
+        // number are two servers' (one under a lost lease): both are kept.
         if let Some(latest) = delivery.delivery.latest_attempt() {
-            if !attempts.iter().any(|a| a.attempt == latest.attempt) {
+            if !attempts.iter().any(|a| a.attempt == latest.attempt && a.started_at == latest.started_at) {
                 attempts.push(latest);
-                attempts.sort_by_key(|a| a.attempt);
+                attempts.sort_by_key(|a| (a.attempt, a.started_at));
             }
         }
         Ok(Some((delivery, attempts)))

@@ -84,7 +84,15 @@ backend_test!(migrations_run_twice_and_the_default_workspace_exists, |backend| a
 
 backend_test!(webhooks_round_trip_through_the_store, |backend| async move {
     let db = TestDb::new(backend).await;
-    let store = open(&db).await;
+    let mut store = open(&db).await;
+    // Secrets are sealed at rest: both the secret and, during a rotation, the previous one
+    // come back as they went in (a restart in a rotation once signed with the sealed form).
+    let key = hookbus::store::cipher::MasterKey::from_base64(&base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        [7u8; 32],
+    ))
+    .unwrap();
+    store.use_master_key(&key).await.unwrap();
     let mut hook = webhook();
     hook.headers.insert("X-Tenant".into(), "acme".into());
     hook.settings.rate_limit_per_sec = Some(9);
@@ -150,6 +158,59 @@ backend_test!(pending_deliveries_page_in_id_order_after_a_cursor, |backend| asyn
     assert_eq!(&*first[0].data_json, r#"{"k":"v"}"#);
     assert_eq!(first[0].event_created_at, ev.created_at);
 });
+
+/// Several servers: a record of an attempt made under a lease that another server has
+/// claimed since (a newer epoch) is kept in the history but leaves the delivery to the new
+/// owner, even when the two attempts carry the same number.
+#[actix_web::test]
+async fn a_record_under_a_lost_lease_never_changes_the_delivery() {
+    if postgres_url().is_none() {
+        return;
+    }
+    let db = TestDb::new(Backend::Postgres).await;
+    let store = open(&db).await;
+    let hook = webhook();
+    store.insert_webhook(&hook).await.unwrap();
+    let ev = event("fenced", "{}");
+    let op = publish(&ev, &hook, 1);
+    let WriteOp::Publish(write) = &op else { unreachable!() };
+    let d = write.deliveries[0].clone();
+    store.write_batch(vec![op]).await.unwrap();
+    let a = store.claim_leases("server-a", std::time::Duration::from_secs(10), 10).await.unwrap();
+    assert_eq!(a.len(), 1);
+    // A's lease runs out; B claims the webhook (a newer epoch).
+    store.release_leases("server-a", &[]).await.unwrap();
+    diesel_run(&db.url, "UPDATE webhook_leases SET expires_at = 0").await;
+    let b = store.claim_leases("server-b", std::time::Duration::from_secs(10), 10).await.unwrap();
+    assert_eq!(b[0].epoch, a[0].epoch + 1);
+    let under = |epoch: i64, status: DeliveryStatus, code: u16| {
+        let WriteOp::Attempt(mut write) = attempt_write(&d, 1, status, code) else { unreachable!() };
+        write.epoch = Some(epoch);
+        WriteOp::Attempt(write)
+    };
+    // A's late record (a 500 that would leave it pending), then B's success: B's stands.
+    store.write_batch(vec![under(a[0].epoch, DeliveryStatus::Pending, 500)]).await.unwrap();
+    let (detail, attempts) = store.get_delivery(WorkspaceId::DEFAULT, d.id).await.unwrap().unwrap();
+    assert_eq!((detail.delivery.status, detail.delivery.attempt_count), (DeliveryStatus::Pending, 0));
+    assert_eq!(attempts.len(), 1, "A's attempt is in the history");
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    store.write_batch(vec![under(b[0].epoch, DeliveryStatus::Succeeded, 200)]).await.unwrap();
+    // And A's record arriving again after B's changes nothing either.
+    store.write_batch(vec![under(a[0].epoch, DeliveryStatus::Failed, 500)]).await.unwrap();
+    let (detail, attempts) = store.get_delivery(WorkspaceId::DEFAULT, d.id).await.unwrap().unwrap();
+    assert_eq!(detail.delivery.status, DeliveryStatus::Succeeded);
+    assert_eq!(detail.delivery.status_code, Some(200));
+    let codes: Vec<_> = attempts.iter().map(|a| (a.attempt, a.status_code)).collect();
+    assert_eq!(codes.len(), 3, "both of A's attempts and B's are kept: {codes:?}");
+    assert!(codes.contains(&(1, Some(200))) && codes.contains(&(1, Some(500))), "{codes:?}");
+}
+
+/// One statement on the test database.
+async fn diesel_run(url: &str, sql: &str) {
+    use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+    let mut conn = AsyncPgConnection::establish(url).await.unwrap();
+    conn.batch_execute(sql).await.unwrap();
+}
 
 backend_test!(a_late_success_on_a_cancelled_delivery_is_the_truth, |backend| async move {
     let db = TestDb::new(backend).await;

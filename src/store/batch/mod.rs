@@ -466,8 +466,8 @@ mod tests {
             assert!(write_postgres(&conn, &records).await.unwrap().iter().all(|o| *o == WriteOutcome::Recorded));
             let statements = cached.lock().unwrap();
             assert_eq!(statements.len(), 2, "after round {round}: {statements:#?}");
-            assert!(statements[0].starts_with("WITH inserted AS"), "{statements:#?}");
-            assert!(statements[1].starts_with("WITH moved AS"), "{statements:#?}");
+            assert!(statements[0].starts_with("WITH current AS"), "{statements:#?}");
+            assert!(statements[1].starts_with("WITH fenced AS"), "{statements:#?}");
         }
         drop(conn);
         admin_conn.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)")).await.unwrap();
