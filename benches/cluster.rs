@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use common::{drop_database, fresh_database};
+use common::{drop_database, fresh_database, rss_kib};
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
@@ -241,6 +241,8 @@ struct Run {
     elsewhere_p99_ms: f64,
     per_delivery: [f64; 3],
     idle_per_s: [f64; 3],
+    /// The largest peak RSS of the servers, MiB.
+    peak_rss_mib: f64,
 }
 
 async fn run(args: &Args, servers: usize, round: usize, dir: &Path) -> Run {
@@ -330,6 +332,7 @@ async fn run(args: &Args, servers: usize, round: usize, dir: &Path) -> Run {
     let per = |a: i64, b: i64| (a - b) as f64 / args.events as f64;
     let idle_s = idle.as_secs_f64();
     let result = Run {
+        peak_rss_mib: 0.0,
         rate: args.events as f64 / elapsed_s,
         p50_ms: ms(&all, 0.5),
         p99_ms: ms(&all, 0.99),
@@ -347,10 +350,11 @@ async fn run(args: &Args, servers: usize, round: usize, dir: &Path) -> Run {
             (after_idle.wal_bytes - before_idle.wal_bytes) as f64 / idle_s,
         ],
     };
+    let peak_rss_mib = processes.iter().map(|p| rss_kib(p.child.id()).1).max().unwrap_or(0) as f64 / 1024.0;
     receiver.handle.stop(false).await;
     drop(processes);
     drop_database(Some(&args.postgres), &url);
-    result
+    Run { peak_rss_mib, ..result }
 }
 
 /// With `servers` servers: SIGKILL one, and time until every webhook has a live owner.
@@ -407,9 +411,10 @@ async fn main() {
     );
     println!(
         "| servers | deliveries/s (runs) | median | p50 / p99 ms | p50 via owner / via another: p50, p99 ms | \
-         per delivery: transactions, rows, WAL bytes | idle, per s: transactions, rows, WAL bytes |"
+         per delivery: transactions, rows, WAL bytes | idle, per s: transactions, rows, WAL bytes | \
+         peak RSS per server, MiB |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     let one = runs.first().map(|r| median(r.iter().map(|r| r.rate).collect()));
     for (servers, runs) in counts.iter().zip(&runs) {
         let rates: Vec<String> = runs.iter().map(|r| format!("{:.0}", r.rate)).collect();
@@ -417,7 +422,8 @@ async fn main() {
         let rate = med(|r| r.rate);
         let share = one.map_or(String::new(), |one| format!(" ({:.0} %)", rate / one * 100.0));
         println!(
-            "| {servers} | {} | {rate:.0}{share} | {:.1} / {:.1} | {:.1} / {:.1}, {:.1} | {:.2}, {:.2}, {:.0} | {:.1}, {:.1}, {:.0} |",
+            "| {servers} | {} | {rate:.0}{share} | {:.1} / {:.1} | {:.1} / {:.1}, {:.1} | {:.2}, {:.2}, {:.0} | \
+             {:.1}, {:.1}, {:.0} | {:.0} |",
             rates.join(" / "),
             med(|r| r.p50_ms),
             med(|r| r.p99_ms),
@@ -430,6 +436,7 @@ async fn main() {
             med(|r| r.idle_per_s[0]),
             med(|r| r.idle_per_s[1]),
             med(|r| r.idle_per_s[2]),
+            med(|r| r.peak_rss_mib),
         );
     }
     if let Some(&servers) = counts.iter().filter(|&&n| n > 1).max() {
