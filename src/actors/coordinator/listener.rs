@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use actix::Addr;
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 
 use super::{Coordinator, TickNow};
 use crate::actors::registry::{DeliveriesNoticed, RefreshWebhooks, Registry, SweepEndpoints};
@@ -16,6 +16,8 @@ use crate::store::cluster::{channel, DeliveryNotice};
 /// How long the connection may stay silent before it is checked with a query.
 const IDLE_CHECK: Duration = Duration::from_secs(5);
 const RECONNECT_DELAY: Duration = Duration::from_secs(1);
+/// Most notifications handled together.
+const MAX_BATCH: usize = 256;
 
 pub(super) fn spawn(url: String, registry: Addr<Registry>, coordinator: Addr<Coordinator>) {
     actix_rt::spawn(async move {
@@ -56,23 +58,47 @@ async fn listen(
     loop {
         let next = {
             let mut notifications = pin!(conn.notifications_stream());
-            actix_rt::time::timeout(IDLE_CHECK, notifications.next()).await
+            match actix_rt::time::timeout(IDLE_CHECK, notifications.next()).await {
+                // Whatever else has arrived goes with it: one read of the database for a
+                // burst of other servers' publishes.
+                Ok(Some(first)) => {
+                    let mut batch = vec![first];
+                    while batch.len() < MAX_BATCH {
+                        match notifications.next().now_or_never() {
+                            Some(Some(more)) => batch.push(more),
+                            _ => break,
+                        }
+                    }
+                    Ok(Some(batch))
+                }
+                Ok(None) => Ok(None),
+                Err(idle) => Err(idle),
+            }
         };
         match next {
-            Ok(Some(notification)) => {
-                let notification = notification?;
-                match notification.channel.as_str() {
-                    channel::CONFIG => {
-                        let version = notification.payload.parse::<i64>().ok();
-                        registry.do_send(RefreshWebhooks { newer_than: version.map(|v| v - 1) });
-                        // A new or re-enabled webhook needs an owner.
-                        coordinator.do_send(TickNow);
+            Ok(Some(batch)) => {
+                let (mut notices, mut config, mut leases) = (Vec::new(), None, false);
+                for notification in batch {
+                    let notification = notification?;
+                    match notification.channel.as_str() {
+                        channel::CONFIG => {
+                            let version = notification.payload.parse::<i64>().unwrap_or(i64::MAX);
+                            config = config.max(Some(version));
+                        }
+                        channel::DELIVERIES => notices.extend(DeliveryNotice::parse(&notification.payload)),
+                        channel::LEASES => leases = true,
+                        _ => {}
                     }
-                    channel::DELIVERIES => {
-                        registry.do_send(DeliveriesNoticed(DeliveryNotice::parse(&notification.payload)))
-                    }
-                    channel::LEASES => coordinator.do_send(TickNow),
-                    _ => {}
+                }
+                if let Some(version) = config {
+                    registry.do_send(RefreshWebhooks { newer_than: Some(version.saturating_sub(1)) });
+                }
+                if !notices.is_empty() {
+                    registry.do_send(DeliveriesNoticed(notices));
+                }
+                // A new or re-enabled webhook needs an owner; released leases want claiming.
+                if config.is_some() || leases {
+                    coordinator.do_send(TickNow);
                 }
             }
             Ok(None) => return Err(diesel::result::Error::BrokenTransactionManager),

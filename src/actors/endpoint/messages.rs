@@ -99,6 +99,14 @@ pub struct DeliveriesPublishedElsewhere {
     pub ids: Vec<crate::domain::DeliveryId>,
 }
 
+/// Deliveries another server published, already read from the database (the registry reads
+/// those of one notification for all its endpoints at once).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct DeliveriesLoaded {
+    pub deliveries: Vec<PendingDelivery>,
+}
+
 /// Looks in the database for pending deliveries behind the paging cursor that nobody
 /// announced (a notification lost while the listening connection was down). `catch_up`: of
 /// any age, after the writer has committed every record made so far (recent announcements

@@ -29,8 +29,8 @@ use tokio::sync::oneshot;
 
 pub use lease::{EndpointLease, LeaseClock};
 pub use messages::{
-    DeliveriesPublishedElsewhere, DeliveriesRequeued, DeliveryEnqueued, DrainEndpoint, EndpointHealth,
-    GetEndpointHealth, LeaseReport, ResetCircuit, StopEndpoint, SweepPending, WebhookChanged,
+    DeliveriesLoaded, DeliveriesPublishedElsewhere, DeliveriesRequeued, DeliveryEnqueued, DrainEndpoint,
+    EndpointHealth, GetEndpointHealth, LeaseReport, ResetCircuit, StopEndpoint, SweepPending, WebhookChanged,
 };
 pub use pool::OverflowPool;
 use window::Window;
@@ -170,6 +170,18 @@ impl EndpointActor {
                 }
             }
         });
+    }
+
+    /// Deliveries another server published, read from the database: offered to the window
+    /// as if published here.
+    fn take_in(&mut self, deliveries: Vec<PendingDelivery>, ctx: &mut Context<Self>) {
+        let may_borrow = self.breaker.state() == CircuitState::Closed;
+        for delivery in deliveries {
+            if let Some(pending) = self.window.offer(delivery, false, may_borrow) {
+                self.admit(pending, ctx);
+            }
+        }
+        self.dispatch(ctx);
     }
 
     fn lease_lapsed(&self, now: Instant) -> bool {
@@ -559,20 +571,26 @@ impl Handler<DeliveriesPublishedElsewhere> for EndpointActor {
         let store = self.deps.store.clone();
         let load = async move { store.pending_by_ids(&msg.ids).await };
         ctx.spawn(load.into_actor(self).map(|loaded, act, ctx| match loaded {
-            Ok(pending) => {
-                let may_borrow = act.breaker.state() == CircuitState::Closed;
-                for delivery in pending {
-                    if let Some(pending) = act.window.offer(delivery, false, may_borrow) {
-                        act.admit(pending, ctx);
-                    }
-                }
-                act.dispatch(ctx);
-            }
+            Ok(deliveries) => act.take_in(deliveries, ctx),
             // Still pending in the database: the sweep or the next page finds them.
             Err(error) => {
                 log::warn!("webhook {}: could not read deliveries published elsewhere: {error}", act.webhook.id)
             }
         }));
+    }
+}
+
+impl Handler<DeliveriesLoaded> for EndpointActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: DeliveriesLoaded, ctx: &mut Context<Self>) {
+        if self.stopped {
+            if self.lease.is_some() {
+                self.pass_on(msg.deliveries.iter().map(|d| d.delivery.id).collect());
+            }
+            return;
+        }
+        self.take_in(msg.deliveries, ctx);
     }
 }
 

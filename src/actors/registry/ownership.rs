@@ -11,8 +11,8 @@ use actix::prelude::*;
 
 use super::{Registry, RegistryError};
 use crate::actors::endpoint::{
-    DeliveriesPublishedElsewhere, DeliveriesRequeued, DrainEndpoint, EndpointHealth, EndpointLease, LeaseClock,
-    LeaseReport, StopEndpoint, SweepPending,
+    DeliveriesLoaded, DeliveriesRequeued, DrainEndpoint, EndpointHealth, EndpointLease, LeaseClock, LeaseReport,
+    StopEndpoint, SweepPending,
 };
 use crate::domain::circuit::SavedCircuit;
 use crate::domain::webhook::Webhook;
@@ -149,15 +149,21 @@ impl Registry {
     /// With several servers: deliveries of a webhook owned elsewhere were put back in
     /// `pending`; its owner pages them in.
     pub(super) fn tell_owner_requeued(&self, webhook_id: WebhookId) {
-        if self.ownership.server_id().is_none() {
+        self.tell_owners(vec![DeliveryNotice { webhook_id, deliveries: Vec::new(), requeued: true }]);
+    }
+
+    /// With several servers: announces deliveries to whichever server owns their webhooks.
+    fn tell_owners(&self, notices: Vec<DeliveryNotice>) {
+        if self.ownership.server_id().is_none() || notices.is_empty() {
             return;
         }
         let store = self.store.clone();
-        let notice = DeliveryNotice { webhook_id, deliveries: Vec::new(), requeued: true };
         actix_rt::spawn(async move {
-            for payload in DeliveryNotice::payloads(&[notice]) {
+            for payload in DeliveryNotice::payloads(&notices) {
                 if let Err(error) = store.notify(crate::store::cluster::channel::DELIVERIES, &payload).await {
-                    log::warn!("webhook {webhook_id}: could not tell its owner of requeued deliveries: {error}");
+                    log::warn!(
+                        "could not announce deliveries to their webhooks' owners (the sweep finds them): {error}"
+                    );
                 }
             }
         });
@@ -328,7 +334,9 @@ impl Handler<HandOver> for Registry {
 impl Handler<DeliveriesNoticed> for Registry {
     type Result = ();
 
-    fn handle(&mut self, DeliveriesNoticed(notices): DeliveriesNoticed, _: &mut Context<Self>) {
+    /// The new deliveries of every endpoint here are read in one query.
+    fn handle(&mut self, DeliveriesNoticed(notices): DeliveriesNoticed, ctx: &mut Context<Self>) {
+        let mut ids = Vec::new();
         for notice in notices {
             let Some(endpoint) = self.endpoint(&notice.webhook_id) else {
                 continue;
@@ -336,9 +344,38 @@ impl Handler<DeliveriesNoticed> for Registry {
             if notice.requeued {
                 endpoint.do_send(DeliveriesRequeued);
             } else {
-                endpoint.do_send(DeliveriesPublishedElsewhere { ids: notice.deliveries });
+                ids.extend(notice.deliveries);
             }
         }
+        if ids.is_empty() {
+            return;
+        }
+        let store = self.store.clone();
+        let load = async move { store.pending_by_ids(&ids).await };
+        ctx.spawn(load.into_actor(self).map(|loaded, act, _| {
+            let deliveries = match loaded {
+                Ok(deliveries) => deliveries,
+                // Still pending in the database: the sweep finds them.
+                Err(error) => return log::warn!("could not read deliveries published elsewhere: {error}"),
+            };
+            let mut by_webhook: HashMap<WebhookId, Vec<_>> = HashMap::new();
+            for delivery in deliveries {
+                by_webhook.entry(delivery.delivery.webhook_id).or_default().push(delivery);
+            }
+            let mut moved = Vec::new();
+            for (webhook_id, deliveries) in by_webhook {
+                match act.endpoint(&webhook_id) {
+                    Some(endpoint) => endpoint.do_send(DeliveriesLoaded { deliveries }),
+                    // Handed over while they were read: the next owner hears of them.
+                    None => moved.push(DeliveryNotice {
+                        webhook_id,
+                        deliveries: deliveries.iter().map(|d| d.delivery.id).collect(),
+                        requeued: false,
+                    }),
+                }
+            }
+            act.tell_owners(moved);
+        }));
     }
 }
 
