@@ -34,10 +34,16 @@ const PUBLISH_POSTGRES: &str = "WITH current AS (SELECT version FROM cluster_con
      FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::int4[], \
        $15::int8[], $16::int8[], $17::int4[]) AS d(id, workspace_id, webhook_id, event_id, event_type, status, \
        attempt_count, next_attempt_at, created_at, retries_used) \
-     JOIN inserted i ON i.workspace_id = d.workspace_id AND i.id = d.event_id), \
-   notified AS (SELECT pg_notify('hookbus_deliveries', p) FROM unnest($19::text[]) AS p) \
+     JOIN inserted i ON i.workspace_id = d.workspace_id AND i.id = d.event_id) \
    SELECT workspace_id, id FROM inserted \
-   UNION ALL SELECT '', version::text FROM current WHERE (SELECT count(*) FROM notified) >= 0";
+   UNION ALL SELECT '', version::text FROM current";
+
+/// The notifications of a batch's deliveries to other servers' webhooks. A statement of its
+/// own, sent right behind the publishes (so it runs once they are committed): `NOTIFY` in a
+/// transaction holds a database-wide lock through its commit, and in the publish statement
+/// that lock would be held through the publish's WAL flush, so the servers' publishes would
+/// commit one at a time. Alone, it writes nothing and has no flush to wait for.
+const NOTIFY_DELIVERIES: &str = "SELECT pg_notify('hookbus_deliveries', p)::text AS id FROM unnest($1::text[]) AS p";
 
 /// A batch's attempt records and the delivery states they leave, in one statement. Each
 /// delivery row takes the latest of its attempts in the batch, after its previous attempt
@@ -129,9 +135,25 @@ struct EventKey {
 /// The publish statement and the attempt statement are pipelined: sent together on the one
 /// connection, executed in order by the server.
 pub(super) async fn write_postgres(conn: &AsyncPgConnection, ops: &[WriteOp]) -> QueryResult<Vec<WriteOutcome>> {
-    let (outcomes, ()) =
-        futures_util::future::try_join(publish_postgres(conn, ops), record_attempts_postgres(conn, ops)).await?;
+    let (outcomes, (), ()) = futures_util::future::try_join3(
+        publish_postgres(conn, ops),
+        notify_postgres(conn, ops),
+        record_attempts_postgres(conn, ops),
+    )
+    .await?;
     Ok(outcomes)
+}
+
+/// Tells other servers of the batch's deliveries to their webhooks (pipelined behind the
+/// publishes; a notice of a publish that failed finds nothing pending, and changes nothing).
+async fn notify_postgres(mut conn: &AsyncPgConnection, ops: &[WriteOp]) -> QueryResult<()> {
+    use diesel_async::RunQueryDsl;
+    let payloads = notice_payloads(ops);
+    if payloads.is_empty() {
+        return Ok(());
+    }
+    diesel::sql_query(NOTIFY_DELIVERIES).bind::<Array<Text>, _>(payloads).execute(&mut conn).await?;
+    Ok(())
 }
 
 async fn publish_postgres(mut conn: &AsyncPgConnection, ops: &[WriteOp]) -> QueryResult<Vec<WriteOutcome>> {
@@ -175,8 +197,7 @@ async fn publish_postgres(mut conn: &AsyncPgConnection, ops: &[WriteOp]) -> Quer
         .bind::<Array<Nullable<BigInt>>, _>(deliveries.iter().map(|d| d.next_attempt_at).collect::<Vec<_>>())
         .bind::<Array<BigInt>, _>(deliveries.iter().map(|d| d.created_at).collect::<Vec<_>>())
         .bind::<Array<Integer>, _>(deliveries.iter().map(|d| d.retries_used).collect::<Vec<_>>())
-        .bind::<Array<Nullable<BigInt>>, _>(firsts.iter().map(|(i, _)| config_version(&ops[*i])).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(notice_payloads(ops));
+        .bind::<Array<Nullable<BigInt>>, _>(firsts.iter().map(|(i, _)| config_version(&ops[*i])).collect::<Vec<_>>());
     let rows: Vec<EventKey> = Cached::<PublishStatement, _>::new(statement).load(&mut conn).await?;
     // One row, without a workspace, is the current configuration version.
     let (version, inserted): (Vec<_>, Vec<_>) = rows.into_iter().partition(|row| row.workspace_id.is_empty());
