@@ -697,6 +697,17 @@ impl Proxy {
         Self { port, up, connections }
     }
 
+    /// A proxy in front of the PostgreSQL database at `database_url`, and the URL that
+    /// reaches the same database through it.
+    pub async fn in_front_of(database_url: &str) -> (Self, String) {
+        let target: url::Url = database_url.parse().unwrap();
+        let address = format!("{}:{}", target.host_str().unwrap(), target.port().unwrap_or(5432));
+        let proxy = Self::start(address.parse().unwrap()).await;
+        let mut through_proxy = target;
+        through_proxy.set_port(Some(proxy.port)).unwrap();
+        (proxy, through_proxy.to_string())
+    }
+
     pub fn cut(&self) {
         *self.up.lock().unwrap() = false;
         for task in self.connections.lock().unwrap().drain(..) {

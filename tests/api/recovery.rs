@@ -341,12 +341,7 @@ async fn a_database_outage_answers_503_keeps_outcomes_and_recovers_without_a_res
         return;
     }
     let db = TestDb::new(Backend::Postgres).await;
-    let target: url::Url = db.url.parse().unwrap();
-    let address = format!("{}:{}", target.host_str().unwrap(), target.port().unwrap_or(5432));
-    let proxy = Proxy::start(address.parse().unwrap()).await;
-    let mut through_proxy = target.clone();
-    through_proxy.set_port(Some(proxy.port)).unwrap();
-    let proxied = through_proxy.to_string();
+    let (proxy, proxied) = Proxy::in_front_of(&db.url).await;
     let app = spawn_app_with(Backend::Sqlite, |c| {
         c.database_url = Some(proxied);
     })

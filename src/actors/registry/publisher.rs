@@ -66,7 +66,7 @@ impl PublishInFlight {
                 "webhooks kept changing while the event was matched".into(),
             ))));
         }
-        let (store, metrics) = (publisher.store, publisher.metrics);
+        let (store, metrics) = (&publisher.0.store, &publisher.0.metrics);
         let event = write.event;
         if outcome != WriteOutcome::Published {
             // The id was used before: same body → the original answer; else a conflict.
@@ -117,27 +117,31 @@ impl PublishInFlight {
 /// publish never waits for the registry's thread; embedding apps can use it too, or send the
 /// registry [`Publish`] (which uses the same one).
 #[derive(Clone)]
-pub struct Publisher {
+pub struct Publisher(Arc<PublisherParts>);
+
+/// Behind one `Arc`: every publish holds a clone until it is answered, and HTTP workers on
+/// several threads would otherwise contend on five reference counts instead of one.
+struct PublisherParts {
     routes: SharedRoutes,
     writer: Writer,
     store: Store,
     metrics: Arc<Metrics>,
     /// The registry, once it runs: it reads webhooks changed by other servers.
-    refresher: Arc<OnceLock<Recipient<RefreshWebhooks>>>,
+    refresher: OnceLock<Recipient<RefreshWebhooks>>,
 }
 
 impl Publisher {
     pub(super) fn new(routes: SharedRoutes, writer: Writer, store: Store, metrics: Arc<Metrics>) -> Self {
-        Self { routes, writer, store, metrics, refresher: Arc::default() }
+        Self(Arc::new(PublisherParts { routes, writer, store, metrics, refresher: OnceLock::new() }))
     }
 
     pub(super) fn set_refresher(&self, registry: Recipient<RefreshWebhooks>) {
-        let _ = self.refresher.set(registry);
+        let _ = self.0.refresher.set(registry);
     }
 
     /// Waits until the registry holds the webhooks of a configuration newer than `stale`.
     async fn refresh(&self, stale: Option<i64>) -> Result<(), RegistryError> {
-        match self.refresher.get() {
+        match self.0.refresher.get() {
             Some(registry) => registry.send(RefreshWebhooks { newer_than: stale }).await?,
             None => Ok(()),
         }
@@ -173,7 +177,7 @@ impl Publisher {
         id: Option<EventId>,
     ) -> PublishInFlight {
         let (matched, config_version, lapsed) = {
-            let routes = self.routes.read();
+            let routes = self.0.routes.read();
             let lapsed = routes.lease_clock.as_ref().is_some_and(|c| !c.may_start(std::time::Instant::now()));
             (routes.matching(workspace_id, &event), routes.config_version, lapsed)
         };
@@ -203,7 +207,7 @@ impl Publisher {
             None => Vec::new(),
         };
         let write = PublishWrite { event: record, deliveries, config_version, notices };
-        let committed = Box::pin(self.writer.write(WriteOp::Publish(write.clone())));
+        let committed = Box::pin(self.0.writer.write(WriteOp::Publish(write.clone())));
         PublishInFlight { committed, write, endpoints, publisher: self.clone() }
     }
 }

@@ -467,7 +467,7 @@ mod tests {
             let statements = cached.lock().unwrap();
             assert_eq!(statements.len(), 2, "after round {round}: {statements:#?}");
             assert!(statements[0].starts_with("WITH current AS"), "{statements:#?}");
-            assert!(statements[1].starts_with("WITH fenced AS"), "{statements:#?}");
+            assert!(statements[1].starts_with("WITH moved AS"), "{statements:#?}");
         }
         drop(conn);
         admin_conn.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)")).await.unwrap();

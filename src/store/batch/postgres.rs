@@ -55,8 +55,8 @@ const NOTIFY_DELIVERIES: &str = "SELECT pg_notify('hookbus_deliveries', p)::text
 /// succeeded (as `prepared::SettleDelivery`). Every part reads the rows as they were before
 /// the statement.
 ///
-/// Several servers: a record made under a lease epoch that is no longer the webhook's
-/// (`fenced`: the lease was lost and another server claimed it) goes to `attempts` only,
+/// Several servers: a record made under a lease epoch that is no longer the webhook's (the
+/// lease was lost and another server claimed it) goes to `attempts` only,
 /// and leaves the delivery row to the new owner. Its number may then equal the new owner's
 /// attempt, which the key `(delivery_id, attempt, started_at)` allows.
 ///
@@ -73,19 +73,15 @@ const NOTIFY_DELIVERIES: &str = "SELECT pg_notify('hookbus_deliveries', p)::text
 /// it, checked with `plan_cache_mode = force_generic_plan` on 200,000 unanalyzed rows, looks
 /// the ids up in the primary key too, so the plan stays good as `deliveries` grows (a
 /// generic plan that hash-joins every pending delivery would stall the writer).
-const RECORD_ATTEMPTS_POSTGRES: &str = "WITH fenced AS ( \
-     SELECT u.id FROM unnest($1::text[], $21::int8[]) AS u(id, epoch) \
-     JOIN deliveries AS d ON d.id = u.id AND d.id = ANY($1::text[]) \
-     JOIN webhook_leases AS l ON l.webhook_id = d.webhook_id \
-     WHERE u.epoch IS NOT NULL AND l.epoch <> u.epoch), \
-   moved AS ( \
+const RECORD_ATTEMPTS_POSTGRES: &str = "WITH moved AS ( \
      INSERT INTO attempts (delivery_id, attempt, workspace_id, started_at, duration_ms, status_code, \
        error_message, response_body) \
      SELECT d.id, d.attempt_count, d.workspace_id, d.last_attempt_at, COALESCE(d.duration_ms, 0), \
        d.status_code, d.error_message, d.response_body \
-     FROM deliveries AS d, unnest($1::text[], $3::int4[]) AS u(id, attempt_count) \
+     FROM deliveries AS d, unnest($1::text[], $3::int4[], $21::int8[]) AS u(id, attempt_count, epoch) \
      WHERE d.id = u.id AND d.id = ANY($1::text[]) AND d.attempt_count < u.attempt_count \
-       AND d.last_attempt_at IS NOT NULL AND d.id NOT IN (SELECT id FROM fenced) \
+       AND d.last_attempt_at IS NOT NULL \
+       AND (u.epoch IS NULL OR u.epoch = (SELECT l.epoch FROM webhook_leases AS l WHERE l.webhook_id = d.webhook_id)) \
      ON CONFLICT DO NOTHING), \
    settled AS ( \
      UPDATE deliveries AS d SET \
@@ -101,11 +97,11 @@ const RECORD_ATTEMPTS_POSTGRES: &str = "WITH fenced AS ( \
          ELSE d.failure_reason END, \
        last_attempt_at = u.last_attempt_at \
      FROM unnest($1::text[], $2::text[], $3::int4[], $4::int4[], $5::int8[], $6::int4[], $7::text[], \
-       $8::text[], $9::int8[], $10::int8[], $11::int8[], $20::text[]) AS u(id, status, attempt_count, \
-       retries_used, next_attempt_at, status_code, error_message, response_body, duration_ms, completed_at, \
-       last_attempt_at, failure_reason) \
+       $8::text[], $9::int8[], $10::int8[], $11::int8[], $20::text[], $21::int8[]) AS u(id, status, \
+       attempt_count, retries_used, next_attempt_at, status_code, error_message, response_body, duration_ms, \
+       completed_at, last_attempt_at, failure_reason, epoch) \
      WHERE d.id = u.id AND d.id = ANY($1::text[]) AND d.attempt_count < u.attempt_count \
-       AND d.id NOT IN (SELECT id FROM fenced) \
+       AND (u.epoch IS NULL OR u.epoch = (SELECT l.epoch FROM webhook_leases AS l WHERE l.webhook_id = d.webhook_id)) \
      RETURNING d.id, d.attempt_count) \
    INSERT INTO attempts (delivery_id, attempt, workspace_id, started_at, duration_ms, status_code, \
      error_message, response_body) \
