@@ -56,7 +56,8 @@ const NOTIFY_DELIVERIES: &str = "SELECT pg_notify('hookbus_deliveries', p)::text
 /// the statement.
 ///
 /// Several servers: a record made under a lease epoch that is no longer the webhook's (the
-/// lease was lost and another server claimed it) goes to `attempts` only,
+/// lease was lost and another server claimed it) goes to `attempts` only (a deleted webhook
+/// has no lease left, and its late records follow the rules above),
 /// and leaves the delivery row to the new owner. Its number may then equal the new owner's
 /// attempt, which the key `(delivery_id, attempt, started_at)` allows.
 ///
@@ -81,7 +82,8 @@ const RECORD_ATTEMPTS_POSTGRES: &str = "WITH moved AS ( \
      FROM deliveries AS d, unnest($1::text[], $3::int4[], $21::int8[]) AS u(id, attempt_count, epoch) \
      WHERE d.id = u.id AND d.id = ANY($1::text[]) AND d.attempt_count < u.attempt_count \
        AND d.last_attempt_at IS NOT NULL \
-       AND (u.epoch IS NULL OR u.epoch = (SELECT l.epoch FROM webhook_leases AS l WHERE l.webhook_id = d.webhook_id)) \
+       AND (u.epoch IS NULL OR u.epoch = COALESCE((SELECT l.epoch FROM webhook_leases AS l \
+         WHERE l.webhook_id = d.webhook_id), u.epoch)) \
      ON CONFLICT DO NOTHING), \
    settled AS ( \
      UPDATE deliveries AS d SET \
@@ -101,7 +103,8 @@ const RECORD_ATTEMPTS_POSTGRES: &str = "WITH moved AS ( \
        attempt_count, retries_used, next_attempt_at, status_code, error_message, response_body, duration_ms, \
        completed_at, last_attempt_at, failure_reason, epoch) \
      WHERE d.id = u.id AND d.id = ANY($1::text[]) AND d.attempt_count < u.attempt_count \
-       AND (u.epoch IS NULL OR u.epoch = (SELECT l.epoch FROM webhook_leases AS l WHERE l.webhook_id = d.webhook_id)) \
+       AND (u.epoch IS NULL OR u.epoch = COALESCE((SELECT l.epoch FROM webhook_leases AS l \
+         WHERE l.webhook_id = d.webhook_id), u.epoch)) \
      RETURNING d.id, d.attempt_count) \
    INSERT INTO attempts (delivery_id, attempt, workspace_id, started_at, duration_ms, status_code, \
      error_message, response_body) \
