@@ -40,9 +40,9 @@ const PUBLISH_POSTGRES: &str = "WITH current AS (SELECT version FROM cluster_con
 
 /// The notifications of a batch's deliveries to other servers' webhooks. A statement of its
 /// own, sent right behind the publishes (so it runs once they are committed): `NOTIFY` in a
-/// transaction holds a database-wide lock through its commit, and in the publish statement
-/// that lock would be held through the publish's WAL flush, so the servers' publishes would
-/// commit one at a time. Alone, it writes nothing and has no flush to wait for.
+/// transaction holds a database-wide lock through its commit, which in the publish statement
+/// would include the publish's WAL flush. Alone, it writes nothing and has no flush to wait
+/// for.
 const NOTIFY_DELIVERIES: &str = "SELECT pg_notify('hookbus_deliveries', p)::text AS id FROM unnest($1::text[]) AS p";
 
 /// A batch's attempt records and the delivery states they leave, in one statement. Each
