@@ -120,6 +120,7 @@ backend_test!(a_backlog_larger_than_the_window_is_paged_through_in_order, |backe
     .await;
     let receiver = TestReceiver::start().await;
     let webhook = app.create_webhook(json!({"url": receiver.url(), "events": ["*"], "max_in_flight": 1})).await;
+    app.wait_for_endpoints(1).await;
     app.publish_numbered("source.ready", 0..120).await;
     app.wait_for_all(webhook["id"].as_str().unwrap(), 120, "succeeded", LONG).await;
     let order: Vec<i64> = receiver.seen().iter().map(|r| r.json()["data"]["i"].as_i64().unwrap()).collect();
@@ -161,13 +162,7 @@ backend_test!(a_burst_beyond_the_window_borrows_from_the_shared_pool, |backend| 
     // The first attempt hangs while the burst arrives; the rest are answered at once.
     receiver.script(vec![Answer::status(204).delayed(Duration::from_secs(2))]);
     let webhook = app.create_webhook(json!({"url": receiver.url(), "events": ["*"], "max_in_flight": 1})).await;
-    // On PostgreSQL the endpoint runs once this server holds the webhook's lease; deliveries
-    // published before that reach it by two ways and may start out of order (ARCHITECTURE).
-    let deadline = Instant::now() + SHORT;
-    while sample(&parse_metrics(&app.metrics().await), "hookbus_owned_webhooks") != 1.0 {
-        assert!(Instant::now() < deadline, "the webhook's endpoint never started");
-        actix_rt::time::sleep(Duration::from_millis(20)).await;
-    }
+    app.wait_for_endpoints(1).await;
     app.publish_numbered("source.ready", 0..30).await;
     wait_until(SHORT, "the first attempt", || receiver.count() == 1).await;
     wait_for_pool_used(&app, 6.0, "4 held in the window, 6 in the pool, 20 left in the database").await;
