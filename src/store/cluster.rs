@@ -328,6 +328,22 @@ impl Store {
             .collect()
     }
 
+    /// Tells whichever servers own their webhooks of these deliveries (`NOTIFY` on
+    /// [`channel::DELIVERIES`]), every payload in one statement.
+    pub async fn announce(&self, notices: &[DeliveryNotice]) -> StoreResult<()> {
+        let payloads = DeliveryNotice::payloads(notices);
+        if payloads.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.postgres()?.get().await?;
+        diesel::sql_query("SELECT pg_notify($1, p)::text AS webhook_id FROM unnest($2::text[]) AS p")
+            .bind::<Text, _>(channel::DELIVERIES)
+            .bind::<Array<Text>, _>(payloads)
+            .load::<IdRow>(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
     /// `NOTIFY` on `channel`.
     pub async fn notify(&self, channel: &str, payload: &str) -> StoreResult<()> {
         let mut conn = self.postgres()?.get().await?;

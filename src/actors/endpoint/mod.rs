@@ -45,7 +45,7 @@ use crate::domain::rate_limit::TokenBucket;
 use crate::domain::webhook::{DisabledReason, Webhook};
 use crate::domain::{AttemptOutcome, DeliveryId};
 use crate::metrics::{FinalStatus, Metrics};
-use crate::store::cluster::{channel, DeliveryNotice};
+use crate::store::cluster::DeliveryNotice;
 use crate::store::{AttemptWrite, PendingDelivery, Store};
 
 /// How long to wait before paging again after the database failed to answer.
@@ -164,10 +164,8 @@ impl EndpointActor {
         let notice = DeliveryNotice { webhook_id: self.webhook.id, deliveries: ids, requeued: false };
         let store = self.deps.store.clone();
         actix_rt::spawn(async move {
-            for payload in DeliveryNotice::payloads(&[notice]) {
-                if let Err(error) = store.notify(channel::DELIVERIES, &payload).await {
-                    log::warn!("could not announce deliveries to the next owner (the sweep finds them): {error}");
-                }
+            if let Err(error) = store.announce(&[notice]).await {
+                log::warn!("could not announce deliveries to the next owner (the sweep finds them): {error}");
             }
         });
     }

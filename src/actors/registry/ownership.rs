@@ -159,12 +159,8 @@ impl Registry {
         }
         let store = self.store.clone();
         actix_rt::spawn(async move {
-            for payload in DeliveryNotice::payloads(&notices) {
-                if let Err(error) = store.notify(crate::store::cluster::channel::DELIVERIES, &payload).await {
-                    log::warn!(
-                        "could not announce deliveries to their webhooks' owners (the sweep finds them): {error}"
-                    );
-                }
+            if let Err(error) = store.announce(&notices).await {
+                log::warn!("could not announce deliveries to their webhooks' owners (the sweep finds them): {error}");
             }
         });
     }

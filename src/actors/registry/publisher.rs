@@ -101,12 +101,8 @@ impl PublishInFlight {
                 _ => {}
             }
         }
-        for payload in DeliveryNotice::payloads(&stopped_meanwhile) {
-            if let Err(error) = store.notify(crate::store::cluster::channel::DELIVERIES, &payload).await {
-                log::warn!(
-                    "could not announce deliveries to their webhooks' new owner (the sweep finds them): {error}"
-                );
-            }
+        if let Err(error) = store.announce(&stopped_meanwhile).await {
+            log::warn!("could not announce deliveries to their webhooks' new owner (the sweep finds them): {error}");
         }
         Ok(Published { id: event.id, event: event.event, matched_webhooks: event.matched_webhooks })
     }
