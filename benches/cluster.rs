@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use common::{drop_database, fresh_database, rss_kib};
+use common::{cpu_seconds, cpu_seconds_named, drop_database, fresh_database, rss_kib};
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
@@ -243,6 +243,18 @@ struct Run {
     idle_per_s: [f64; 3],
     /// The largest peak RSS of the servers, MiB.
     peak_rss_mib: f64,
+    /// CPU milliseconds per 1,000 deliveries while publishing and delivering: all servers,
+    /// all PostgreSQL processes, and this benchmark (publishers and receiver).
+    cpu_ms_per_1k: [f64; 3],
+}
+
+/// CPU seconds used so far by the servers, PostgreSQL and this process.
+fn cpu_now(processes: &[Server]) -> [f64; 3] {
+    [
+        processes.iter().map(|p| cpu_seconds(p.child.id())).sum(),
+        cpu_seconds_named("postgres"),
+        cpu_seconds(std::process::id()),
+    ]
 }
 
 async fn run(args: &Args, servers: usize, round: usize, dir: &Path) -> Run {
@@ -283,6 +295,7 @@ async fn run(args: &Args, servers: usize, round: usize, dir: &Path) -> Run {
     let after_idle = db_counters(&args.postgres, &database);
 
     let before = db_counters(&args.postgres, &database);
+    let cpu_before = cpu_now(&processes);
     let started_us = unix_us();
     let next = Rc::new(std::cell::Cell::new(0usize));
     let ports: Rc<Vec<u16>> = Rc::new(processes.iter().map(|p| p.port).collect());
@@ -319,6 +332,7 @@ async fn run(args: &Args, servers: usize, round: usize, dir: &Path) -> Run {
     while receiver.tally.received.load(Ordering::Relaxed) < args.events as u64 && Instant::now() < deadline {
         actix_rt::time::sleep(Duration::from_millis(20)).await;
     }
+    let cpu_after = cpu_now(&processes);
     // Records land up to 10 ms after the attempt.
     actix_rt::time::sleep(Duration::from_millis(200)).await;
     let after = db_counters(&args.postgres, &database);
@@ -333,8 +347,10 @@ async fn run(args: &Args, servers: usize, round: usize, dir: &Path) -> Run {
     };
     let per = |a: i64, b: i64| (a - b) as f64 / args.events as f64;
     let idle_s = idle.as_secs_f64();
+    let cpu_ms_per_1k = std::array::from_fn(|i| (cpu_after[i] - cpu_before[i]) * 1e6 / args.events as f64);
     let result = Run {
         peak_rss_mib: 0.0,
+        cpu_ms_per_1k,
         rate: args.events as f64 / elapsed_s,
         p50_ms: ms(&all, 0.5),
         p99_ms: ms(&all, 0.99),
@@ -403,7 +419,12 @@ async fn main() {
     for round in 0..args.rounds {
         for (i, &servers) in counts.iter().enumerate() {
             let result = run(&args, servers, round, dir.path()).await;
-            eprintln!("round {round}, {servers} server(s): {:.0} deliveries/s", result.rate);
+            let [servers_cpu, postgres_cpu, bench_cpu] = result.cpu_ms_per_1k;
+            eprintln!(
+                "round {round}, {servers} server(s): {:.0} deliveries/s; CPU ms per 1,000: servers {servers_cpu:.0}, \
+                 PostgreSQL {postgres_cpu:.0}, benchmark {bench_cpu:.0}",
+                result.rate
+            );
             runs[i].push(result);
         }
     }
@@ -414,9 +435,9 @@ async fn main() {
     println!(
         "| servers | deliveries/s (runs) | median | p50 / p99 ms | p50 via owner / via another: p50, p99 ms | \
          per delivery: transactions, rows, WAL bytes | idle, per s: transactions, rows, WAL bytes | \
-         peak RSS per server, MiB |"
+         peak RSS per server, MiB | CPU ms per 1,000 deliveries: servers, PostgreSQL, benchmark |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     let one = runs.first().map(|r| median(r.iter().map(|r| r.rate).collect()));
     for (servers, runs) in counts.iter().zip(&runs) {
         let rates: Vec<String> = runs.iter().map(|r| format!("{:.0}", r.rate)).collect();
@@ -425,7 +446,7 @@ async fn main() {
         let share = one.map_or(String::new(), |one| format!(" ({:.0} %)", rate / one * 100.0));
         println!(
             "| {servers} | {} | {rate:.0}{share} | {:.1} / {:.1} | {:.1} / {:.1}, {:.1} | {:.2}, {:.2}, {:.0} | \
-             {:.1}, {:.1}, {:.0} | {:.0} |",
+             {:.1}, {:.1}, {:.0} | {:.0} | {:.0}, {:.0}, {:.0} |",
             rates.join(" / "),
             med(|r| r.p50_ms),
             med(|r| r.p99_ms),
@@ -439,6 +460,9 @@ async fn main() {
             med(|r| r.idle_per_s[1]),
             med(|r| r.idle_per_s[2]),
             med(|r| r.peak_rss_mib),
+            med(|r| r.cpu_ms_per_1k[0]),
+            med(|r| r.cpu_ms_per_1k[1]),
+            med(|r| r.cpu_ms_per_1k[2]),
         );
     }
     if let Some(&servers) = counts.iter().filter(|&&n| n > 1).max() {

@@ -30,7 +30,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use common::{drop_database, fresh_database, proc_numbers, rss_kib};
+use common::{cpu_seconds, drop_database, fresh_database, proc_numbers, rss_kib};
 use hdrhistogram::Histogram;
 
 const ADMIN_TOKEN: &str = "bench-admin-token-0123456789";
@@ -237,11 +237,7 @@ impl Server {
 
     /// User + system CPU seconds the server used so far.
     fn cpu_seconds(&self) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        // Fields after the command name (which is in parentheses): utime is the 12th, stime the 13th.
-        let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
-        let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-        (ticks(11) + ticks(12)) / 100.0
+        cpu_seconds(self.child.id())
     }
 
     fn stop(mut self) {

@@ -9,6 +9,7 @@
 //! The database is filled directly through the store (fast), then the server is started on
 //! it and its RSS sampled from /proc for `--seconds` (default 15).
 
+#[allow(dead_code)] // not every benchmark reads CPU time
 mod common;
 
 use common::{drop_database, fresh_database, rss_kib, webhook};

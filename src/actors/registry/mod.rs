@@ -36,6 +36,7 @@ pub use self::ownership::{
     DeliveriesNoticed, DropLeases, HandOver, LeaseState, Ownership, RefreshWebhooks, ReportLeases, RunningWebhooks,
     SweepEndpoints, TakeLeases,
 };
+use self::ownership::NoticedDeliveries;
 use self::publisher::body_hash;
 pub use self::publisher::{PublishInFlight, Publisher};
 use self::routes::SharedRoutes;
@@ -130,6 +131,7 @@ pub struct Registry {
     publisher: Publisher,
     /// Which webhooks' endpoints run on this server.
     ownership: Ownership,
+    noticed: NoticedDeliveries,
 }
 
 impl Registry {
@@ -162,6 +164,7 @@ impl Registry {
             idle,
             publisher,
             ownership,
+            noticed: NoticedDeliveries::default(),
         };
         for webhook in webhooks {
             registry.remember(Arc::new(webhook));

@@ -16,7 +16,7 @@ use crate::actors::endpoint::{
 };
 use crate::domain::circuit::SavedCircuit;
 use crate::domain::webhook::Webhook;
-use crate::domain::WebhookId;
+use crate::domain::{DeliveryId, WebhookId};
 use crate::store::cluster::{ClaimedLease, DeliveryNotice, HeldLease};
 
 /// Which webhooks' endpoints run here.
@@ -330,9 +330,7 @@ impl Handler<HandOver> for Registry {
 impl Handler<DeliveriesNoticed> for Registry {
     type Result = ();
 
-    /// The new deliveries of every endpoint here are read in one query.
     fn handle(&mut self, DeliveriesNoticed(notices): DeliveriesNoticed, ctx: &mut Context<Self>) {
-        let mut ids = Vec::new();
         for notice in notices {
             let Some(endpoint) = self.endpoint(&notice.webhook_id) else {
                 continue;
@@ -340,15 +338,37 @@ impl Handler<DeliveriesNoticed> for Registry {
             if notice.requeued {
                 endpoint.do_send(DeliveriesRequeued);
             } else {
-                ids.extend(notice.deliveries);
+                self.noticed.waiting.extend(notice.deliveries);
             }
         }
-        if ids.is_empty() {
+        self.read_noticed(ctx);
+    }
+}
+
+/// Deliveries other servers announced, on their way to this server's endpoints.
+#[derive(Default)]
+pub(super) struct NoticedDeliveries {
+    /// A read is under way.
+    reading: bool,
+    /// Announced since it started.
+    waiting: Vec<DeliveryId>,
+}
+
+impl Registry {
+    /// Reads the announced deliveries of every endpoint here in one query, one read at a
+    /// time: those announced meanwhile go together in the next, so under load the reads
+    /// grow instead of multiplying.
+    fn read_noticed(&mut self, ctx: &mut Context<Self>) {
+        if self.noticed.reading || self.noticed.waiting.is_empty() {
             return;
         }
+        self.noticed.reading = true;
+        let ids = std::mem::take(&mut self.noticed.waiting);
         let store = self.store.clone();
         let load = async move { store.pending_by_ids(&ids).await };
-        ctx.spawn(load.into_actor(self).map(|loaded, act, _| {
+        ctx.spawn(load.into_actor(self).map(|loaded, act, ctx| {
+            act.noticed.reading = false;
+            act.read_noticed(ctx);
             let deliveries = match loaded {
                 Ok(deliveries) => deliveries,
                 // Still pending in the database: the sweep finds them.

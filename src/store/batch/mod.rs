@@ -439,7 +439,7 @@ mod tests {
         assert_eq!(*calls.lock().unwrap(), 1);
     }
 
-    /// On PostgreSQL the publish and records statements are cached too (diesel marks every
+    /// On PostgreSQL the publish, notification and records statements are cached too (diesel marks every
     /// `sql_query` unsafe to cache, and tokio-postgres then prepared them on every batch).
     #[actix_rt::test]
     async fn postgres_prepares_each_statement_of_the_writer_once_per_connection() {
@@ -461,13 +461,23 @@ mod tests {
         let (cached, instrumentation) = recording_cached_statements();
         conn.set_instrumentation(instrumentation);
         for (round, size) in [(1, 21), (2, 3), (3, 40)] {
-            let (publishes, records) = publishes_then_records(size);
+            let (mut publishes, records) = publishes_then_records(size);
+            // As if the webhook were owned by another server: the batch notifies it.
+            for op in &mut publishes {
+                if let WriteOp::Publish(publish) = op {
+                    let deliveries = publish.deliveries.iter().map(|d| d.id).collect();
+                    let webhook_id = publish.deliveries[0].webhook_id;
+                    publish.notices.push(DeliveryNotice { webhook_id, deliveries, requeued: false });
+                }
+            }
             assert!(write_postgres(&conn, &publishes).await.unwrap().iter().all(|o| *o == WriteOutcome::Published));
             assert!(write_postgres(&conn, &records).await.unwrap().iter().all(|o| *o == WriteOutcome::Recorded));
-            let statements = cached.lock().unwrap();
-            assert_eq!(statements.len(), 2, "after round {round}: {statements:#?}");
-            assert!(statements[0].starts_with("WITH current AS"), "{statements:#?}");
-            assert!(statements[1].starts_with("WITH moved AS"), "{statements:#?}");
+            let mut statements = cached.lock().unwrap().clone();
+            statements.sort();
+            assert_eq!(statements.len(), 3, "after round {round}: {statements:#?}");
+            assert!(statements[0].starts_with("SELECT pg_notify"), "{statements:#?}");
+            assert!(statements[1].starts_with("WITH current AS"), "{statements:#?}");
+            assert!(statements[2].starts_with("WITH moved AS"), "{statements:#?}");
         }
         drop(conn);
         admin_conn.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)")).await.unwrap();

@@ -41,9 +41,12 @@ const PUBLISH_POSTGRES: &str = "WITH current AS (SELECT version FROM cluster_con
 /// The notifications of a batch's deliveries to other servers' webhooks. A statement of its
 /// own, sent right behind the publishes (so it runs once they are committed): `NOTIFY` in a
 /// transaction holds a database-wide lock through its commit, which in the publish statement
-/// would include the publish's WAL flush. Alone, it writes nothing and has no flush to wait
-/// for.
-const NOTIFY_DELIVERIES: &str = "SELECT pg_notify('hookbus_deliveries', p)::text AS id FROM unnest($1::text[]) AS p";
+/// would include the publish's WAL flush. `NOTIFY` gives its transaction an id, so it has a
+/// commit record of its own; that commit does not wait for its flush (`synchronous_commit =
+/// off` for this transaction), since a notification lost in a database crash costs only the
+/// sweep's delay and the deliveries it names were flushed by the publish.
+const NOTIFY_DELIVERIES: &str = "SELECT pg_notify('hookbus_deliveries', p)::text AS id FROM unnest($1::text[]) AS p \
+   WHERE (SELECT set_config('synchronous_commit', 'off', true)) = 'off'";
 
 /// A batch's attempt records and the delivery states they leave, in one statement. Each
 /// delivery row takes the latest of its attempts in the batch, after its previous attempt
@@ -123,6 +126,9 @@ struct PublishStatement;
 /// The records statement's name in that cache.
 struct RecordStatement;
 
+/// The notifications' statement's name in that cache.
+struct NotifyStatement;
+
 #[derive(diesel::QueryableByName)]
 struct EventKey {
     #[diesel(sql_type = Text)]
@@ -151,7 +157,8 @@ async fn notify_postgres(mut conn: &AsyncPgConnection, ops: &[WriteOp]) -> Query
     if payloads.is_empty() {
         return Ok(());
     }
-    diesel::sql_query(NOTIFY_DELIVERIES).bind::<Array<Text>, _>(payloads).execute(&mut conn).await?;
+    let statement = diesel::sql_query(NOTIFY_DELIVERIES).bind::<Array<Text>, _>(payloads);
+    Cached::<NotifyStatement, _>::new(statement).execute(&mut conn).await?;
     Ok(())
 }
 
