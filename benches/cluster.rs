@@ -51,6 +51,10 @@ struct Args {
     /// Publishers.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
+    /// Publish each event through its webhook's owner (as a load balancer that knew the
+    /// owners would): what several servers cost without announcing deliveries to each other.
+    #[arg(long)]
+    through_owner: bool,
     /// Passed by `cargo bench`.
     #[arg(long, hide = true)]
     bench: bool,
@@ -284,7 +288,8 @@ async fn run(args: &Args, servers: usize, round: usize, dir: &Path) -> Run {
         webhooks.push(created["id"].as_str().expect("created").to_owned());
     }
     let owners = settled(&processes[0], servers, &webhooks, Duration::from_secs(30)).await.expect("leases settle");
-    *receiver.tally.owners.lock().unwrap() = owners;
+    *receiver.tally.owners.lock().unwrap() = owners.clone();
+    let owners = Rc::new(owners);
 
     // What the servers cost the database while nothing happens (after the registrations'
     // own statements have reached the statistics, which lag up to a second).
@@ -300,8 +305,8 @@ async fn run(args: &Args, servers: usize, round: usize, dir: &Path) -> Run {
     let next = Rc::new(std::cell::Cell::new(0usize));
     let ports: Rc<Vec<u16>> = Rc::new(processes.iter().map(|p| p.port).collect());
     let publishers = (0..args.concurrency).map(|_| {
-        let (next, ports, client) = (next.clone(), ports.clone(), client.clone());
-        let (events, webhooks) = (args.events, args.webhooks);
+        let (next, ports, client, owners) = (next.clone(), ports.clone(), client.clone(), owners.clone());
+        let (events, webhooks, through_owner) = (args.events, args.webhooks, args.through_owner);
         async move {
             loop {
                 let seq = next.get();
@@ -309,7 +314,7 @@ async fn run(args: &Args, servers: usize, round: usize, dir: &Path) -> Run {
                     break;
                 }
                 next.set(seq + 1);
-                let via = seq % ports.len();
+                let via = if through_owner { owners[seq % webhooks] } else { seq % ports.len() };
                 let body = format!(
                     r#"{{"event":"bench.{}","data":{{"sent_us":{},"via":{via},"seq":{seq}}}}}"#,
                     seq % webhooks,
