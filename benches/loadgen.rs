@@ -20,6 +20,7 @@
 //! (`max_in_flight` 256) want 4,352 connections to a receiver that answers after 25 s,
 //! beside (f0) the healthy tenant alone (alternating like (d0) and (d)).
 
+#[allow(dead_code)] // not every benchmark reads CPU time of PostgreSQL
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -151,7 +151,11 @@ impl Hookbus {
         let lease_clock = LeaseClock::default();
         let server_id = uuid::Uuid::now_v7().to_string();
         let ownership = match &database {
-            crate::store::DatabaseUrl::Postgres(_) => Ownership::leased(server_id.clone(), lease_clock.clone()),
+            crate::store::DatabaseUrl::Postgres(_) => Ownership::leased(
+                server_id.clone(),
+                lease_clock.clone(),
+                std::time::Duration::from_millis(config.lease_ttl_ms),
+            ),
             _ => Ownership::All,
         };
         let registry = Registry::new(

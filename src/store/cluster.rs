@@ -131,15 +131,35 @@ const RENEW: &str = "UPDATE webhook_leases AS l SET expires_at = hookbus_now_ms(
 
 /// Claims up to `$3` enabled webhooks that nobody holds (released, or expired), without
 /// waiting for leases other servers are claiming at the same moment.
-const CLAIM: &str = "UPDATE webhook_leases AS l SET owner = $1, epoch = l.epoch + 1, \
+/// What a claim returns: the lease and the circuit its previous owner saved.
+macro_rules! claimed_columns {
+    () => {
+        "RETURNING l.webhook_id, l.epoch, l.circuit_state, l.consecutive_failures, l.cooldown_ms, l.open_since, \
+         l.probe_at"
+    };
+}
+
+const CLAIM: &str = concat!(
+    "UPDATE webhook_leases AS l SET owner = $1, epoch = l.epoch + 1, \
        expires_at = hookbus_now_ms() + $2 + w.timeout_ms \
      FROM webhooks w \
      WHERE w.id = l.webhook_id AND l.webhook_id IN ( \
        SELECT c.webhook_id FROM webhook_leases c JOIN webhooks cw ON cw.id = c.webhook_id \
        WHERE cw.enabled AND (c.owner IS NULL OR c.expires_at <= hookbus_now_ms()) \
-       ORDER BY c.webhook_id LIMIT $3 FOR UPDATE OF c SKIP LOCKED) \
-     RETURNING l.webhook_id, l.epoch, l.circuit_state, l.consecutive_failures, l.cooldown_ms, l.open_since, \
-       l.probe_at";
+       ORDER BY c.webhook_id LIMIT $3 FOR UPDATE OF c SKIP LOCKED) ",
+    claimed_columns!()
+);
+
+/// Claims one webhook's lease if nobody holds it: the server that creates a webhook owns it
+/// from the start (the coordinator may hand it over later, to balance).
+const CLAIM_ONE: &str = concat!(
+    "UPDATE webhook_leases AS l SET owner = $1, epoch = l.epoch + 1, \
+       expires_at = hookbus_now_ms() + $2 + w.timeout_ms \
+     FROM webhooks w \
+     WHERE w.id = l.webhook_id AND l.webhook_id = $3 AND w.enabled \
+       AND (l.owner IS NULL OR l.expires_at <= hookbus_now_ms()) ",
+    claimed_columns!()
+);
 
 /// Gives leases up at once (their attempts have finished and been recorded), saving circuits.
 const RELEASE: &str = "UPDATE webhook_leases AS l SET owner = NULL, expires_at = 0, \
@@ -291,6 +311,23 @@ impl Store {
             .load(&mut *conn)
             .await?;
         rows.into_iter().map(ClaimedLease::try_from).collect()
+    }
+
+    /// Claims `webhook_id`'s lease for `server_id` unless another server holds it.
+    pub async fn claim_lease(
+        &self,
+        server_id: &str,
+        ttl: Duration,
+        webhook_id: WebhookId,
+    ) -> StoreResult<Option<ClaimedLease>> {
+        let mut conn = self.postgres()?.get().await?;
+        let rows: Vec<LeaseRow> = diesel::sql_query(CLAIM_ONE)
+            .bind::<Text, _>(server_id)
+            .bind::<BigInt, _>(ttl.as_millis() as i64)
+            .bind::<Text, _>(webhook_id.to_string())
+            .load(&mut *conn)
+            .await?;
+        rows.into_iter().next().map(ClaimedLease::try_from).transpose()
     }
 
     /// Gives leases up for another server to claim at once, and tells the others.

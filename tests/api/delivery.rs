@@ -180,7 +180,6 @@ backend_test!(max_in_flight_one_is_strict_fifo_even_across_retries, |backend| as
     let webhook = app
         .create_webhook(json!({"url": receiver.url(), "events": ["*"], "max_in_flight": 1, "backoff_base_ms": 100}))
         .await;
-    app.wait_for_endpoints(1).await;
     for i in 0..4 {
         app.publish("source.ready", json!({"i": i})).await;
     }

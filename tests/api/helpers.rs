@@ -255,17 +255,6 @@ impl TestApp {
         }
     }
 
-    /// Waits until `n` webhooks' endpoints run (`hookbus_owned_webhooks`). On PostgreSQL an
-    /// endpoint starts once this server holds the webhook's lease, a few ms after creation;
-    /// tests of strict order publish after that (ARCHITECTURE, "Known gap").
-    pub async fn wait_for_endpoints(&self, n: usize) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while sample(&parse_metrics(&self.metrics().await), "hookbus_owned_webhooks") != n as f64 {
-            assert!(Instant::now() < deadline, "the webhooks' endpoints never started");
-            actix_rt::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
     /// `GET /metrics` (no token), which must answer 200; the text exposition.
     pub async fn metrics(&self) -> String {
         let mut response = self.client.get(format!("{}/metrics", self.base)).send().await.unwrap();

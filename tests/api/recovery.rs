@@ -120,7 +120,6 @@ backend_test!(a_backlog_larger_than_the_window_is_paged_through_in_order, |backe
     .await;
     let receiver = TestReceiver::start().await;
     let webhook = app.create_webhook(json!({"url": receiver.url(), "events": ["*"], "max_in_flight": 1})).await;
-    app.wait_for_endpoints(1).await;
     app.publish_numbered("source.ready", 0..120).await;
     app.wait_for_all(webhook["id"].as_str().unwrap(), 120, "succeeded", LONG).await;
     let order: Vec<i64> = receiver.seen().iter().map(|r| r.json()["data"]["i"].as_i64().unwrap()).collect();
@@ -162,7 +161,6 @@ backend_test!(a_burst_beyond_the_window_borrows_from_the_shared_pool, |backend| 
     // The first attempt hangs while the burst arrives; the rest are answered at once.
     receiver.script(vec![Answer::status(204).delayed(Duration::from_secs(2))]);
     let webhook = app.create_webhook(json!({"url": receiver.url(), "events": ["*"], "max_in_flight": 1})).await;
-    app.wait_for_endpoints(1).await;
     app.publish_numbered("source.ready", 0..30).await;
     wait_until(SHORT, "the first attempt", || receiver.count() == 1).await;
     wait_for_pool_used(&app, 6.0, "4 held in the window, 6 in the pool, 20 left in the database").await;

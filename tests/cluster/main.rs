@@ -121,6 +121,19 @@ impl Cluster {
     }
 
     /// The admin dashboard through server `i`.
+    /// How many webhooks server `i` runs endpoints for (its `hookbus_owned_webhooks`).
+    pub async fn owned_webhooks(&self, i: usize) -> f64 {
+        let text = awc::Client::default()
+            .get(format!("http://127.0.0.1:{}/metrics", self.server(i).port))
+            .send()
+            .await
+            .unwrap()
+            .body()
+            .await
+            .unwrap();
+        sample(&parse_metrics(std::str::from_utf8(&text).unwrap()), "hookbus_owned_webhooks")
+    }
+
     pub async fn dashboard(&self, i: usize) -> Value {
         let reply = self.call(i, "GET", "/api/v1/health", None).await;
         assert_eq!(reply.status, 200, "{}", reply.body);

@@ -52,6 +52,41 @@ async fn a_change_through_one_server_binds_the_very_next_publish_through_another
     assert_eq!(cluster.call(1, "GET", &format!("/api/v1/webhooks/{}", ids[2]), None).await.status, 404);
 }
 
+/// The server that creates a webhook owns it before it answers: the first events published
+/// through it go to its endpoint at once and, with `max_in_flight = 1`, in order.
+#[actix_web::test]
+async fn the_server_that_creates_a_webhook_owns_it_from_the_start() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let Some(cluster) = Cluster::start(2, &[]).await else { return };
+    let receiver = TestReceiver::start().await;
+    for creator in [0, 1] {
+        let owned_before = cluster.owned_webhooks(creator).await;
+        let event = format!("first{creator}.done");
+        let body = json!({"url": receiver.url(), "events": [event], "max_in_flight": 1});
+        let id = cluster.create_webhook(creator, body).await;
+        assert_eq!(
+            cluster.owned_webhooks(creator).await,
+            owned_before + 1.0,
+            "server {creator} runs {id} when it answers"
+        );
+        for i in 0..20 {
+            let reply =
+                cluster.call(creator, "POST", "/api/v1/events", Some(json!({"event": event, "data": {"i": i}}))).await;
+            assert_eq!(reply.status, 202, "{}", reply.body);
+        }
+    }
+    let received = receiver.recv_n(40, Duration::from_secs(20)).await;
+    for creator in [0, 1] {
+        let order: Vec<i64> = received
+            .iter()
+            .map(|r| r.json())
+            .filter(|body| body["event"] == format!("first{creator}.done"))
+            .map(|body| body["data"]["i"].as_i64().unwrap())
+            .collect();
+        assert_eq!(order, (0..20).collect::<Vec<_>>(), "strict order from the first event");
+    }
+}
+
 #[actix_web::test]
 async fn workspaces_keys_and_revocations_reach_every_server_within_a_second() {
     let _turn = ONE_AT_A_TIME.lock().await;

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Instant;
 
 use actix::prelude::*;
 
@@ -69,10 +70,25 @@ impl Handler<InsertWebhook> for Registry {
             return AtomicResponse::new(Box::pin(fut::ready(Err(full))));
         }
         let (store, webhook) = (self.store.clone(), msg.webhook);
-        let written = webhook.clone();
-        let register = async move { store.insert_webhook(&written).await };
-        AtomicResponse::new(Box::pin(register.into_actor(self).map(move |result, act, ctx| {
-            result?;
+        let (written, claimant) = (webhook.clone(), self.ownership.claimant());
+        let register = async move {
+            store.insert_webhook(&written).await?;
+            // Several servers: this one owns what it creates from the start, so the first
+            // deliveries published through it go straight to its endpoint, in order.
+            let Some((server_id, ttl)) = claimant else { return Ok(None) };
+            let sent_at = Instant::now();
+            match store.claim_lease(&server_id, ttl, written.id).await {
+                Ok(claimed) => Ok(claimed.map(|lease| (lease, sent_at))),
+                Err(error) => {
+                    log::warn!("webhook {}: could not claim its lease (the coordinator will): {error}", written.id);
+                    Ok(None)
+                }
+            }
+        };
+        AtomicResponse::new(Box::pin(register.into_actor(self).map(move |result: Result<_, StoreError>, act, ctx| {
+            if let Some((lease, sent_at)) = result? {
+                act.ownership.take_claimed(lease, sent_at);
+            }
             log::info!("webhook {} created in workspace {}", webhook.id, webhook.workspace_id);
             act.idle.insert(webhook.id);
             act.apply(webhook.clone(), ctx);

@@ -32,11 +32,11 @@ pub use messages::{
     TestWebhook, UpdateWebhook, WebhookHealth,
 };
 
+use self::ownership::NoticedDeliveries;
 pub use self::ownership::{
     DeliveriesNoticed, DropLeases, HandOver, LeaseState, Ownership, RefreshWebhooks, ReportLeases, RunningWebhooks,
     SweepEndpoints, TakeLeases,
 };
-use self::ownership::NoticedDeliveries;
 use self::publisher::body_hash;
 pub use self::publisher::{PublishInFlight, Publisher};
 use self::routes::SharedRoutes;

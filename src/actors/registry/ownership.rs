@@ -6,6 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
@@ -28,6 +29,8 @@ pub enum Ownership {
         /// This server's id, as other servers see it.
         server_id: String,
         clock: LeaseClock,
+        /// How long a lease lasts beyond its renewal.
+        ttl: Duration,
         leases: HashMap<WebhookId, Lease>,
     },
 }
@@ -41,8 +44,27 @@ pub struct Lease {
 
 impl Ownership {
     /// Leases will be claimed by the coordinator; none is held yet.
-    pub fn leased(server_id: String, clock: LeaseClock) -> Self {
-        Self::Leased { server_id, clock, leases: HashMap::new() }
+    pub fn leased(server_id: String, clock: LeaseClock, ttl: Duration) -> Self {
+        Self::Leased { server_id, clock, ttl, leases: HashMap::new() }
+    }
+
+    /// What a server needs to claim a webhook it creates: its id and the lease's length.
+    pub(super) fn claimant(&self) -> Option<(String, Duration)> {
+        match self {
+            Self::All => None,
+            Self::Leased { server_id, ttl, .. } => Some((server_id.clone(), *ttl)),
+        }
+    }
+
+    /// A lease this server claimed itself, asked for at `sent_at`. As the coordinator's claims:
+    /// only a server that held no lease moves its clock (the others' clock is their renewal's).
+    pub(super) fn take_claimed(&mut self, claim: ClaimedLease, sent_at: Instant) {
+        if let Self::Leased { clock, ttl, leases, .. } = self {
+            if leases.is_empty() {
+                clock.extend_to(sent_at + *ttl);
+            }
+            leases.insert(claim.webhook_id, Lease { epoch: claim.epoch, circuit: Some(claim.circuit) });
+        }
     }
 
     pub(super) fn owns(&self, id: &WebhookId) -> bool {
