@@ -314,7 +314,8 @@ async fn run(args: &Args, servers: usize, round: usize, dir: &Path) -> Run {
                     break;
                 }
                 next.set(seq + 1);
-                let via = if through_owner { owners[seq % webhooks] } else { seq % ports.len() };
+                // Each webhook's events go through every server in turn, whichever created it.
+                let via = if through_owner { owners[seq % webhooks] } else { (seq + seq / webhooks) % ports.len() };
                 let body = format!(
                     r#"{{"event":"bench.{}","data":{{"sent_us":{},"via":{via},"seq":{seq}}}}}"#,
                     seq % webhooks,

@@ -14,7 +14,8 @@ use diesel_async::RunQueryDsl;
 use super::records::parse_id;
 use super::{from_millis, to_millis, Pool, Store, StoreError, StoreResult};
 use crate::domain::circuit::{CircuitState, SavedCircuit};
-use crate::domain::WebhookId;
+use crate::domain::{DeliveryStatus, EventId, EventType, WebhookId};
+use crate::store::records::{DeliveryRecord, PendingDelivery};
 
 /// Channels of `LISTEN`/`NOTIFY`.
 pub mod channel {
@@ -402,11 +403,14 @@ pub struct DeliveryNotice {
     pub requeued: bool,
 }
 
+/// Longest notification payload sent (PostgreSQL's limit is 8,000 bytes).
+const PAYLOAD_LIMIT: usize = 7_900;
+
 impl DeliveryNotice {
     /// Notification payloads for `notices`, each under PostgreSQL's 8,000-byte limit: one line
     /// per webhook, `<webhook id> <delivery id>,<delivery id>…` or `<webhook id> *`.
     pub fn payloads(notices: &[DeliveryNotice]) -> Vec<String> {
-        const LIMIT: usize = 7_900;
+        const LIMIT: usize = PAYLOAD_LIMIT;
         let mut payloads = vec![String::new()];
         for notice in notices {
             let mut line = format!("{} ", notice.webhook_id);
@@ -445,20 +449,106 @@ impl DeliveryNotice {
         payloads
     }
 
-    /// The notices in a payload; lines that do not parse are skipped.
-    pub fn parse(payload: &str) -> Vec<DeliveryNotice> {
-        payload
-            .lines()
-            .filter_map(|line| {
-                let (webhook, ids) = line.split_once(' ')?;
-                let webhook_id = webhook.parse().ok()?;
-                if ids == "*" {
-                    return Some(DeliveryNotice { webhook_id, deliveries: Vec::new(), requeued: true });
-                }
-                let deliveries = ids.split(',').filter_map(|id| id.parse().ok()).collect();
-                Some(DeliveryNotice { webhook_id, deliveries, requeued: false })
-            })
-            .collect()
+    /// The notice on one line of a payload.
+    fn parse_line(line: &str) -> Option<DeliveryNotice> {
+        let (webhook, ids) = line.split_once(' ')?;
+        let webhook_id = webhook.parse().ok()?;
+        if ids == "*" {
+            return Some(DeliveryNotice { webhook_id, deliveries: Vec::new(), requeued: true });
+        }
+        let deliveries = ids.split(',').filter_map(|id| id.parse().ok()).collect();
+        Some(DeliveryNotice { webhook_id, deliveries, requeued: false })
+    }
+}
+
+/// A new delivery with all its owner needs to send it, as one line of a notification on
+/// [`channel::DELIVERIES`], so the owner need not read it back:
+/// `<webhook id> +<delivery id> <workspace id> <created at, ms> <event type> <event id's length>
+/// <event id> <data>` (an event id may hold spaces; compact JSON holds no newline). `None` when
+/// it would not fit in a notification: the owner is then told the id, and reads the rest.
+pub fn carried_line(delivery: &DeliveryRecord, data_json: &str) -> Option<String> {
+    let event_id = delivery.event_id.as_str();
+    let line = format!(
+        "{} +{} {} {} {} {} {event_id} {data_json}",
+        delivery.webhook_id,
+        delivery.id,
+        delivery.workspace_id,
+        to_millis(delivery.created_at),
+        delivery.event.as_str(),
+        event_id.len(),
+    );
+    (line.len() <= PAYLOAD_LIMIT).then_some(line)
+}
+
+/// Which payload each line goes in, in order, so that no payload is over the limit.
+pub fn payload_numbers(line_lengths: impl IntoIterator<Item = usize>) -> Vec<i32> {
+    let (mut payload, mut used) = (0, 0);
+    line_lengths
+        .into_iter()
+        .map(|len| {
+            if used > 0 && used + 1 + len > PAYLOAD_LIMIT {
+                (payload, used) = (payload + 1, 0);
+            }
+            used += len + usize::from(used > 0);
+            payload
+        })
+        .collect()
+}
+
+fn parse_carried(line: &str) -> Option<PendingDelivery> {
+    let (webhook, rest) = line.split_once(" +")?;
+    let mut fields = rest.splitn(5, ' ');
+    let (id, workspace, created, event) = (fields.next()?, fields.next()?, fields.next()?, fields.next()?);
+    let (id_len, rest) = fields.next()?.split_once(' ')?;
+    let id_len: usize = id_len.parse().ok()?;
+    let (event_id, data_json) = (rest.get(..id_len)?, rest.get(id_len..)?.strip_prefix(' ')?);
+    let created_at = from_millis(created.parse().ok()?);
+    let delivery = DeliveryRecord {
+        id: id.parse().ok()?,
+        workspace_id: workspace.parse().ok()?,
+        webhook_id: webhook.parse().ok()?,
+        event_id: EventId::parse("id", event_id).ok()?,
+        event: EventType::parse("event", event).ok()?,
+        status: DeliveryStatus::Pending,
+        attempt_count: 0,
+        next_attempt_at: Some(created_at),
+        status_code: None,
+        error_message: None,
+        response_body: None,
+        duration_ms: None,
+        created_at,
+        completed_at: None,
+        retries_used: 0,
+        last_attempt_at: None,
+        failure_reason: None,
+    };
+    Some(PendingDelivery { delivery, data_json: data_json.into(), event_created_at: created_at })
+}
+
+/// What notifications on [`channel::DELIVERIES`] announced.
+#[derive(Debug, Default)]
+pub struct Announcements {
+    /// Deliveries to read from the database (or all of a webhook's pending ones).
+    pub notices: Vec<DeliveryNotice>,
+    /// New deliveries, carried whole.
+    pub carried: Vec<PendingDelivery>,
+}
+
+impl Announcements {
+    /// Adds what a payload announces; lines that do not parse are skipped (the sweep finds
+    /// their deliveries).
+    pub fn add(&mut self, payload: &str) {
+        for line in payload.lines() {
+            if line.contains(" +") {
+                self.carried.extend(parse_carried(line));
+            } else {
+                self.notices.extend(DeliveryNotice::parse_line(line));
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.notices.is_empty() && self.carried.is_empty()
     }
 }
 
@@ -479,7 +569,10 @@ mod tests {
         let payloads = DeliveryNotice::payloads(&notices);
         assert!(payloads.len() > 1);
         assert!(payloads.iter().all(|p| p.len() < 8_000), "{:?}", payloads.iter().map(String::len).collect::<Vec<_>>());
-        let mut parsed = payloads.iter().flat_map(|p| DeliveryNotice::parse(p)).collect::<Vec<_>>();
+        let mut announced = Announcements::default();
+        payloads.iter().for_each(|p| announced.add(p));
+        assert!(announced.carried.is_empty());
+        let mut parsed = announced.notices;
         // A notice split over payloads comes back as several; join them again.
         parsed.dedup_by(|later, earlier| {
             let same = later.webhook_id == earlier.webhook_id;
@@ -489,5 +582,33 @@ mod tests {
             same
         });
         assert_eq!(parsed, notices.into_iter().filter(|n| n.requeued || !n.deliveries.is_empty()).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_carried_delivery_comes_back_as_it_was_sent() {
+        use crate::domain::WorkspaceId;
+        let event = crate::store::records::EventRecord {
+            workspace_id: WorkspaceId::generate(),
+            id: EventId::parse("id", "order 42 \u{e9}t\u{e9} +1").unwrap(),
+            event: EventType::parse("event", "artifact.completed").unwrap(),
+            data_json: r#"{"note":"two words + more","n":1}"#.into(),
+            body_hash: String::new(),
+            matched_webhooks: 1,
+            created_at: crate::domain::now(),
+        };
+        let delivery = DeliveryRecord::new_pending(&event, WebhookId::generate());
+        let line = carried_line(&delivery, &event.data_json).expect("fits");
+        let mut announced = Announcements::default();
+        announced.add(&format!("{}\n{line}", WebhookId::generate()));
+        assert!(announced.notices.is_empty(), "a line without deliveries announces nothing");
+        let [carried] = &announced.carried[..] else { panic!("{announced:?}") };
+        assert_eq!(carried.delivery, delivery);
+        assert_eq!(&*carried.data_json, event.data_json);
+        assert_eq!(carried.event_created_at, event.created_at);
+
+        let big = format!(r#"{{"blob":"{}"}}"#, "x".repeat(PAYLOAD_LIMIT));
+        assert_eq!(carried_line(&delivery, &big), None, "too big for a notification: read by id");
+        let numbers = payload_numbers([3000, 3000, 3000, 7000, 10]);
+        assert_eq!(numbers, [0, 0, 1, 2, 2]);
     }
 }

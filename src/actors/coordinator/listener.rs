@@ -11,7 +11,7 @@ use futures_util::{FutureExt, StreamExt};
 
 use super::{Coordinator, TickNow};
 use crate::actors::registry::{DeliveriesNoticed, RefreshWebhooks, Registry, SweepEndpoints};
-use crate::store::cluster::{channel, DeliveryNotice};
+use crate::store::cluster::{channel, Announcements};
 
 /// How long the connection may stay silent before it is checked with a query.
 const IDLE_CHECK: Duration = Duration::from_secs(5);
@@ -77,7 +77,7 @@ async fn listen(
         };
         match next {
             Ok(Some(batch)) => {
-                let (mut notices, mut config, mut leases) = (Vec::new(), None, false);
+                let (mut announced, mut config, mut leases) = (Announcements::default(), None, false);
                 for notification in batch {
                     let notification = notification?;
                     match notification.channel.as_str() {
@@ -85,7 +85,7 @@ async fn listen(
                             let version = notification.payload.parse::<i64>().unwrap_or(i64::MAX);
                             config = config.max(Some(version));
                         }
-                        channel::DELIVERIES => notices.extend(DeliveryNotice::parse(&notification.payload)),
+                        channel::DELIVERIES => announced.add(&notification.payload),
                         channel::LEASES => leases = true,
                         _ => {}
                     }
@@ -93,8 +93,8 @@ async fn listen(
                 if let Some(version) = config {
                     registry.do_send(RefreshWebhooks { newer_than: Some(version.saturating_sub(1)) });
                 }
-                if !notices.is_empty() {
-                    registry.do_send(DeliveriesNoticed(notices));
+                if !announced.is_empty() {
+                    registry.do_send(DeliveriesNoticed(announced));
                 }
                 // A new or re-enabled webhook needs an owner; released leases want claiming.
                 if config.is_some() || leases {

@@ -18,7 +18,8 @@ use crate::actors::endpoint::{
 use crate::domain::circuit::SavedCircuit;
 use crate::domain::webhook::Webhook;
 use crate::domain::{DeliveryId, WebhookId};
-use crate::store::cluster::{ClaimedLease, DeliveryNotice, HeldLease};
+use crate::store::cluster::{Announcements, ClaimedLease, DeliveryNotice, HeldLease};
+use crate::store::PendingDelivery;
 
 /// Which webhooks' endpoints run here.
 pub enum Ownership {
@@ -145,7 +146,7 @@ pub struct HandOver(pub Vec<WebhookId>);
 /// Deliveries other servers published or requeued.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct DeliveriesNoticed(pub Vec<DeliveryNotice>);
+pub struct DeliveriesNoticed(pub Announcements);
 
 /// The webhooks whose endpoints run on this server (what its `/metrics` shows).
 #[derive(Debug, Message)]
@@ -352,8 +353,11 @@ impl Handler<HandOver> for Registry {
 impl Handler<DeliveriesNoticed> for Registry {
     type Result = ();
 
-    fn handle(&mut self, DeliveriesNoticed(notices): DeliveriesNoticed, ctx: &mut Context<Self>) {
-        for notice in notices {
+    fn handle(&mut self, DeliveriesNoticed(announced): DeliveriesNoticed, ctx: &mut Context<Self>) {
+        // Every server hears every announcement: those of webhooks not run here are another's
+        // (one handed over meanwhile starts with a read of the database that finds them).
+        let _not_here = self.hand_to_endpoints(announced.carried);
+        for notice in announced.notices {
             let Some(endpoint) = self.endpoint(&notice.webhook_id) else {
                 continue;
             };
@@ -391,29 +395,34 @@ impl Registry {
         ctx.spawn(load.into_actor(self).map(|loaded, act, ctx| {
             act.noticed.reading = false;
             act.read_noticed(ctx);
-            let deliveries = match loaded {
-                Ok(deliveries) => deliveries,
+            match loaded {
+                // Handed over while they were read: the next owner hears of them.
+                Ok(deliveries) => act.tell_owners(act.hand_to_endpoints(deliveries)),
                 // Still pending in the database: the sweep finds them.
-                Err(error) => return log::warn!("could not read deliveries published elsewhere: {error}"),
-            };
-            let mut by_webhook: HashMap<WebhookId, Vec<_>> = HashMap::new();
-            for delivery in deliveries {
-                by_webhook.entry(delivery.delivery.webhook_id).or_default().push(delivery);
+                Err(error) => log::warn!("could not read deliveries published elsewhere: {error}"),
             }
-            let mut moved = Vec::new();
-            for (webhook_id, deliveries) in by_webhook {
-                match act.endpoint(&webhook_id) {
-                    Some(endpoint) => endpoint.do_send(DeliveriesLoaded { deliveries }),
-                    // Handed over while they were read: the next owner hears of them.
-                    None => moved.push(DeliveryNotice {
-                        webhook_id,
-                        deliveries: deliveries.iter().map(|d| d.delivery.id).collect(),
-                        requeued: false,
-                    }),
-                }
-            }
-            act.tell_owners(moved);
         }));
+    }
+
+    /// Gives announced deliveries to their endpoints here; returns those of webhooks whose
+    /// endpoint does not run here.
+    fn hand_to_endpoints(&self, deliveries: Vec<PendingDelivery>) -> Vec<DeliveryNotice> {
+        let mut by_webhook: HashMap<WebhookId, Vec<_>> = HashMap::new();
+        for delivery in deliveries {
+            by_webhook.entry(delivery.delivery.webhook_id).or_default().push(delivery);
+        }
+        let mut moved = Vec::new();
+        for (webhook_id, deliveries) in by_webhook {
+            match self.endpoint(&webhook_id) {
+                Some(endpoint) => endpoint.do_send(DeliveriesLoaded { deliveries }),
+                None => moved.push(DeliveryNotice {
+                    webhook_id,
+                    deliveries: deliveries.iter().map(|d| d.delivery.id).collect(),
+                    requeued: false,
+                }),
+            }
+        }
+        moved
     }
 }
 

@@ -439,11 +439,14 @@ mod tests {
         assert_eq!(*calls.lock().unwrap(), 1);
     }
 
-    /// On PostgreSQL the publish, notification and records statements are cached too (diesel marks every
+    /// On PostgreSQL the publish and records statements are cached too (diesel marks every
     /// `sql_query` unsafe to cache, and tokio-postgres then prepared them on every batch).
     #[actix_rt::test]
     async fn postgres_prepares_each_statement_of_the_writer_once_per_connection() {
         use diesel_async::{AsyncConnection, SimpleAsyncConnection};
+        use futures_util::StreamExt;
+
+        use crate::store::cluster::Announcements;
         let admin = match std::env::var("HOOKBUS_TEST_POSTGRES_URL") {
             Ok(url) if !url.is_empty() => url,
             _ => {
@@ -458,6 +461,8 @@ mod tests {
         super::super::run_migrations(super::super::DatabaseUrl::Postgres(url.clone())).await.unwrap();
 
         let mut conn = AsyncPgConnection::establish(&url).await.unwrap();
+        let mut listener = AsyncPgConnection::establish(&url).await.unwrap();
+        listener.batch_execute("LISTEN hookbus_deliveries").await.unwrap();
         let (cached, instrumentation) = recording_cached_statements();
         conn.set_instrumentation(instrumentation);
         for (round, size) in [(1, 21), (2, 3), (3, 40)] {
@@ -474,10 +479,37 @@ mod tests {
             assert!(write_postgres(&conn, &records).await.unwrap().iter().all(|o| *o == WriteOutcome::Recorded));
             let mut statements = cached.lock().unwrap().clone();
             statements.sort();
-            assert_eq!(statements.len(), 3, "after round {round}: {statements:#?}");
-            assert!(statements[0].starts_with("SELECT pg_notify"), "{statements:#?}");
-            assert!(statements[1].starts_with("WITH current AS"), "{statements:#?}");
-            assert!(statements[2].starts_with("WITH moved AS"), "{statements:#?}");
+            assert_eq!(statements.len(), 2, "after round {round}: {statements:#?}");
+            assert!(statements[0].starts_with("WITH current AS"), "{statements:#?}");
+            assert!(statements[1].starts_with("WITH moved AS"), "{statements:#?}");
+            // The publishes announced every delivery whole, with the commit.
+            let mut announced = Announcements::default();
+            {
+                let mut notifications = std::pin::pin!(listener.notifications_stream());
+                while announced.carried.len() < size {
+                    let next = actix_rt::time::timeout(std::time::Duration::from_secs(5), notifications.next());
+                    announced.add(&next.await.expect("announced").unwrap().unwrap().payload);
+                }
+            }
+            let sent: Vec<_> = publishes
+                .iter()
+                .filter_map(|op| match op {
+                    WriteOp::Publish(p) => Some(p.deliveries[0].clone()),
+                    WriteOp::Attempt(_) => None,
+                })
+                .collect();
+            let carried: Vec<_> = announced.carried.into_iter().map(|c| c.delivery).collect();
+            assert_eq!(carried, sent, "round {round}");
+            assert!(announced.notices.is_empty());
+            // Published again: nothing is written, so nothing is announced.
+            assert!(write_postgres(&conn, &publishes)
+                .await
+                .unwrap()
+                .iter()
+                .all(|o| *o == WriteOutcome::DuplicateEvent));
+            let mut notifications = std::pin::pin!(listener.notifications_stream());
+            let next = actix_rt::time::timeout(std::time::Duration::from_millis(300), notifications.next()).await;
+            assert!(next.is_err(), "a duplicate was announced: {next:?}");
         }
         drop(conn);
         admin_conn.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)")).await.unwrap();

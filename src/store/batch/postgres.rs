@@ -8,7 +8,7 @@ use diesel::QueryResult;
 use diesel_async::AsyncPgConnection;
 
 use super::{attempt_writes, event_rows, initial_outcomes, mark_duplicates, sort_for_indexes, WriteOp, WriteOutcome};
-use crate::store::cluster::DeliveryNotice;
+use crate::store::cluster::{carried_line, payload_numbers};
 use crate::store::prepared::Cached;
 use crate::store::records::{AttemptRow, DeliveryChanges, DeliveryRow, EventRow};
 
@@ -16,8 +16,11 @@ use crate::store::records::{AttemptRow, DeliveryChanges, DeliveryRow, EventRow};
 /// deliveries of exactly those events. Arrays bind as one parameter each, so there is no
 /// row limit per statement. An event matched under an older configuration version than the
 /// database's is not written (another server changed a webhook since); one more row, with
-/// an empty workspace, returns the current version, to tell those from duplicates. The notifications for
-/// other servers' webhooks go out with the commit (`pg_notify` is transactional).
+/// an empty workspace, returns the current version, to tell those from duplicates.
+///
+/// The announcements of deliveries to other servers' webhooks (`notified`) go out with the
+/// commit (`pg_notify` is transactional), for the events actually written only, since a line
+/// may carry the whole delivery for its owner to send without reading it back.
 const PUBLISH_POSTGRES: &str = "WITH current AS (SELECT version FROM cluster_config), \
    inserted AS ( \
      INSERT INTO events (workspace_id, id, event_type, data, body_hash, matched_webhooks, created_at) \
@@ -34,19 +37,15 @@ const PUBLISH_POSTGRES: &str = "WITH current AS (SELECT version FROM cluster_con
      FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::int4[], \
        $15::int8[], $16::int8[], $17::int4[]) AS d(id, workspace_id, webhook_id, event_id, event_type, status, \
        attempt_count, next_attempt_at, created_at, retries_used) \
-     JOIN inserted i ON i.workspace_id = d.workspace_id AND i.id = d.event_id) \
+     JOIN inserted i ON i.workspace_id = d.workspace_id AND i.id = d.event_id), \
+   notified AS ( \
+     SELECT pg_notify('hookbus_deliveries', string_agg(n.line, E'\\n' ORDER BY n.ord))::text AS sent \
+     FROM unnest($19::text[], $20::text[], $21::int4[], $22::text[]) WITH ORDINALITY \
+       AS n(workspace_id, event_id, payload, line, ord) \
+     JOIN inserted i ON i.workspace_id = n.workspace_id AND i.id = n.event_id \
+     GROUP BY n.payload) \
    SELECT workspace_id, id FROM inserted \
-   UNION ALL SELECT '', version::text FROM current";
-
-/// The notifications of a batch's deliveries to other servers' webhooks. A statement of its
-/// own, sent right behind the publishes (so it runs once they are committed): `NOTIFY` in a
-/// transaction holds a database-wide lock through its commit, which in the publish statement
-/// would include the publish's WAL flush. `NOTIFY` gives its transaction an id, so it has a
-/// commit record of its own; that commit does not wait for its flush (`synchronous_commit =
-/// off` for this transaction), since a notification lost in a database crash costs only the
-/// sweep's delay and the deliveries it names were flushed by the publish.
-const NOTIFY_DELIVERIES: &str = "SELECT pg_notify('hookbus_deliveries', p)::text AS id FROM unnest($1::text[]) AS p \
-   WHERE (SELECT set_config('synchronous_commit', 'off', true)) = 'off'";
+   UNION ALL SELECT '', version::text FROM current WHERE (SELECT count(sent) FROM notified) >= 0";
 
 /// A batch's attempt records and the delivery states they leave, in one statement. Each
 /// delivery row takes the latest of its attempts in the batch, after its previous attempt
@@ -126,9 +125,6 @@ struct PublishStatement;
 /// The records statement's name in that cache.
 struct RecordStatement;
 
-/// The notifications' statement's name in that cache.
-struct NotifyStatement;
-
 #[derive(diesel::QueryableByName)]
 struct EventKey {
     #[diesel(sql_type = Text)]
@@ -140,26 +136,9 @@ struct EventKey {
 /// The publish statement and the attempt statement are pipelined: sent together on the one
 /// connection, executed in order by the server.
 pub(super) async fn write_postgres(conn: &AsyncPgConnection, ops: &[WriteOp]) -> QueryResult<Vec<WriteOutcome>> {
-    let (outcomes, (), ()) = futures_util::future::try_join3(
-        publish_postgres(conn, ops),
-        notify_postgres(conn, ops),
-        record_attempts_postgres(conn, ops),
-    )
-    .await?;
+    let (outcomes, ()) =
+        futures_util::future::try_join(publish_postgres(conn, ops), record_attempts_postgres(conn, ops)).await?;
     Ok(outcomes)
-}
-
-/// Tells other servers of the batch's deliveries to their webhooks (pipelined behind the
-/// publishes; a notice of a publish that failed finds nothing pending, and changes nothing).
-async fn notify_postgres(mut conn: &AsyncPgConnection, ops: &[WriteOp]) -> QueryResult<()> {
-    use diesel_async::RunQueryDsl;
-    let payloads = notice_payloads(ops);
-    if payloads.is_empty() {
-        return Ok(());
-    }
-    let statement = diesel::sql_query(NOTIFY_DELIVERIES).bind::<Array<Text>, _>(payloads);
-    Cached::<NotifyStatement, _>::new(statement).execute(&mut conn).await?;
-    Ok(())
 }
 
 async fn publish_postgres(mut conn: &AsyncPgConnection, ops: &[WriteOp]) -> QueryResult<Vec<WriteOutcome>> {
@@ -185,6 +164,7 @@ async fn publish_postgres(mut conn: &AsyncPgConnection, ops: &[WriteOp]) -> Quer
         .collect();
     sort_for_indexes(&mut deliveries);
     let text = |f: fn(&DeliveryRow) -> &String| deliveries.iter().map(f).collect::<Vec<_>>();
+    let announced = announcement_lines(ops, &firsts);
     let statement = diesel::sql_query(PUBLISH_POSTGRES)
         .bind::<Array<Text>, _>(column(|r| &r.workspace_id))
         .bind::<Array<Text>, _>(column(|r| &r.id))
@@ -203,7 +183,11 @@ async fn publish_postgres(mut conn: &AsyncPgConnection, ops: &[WriteOp]) -> Quer
         .bind::<Array<Nullable<BigInt>>, _>(deliveries.iter().map(|d| d.next_attempt_at).collect::<Vec<_>>())
         .bind::<Array<BigInt>, _>(deliveries.iter().map(|d| d.created_at).collect::<Vec<_>>())
         .bind::<Array<Integer>, _>(deliveries.iter().map(|d| d.retries_used).collect::<Vec<_>>())
-        .bind::<Array<Nullable<BigInt>>, _>(firsts.iter().map(|(i, _)| config_version(&ops[*i])).collect::<Vec<_>>());
+        .bind::<Array<Nullable<BigInt>>, _>(firsts.iter().map(|(i, _)| config_version(&ops[*i])).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(announced.iter().map(|a| a.0).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(announced.iter().map(|a| a.1).collect::<Vec<_>>())
+        .bind::<Array<Integer>, _>(announced.iter().map(|a| a.2).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(announced.iter().map(|a| a.3.as_str()).collect::<Vec<_>>());
     let rows: Vec<EventKey> = Cached::<PublishStatement, _>::new(statement).load(&mut conn).await?;
     // One row, without a workspace, is the current configuration version.
     let (version, inserted): (Vec<_>, Vec<_>) = rows.into_iter().partition(|row| row.workspace_id.is_empty());
@@ -226,23 +210,27 @@ fn config_version(op: &WriteOp) -> Option<i64> {
     }
 }
 
-/// The batch's notices for other servers, merged by webhook, as notification payloads.
-fn notice_payloads(ops: &[WriteOp]) -> Vec<String> {
-    let mut by_webhook: Vec<DeliveryNotice> = Vec::new();
-    let mut index = std::collections::HashMap::new();
-    for notice in ops.iter().filter_map(|op| match op {
-        WriteOp::Publish(p) => Some(&p.notices),
-        WriteOp::Attempt(_) => None,
-    }) {
-        for n in notice {
-            let at = *index.entry(n.webhook_id).or_insert_with(|| {
-                by_webhook.push(DeliveryNotice { webhook_id: n.webhook_id, deliveries: Vec::new(), requeued: false });
-                by_webhook.len() - 1
-            });
-            by_webhook[at].deliveries.extend_from_slice(&n.deliveries);
+/// The announcements of new deliveries to other servers' webhooks, by the event they belong
+/// to: `(workspace id, event id, payload number, line)`. Each carries the whole delivery when
+/// it fits, else its id. Only first publishes of an id count (the statement writes no other).
+fn announcement_lines<'a>(
+    ops: &'a [WriteOp],
+    firsts: &[&'a (usize, EventRow)],
+) -> Vec<(&'a str, &'a str, i32, String)> {
+    let mut lines = Vec::new();
+    for (i, row) in firsts {
+        let WriteOp::Publish(publish) = &ops[*i] else { continue };
+        for notice in &publish.notices {
+            for delivery in publish.deliveries.iter().filter(|d| notice.deliveries.contains(&d.id)) {
+                let line = carried_line(delivery, &publish.event.data_json)
+                    .unwrap_or_else(|| format!("{} {}", delivery.webhook_id, delivery.id));
+                lines.push((row.workspace_id.as_str(), row.id.as_str(), 0, line));
+            }
         }
     }
-    DeliveryNotice::payloads(&by_webhook)
+    let numbers = payload_numbers(lines.iter().map(|(_, _, _, line)| line.len()));
+    lines.iter_mut().zip(numbers).for_each(|(line, number)| line.2 = number);
+    lines
 }
 
 async fn record_attempts_postgres(mut conn: &AsyncPgConnection, ops: &[WriteOp]) -> QueryResult<()> {
