@@ -85,6 +85,15 @@ async fn the_server_that_creates_a_webhook_owns_it_from_the_start() {
             .collect();
         assert_eq!(order, (0..20).collect::<Vec<_>>(), "strict order from the first event");
     }
+    // Published through the other server: announced to the owner at once (the sweep, the
+    // backstop, would take 10 s).
+    for (creator, via) in [(0, 1), (1, 0)] {
+        let event = json!({"event": format!("first{creator}.done"), "data": {"via": via}});
+        let published = Instant::now();
+        assert_eq!(cluster.call(via, "POST", "/api/v1/events", Some(event)).await.status, 202);
+        let received = receiver.recv(Duration::from_secs(2)).await.expect("announced to the owner");
+        assert_eq!(received.json()["data"]["via"], via, "{:?}", published.elapsed());
+    }
 }
 
 #[actix_web::test]
