@@ -5,8 +5,8 @@
 //! with its DSL and `sql_query`. Those were parsed and planned again on every execution,
 //! which for the writer's many small batches cost as much as running them. On SQLite, rows go
 //! in through multi-row inserts of arrays of a few fixed sizes, and attempt results through
-//! hand-built statements (one `UPDATE` per first attempt); on PostgreSQL, the writer's
-//! statements (publishes, their notifications, attempt records) are wrapped in [`Cached`]. Tests in `batch.rs`
+//! hand-built statements (one `UPDATE` per first attempt); on PostgreSQL, the writer's two
+//! statements (publishes, attempt records) are wrapped in [`Cached`]. Tests in `batch.rs`
 //! check that each is cached.
 
 use std::marker::PhantomData;

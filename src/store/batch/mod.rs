@@ -440,7 +440,9 @@ mod tests {
     }
 
     /// On PostgreSQL the publish and records statements are cached too (diesel marks every
-    /// `sql_query` unsafe to cache, and tokio-postgres then prepared them on every batch).
+    /// `sql_query` unsafe to cache, and tokio-postgres then prepared them on every batch). The
+    /// publishes announce their deliveries to other servers' webhooks whole, and only when
+    /// they write them.
     #[actix_rt::test]
     async fn postgres_prepares_each_statement_of_the_writer_once_per_connection() {
         use diesel_async::{AsyncConnection, SimpleAsyncConnection};
