@@ -121,8 +121,8 @@ impl Cluster {
     }
 
     /// The admin dashboard through server `i`.
-    /// How many webhooks server `i` runs endpoints for (its `hookbus_owned_webhooks`).
-    pub async fn owned_webhooks(&self, i: usize) -> f64 {
+    /// Server `i`'s `/metrics`, parsed.
+    pub async fn metrics(&self, i: usize) -> Vec<(String, f64)> {
         let text = awc::Client::default()
             .get(format!("http://127.0.0.1:{}/metrics", self.server(i).port))
             .send()
@@ -131,7 +131,12 @@ impl Cluster {
             .body()
             .await
             .unwrap();
-        sample(&parse_metrics(std::str::from_utf8(&text).unwrap()), "hookbus_owned_webhooks")
+        parse_metrics(std::str::from_utf8(&text).unwrap())
+    }
+
+    /// How many webhooks server `i` runs endpoints for (its `hookbus_owned_webhooks`).
+    pub async fn owned_webhooks(&self, i: usize) -> f64 {
+        sample(&self.metrics(i).await, "hookbus_owned_webhooks")
     }
 
     pub async fn dashboard(&self, i: usize) -> Value {

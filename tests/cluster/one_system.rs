@@ -96,6 +96,29 @@ async fn the_server_that_creates_a_webhook_owns_it_from_the_start() {
     }
 }
 
+/// Each server's `/metrics` shows the queues of the webhooks it runs, and no other's.
+#[actix_web::test]
+async fn each_server_shows_the_queue_depth_of_what_it_owns() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let Some(cluster) = Cluster::start(2, &[]).await else { return };
+    let receiver = TestReceiver::start().await;
+    receiver.answer(Answer::status(500));
+    // Created through A, so A owns it; a failed attempt holds the delivery pending for a minute.
+    let body = json!({"url": receiver.url(), "events": ["held.*"], "backoff_base_ms": 60000});
+    let id = cluster.create_webhook(0, body).await;
+    let event = json!({"event": "held.once", "data": {}});
+    assert_eq!(cluster.call(1, "POST", "/api/v1/events", Some(event)).await.status, 202);
+    receiver.recv(Duration::from_secs(5)).await.expect("the first attempt");
+    let series = format!(r#"hookbus_queue_depth{{webhook_id="{id}"}}"#);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while cluster.metrics(0).await.iter().find(|(s, _)| *s == series).map(|s| s.1) != Some(1.0) {
+        assert!(Instant::now() < deadline, "the owner never showed its queue of 1");
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    let other = cluster.metrics(1).await;
+    assert!(other.iter().all(|(s, _)| *s != series), "the other server shows a queue it does not run: {other:?}");
+}
+
 #[actix_web::test]
 async fn workspaces_keys_and_revocations_reach_every_server_within_a_second() {
     let _turn = ONE_AT_A_TIME.lock().await;
