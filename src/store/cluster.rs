@@ -14,7 +14,7 @@ use diesel_async::RunQueryDsl;
 use super::records::parse_id;
 use super::{from_millis, to_millis, Pool, Store, StoreError, StoreResult};
 use crate::domain::circuit::{CircuitState, SavedCircuit};
-use crate::domain::{DeliveryStatus, EventId, EventType, WebhookId};
+use crate::domain::{EventId, EventType, WebhookId};
 use crate::store::records::{DeliveryRecord, PendingDelivery};
 
 /// Channels of `LISTEN`/`NOTIFY`.
@@ -407,10 +407,14 @@ pub struct DeliveryNotice {
 const PAYLOAD_LIMIT: usize = 7_900;
 
 impl DeliveryNotice {
+    /// The notice of one new delivery.
+    pub fn of(delivery: &DeliveryRecord) -> Self {
+        Self { webhook_id: delivery.webhook_id, deliveries: vec![delivery.id], requeued: false }
+    }
+
     /// Notification payloads for `notices`, each under PostgreSQL's 8,000-byte limit: one line
     /// per webhook, `<webhook id> <delivery id>,<delivery id>…` or `<webhook id> *`.
     pub fn payloads(notices: &[DeliveryNotice]) -> Vec<String> {
-        const LIMIT: usize = PAYLOAD_LIMIT;
         let mut payloads = vec![String::new()];
         for notice in notices {
             let mut line = format!("{} ", notice.webhook_id);
@@ -421,7 +425,7 @@ impl DeliveryNotice {
             let mut ids = notice.deliveries.iter().peekable();
             while notice.requeued || ids.peek().is_some() {
                 while let Some(id) = ids.peek() {
-                    if line.len() + 37 > LIMIT {
+                    if line.len() + 37 > PAYLOAD_LIMIT {
                         break;
                     }
                     if line.len() > head {
@@ -431,7 +435,7 @@ impl DeliveryNotice {
                     ids.next();
                 }
                 let current = payloads.last_mut().expect("never empty");
-                if current.len() + line.len() + 1 > LIMIT {
+                if current.len() + line.len() + 1 > PAYLOAD_LIMIT {
                     payloads.push(String::new());
                 }
                 let current = payloads.last_mut().expect("never empty");
@@ -503,25 +507,14 @@ fn parse_carried(line: &str) -> Option<PendingDelivery> {
     let id_len: usize = id_len.parse().ok()?;
     let (event_id, data_json) = (rest.get(..id_len)?, rest.get(id_len..)?.strip_prefix(' ')?);
     let created_at = from_millis(created.parse().ok()?);
-    let delivery = DeliveryRecord {
-        id: id.parse().ok()?,
-        workspace_id: workspace.parse().ok()?,
-        webhook_id: webhook.parse().ok()?,
-        event_id: EventId::parse("id", event_id).ok()?,
-        event: EventType::parse("event", event).ok()?,
-        status: DeliveryStatus::Pending,
-        attempt_count: 0,
-        next_attempt_at: Some(created_at),
-        status_code: None,
-        error_message: None,
-        response_body: None,
-        duration_ms: None,
+    let delivery = DeliveryRecord::pending(
+        id.parse().ok()?,
+        workspace.parse().ok()?,
+        webhook.parse().ok()?,
+        EventId::parse("id", event_id).ok()?,
+        EventType::parse("event", event).ok()?,
         created_at,
-        completed_at: None,
-        retries_used: 0,
-        last_attempt_at: None,
-        failure_reason: None,
-    };
+    );
     Some(PendingDelivery { delivery, data_json: data_json.into(), event_created_at: created_at })
 }
 

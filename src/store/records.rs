@@ -109,20 +109,33 @@ pub struct DeliveryRecord {
 impl DeliveryRecord {
     /// A new pending delivery, due at once.
     pub fn new_pending(event: &EventRecord, webhook_id: WebhookId) -> Self {
+        let id = DeliveryId::generate();
+        Self::pending(id, event.workspace_id, webhook_id, event.id.clone(), event.event.clone(), event.created_at)
+    }
+
+    /// Delivery `id` of an event created at `created_at`, as it is until its first attempt.
+    pub fn pending(
+        id: DeliveryId,
+        workspace_id: WorkspaceId,
+        webhook_id: WebhookId,
+        event_id: EventId,
+        event: EventType,
+        created_at: DateTime<Utc>,
+    ) -> Self {
         Self {
-            id: DeliveryId::generate(),
-            workspace_id: event.workspace_id,
+            id,
+            workspace_id,
             webhook_id,
-            event_id: event.id.clone(),
-            event: event.event.clone(),
+            event_id,
+            event,
             status: DeliveryStatus::Pending,
             attempt_count: 0,
-            next_attempt_at: Some(event.created_at),
+            next_attempt_at: Some(created_at),
             status_code: None,
             error_message: None,
             response_body: None,
             duration_ms: None,
-            created_at: event.created_at,
+            created_at,
             completed_at: None,
             retries_used: 0,
             last_attempt_at: None,

@@ -356,7 +356,7 @@ impl Handler<DeliveriesNoticed> for Registry {
     fn handle(&mut self, DeliveriesNoticed(announced): DeliveriesNoticed, ctx: &mut Context<Self>) {
         // Every server hears every announcement: those of webhooks not run here are another's
         // (one handed over meanwhile starts with a read of the database that finds them).
-        let _not_here = self.hand_to_endpoints(announced.carried);
+        self.hand_to_endpoints(announced.carried);
         for notice in announced.notices {
             let Some(endpoint) = self.endpoint(&notice.webhook_id) else {
                 continue;
@@ -397,7 +397,10 @@ impl Registry {
             act.read_noticed(ctx);
             match loaded {
                 // Handed over while they were read: the next owner hears of them.
-                Ok(deliveries) => act.tell_owners(act.hand_to_endpoints(deliveries)),
+                Ok(deliveries) => {
+                    let moved = act.hand_to_endpoints(deliveries);
+                    act.tell_owners(moved.iter().map(|d| DeliveryNotice::of(&d.delivery)).collect());
+                }
                 // Still pending in the database: the sweep finds them.
                 Err(error) => log::warn!("could not read deliveries published elsewhere: {error}"),
             }
@@ -405,24 +408,20 @@ impl Registry {
     }
 
     /// Gives announced deliveries to their endpoints here; returns those of webhooks whose
-    /// endpoint does not run here.
-    fn hand_to_endpoints(&self, deliveries: Vec<PendingDelivery>) -> Vec<DeliveryNotice> {
+    /// endpoint does not run here, as they came.
+    fn hand_to_endpoints(&self, deliveries: Vec<PendingDelivery>) -> Vec<PendingDelivery> {
         let mut by_webhook: HashMap<WebhookId, Vec<_>> = HashMap::new();
         for delivery in deliveries {
             by_webhook.entry(delivery.delivery.webhook_id).or_default().push(delivery);
         }
-        let mut moved = Vec::new();
+        let mut not_here = Vec::new();
         for (webhook_id, deliveries) in by_webhook {
             match self.endpoint(&webhook_id) {
                 Some(endpoint) => endpoint.do_send(DeliveriesLoaded { deliveries }),
-                None => moved.push(DeliveryNotice {
-                    webhook_id,
-                    deliveries: deliveries.iter().map(|d| d.delivery.id).collect(),
-                    requeued: false,
-                }),
+                None => not_here.extend(deliveries),
             }
         }
-        moved
+        not_here
     }
 }
 

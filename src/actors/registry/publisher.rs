@@ -93,11 +93,7 @@ impl PublishInFlight {
                 }
                 // With several servers, an endpoint gone since the match (its webhook moved
                 // to another server) leaves the delivery to the next owner: tell it.
-                Some(_) if write.config_version.is_some() => stopped_meanwhile.push(DeliveryNotice {
-                    webhook_id: delivery.webhook_id,
-                    deliveries: vec![delivery.id],
-                    requeued: false,
-                }),
+                Some(_) if write.config_version.is_some() => stopped_meanwhile.push(DeliveryNotice::of(&delivery)),
                 _ => {}
             }
         }
@@ -193,16 +189,13 @@ impl Publisher {
         let deliveries: Vec<DeliveryRecord> =
             matched.iter().map(|webhook| DeliveryRecord::new_pending(&record, webhook.id)).collect();
         // With several servers, a webhook without an endpoint here is owned by another one.
-        let notices = match config_version {
-            Some(_) => deliveries
-                .iter()
-                .zip(&endpoints)
-                .filter(|(_, endpoint)| endpoint.is_none())
-                .map(|(d, _)| DeliveryNotice { webhook_id: d.webhook_id, deliveries: vec![d.id], requeued: false })
-                .collect(),
+        let owned_elsewhere = match config_version {
+            Some(_) => {
+                endpoints.iter().enumerate().filter(|(_, endpoint)| endpoint.is_none()).map(|(i, _)| i).collect()
+            }
             None => Vec::new(),
         };
-        let write = PublishWrite { event: record, deliveries, config_version, notices };
+        let write = PublishWrite { event: record, deliveries, config_version, owned_elsewhere };
         let committed = Box::pin(self.0.writer.write(WriteOp::Publish(write.clone())));
         PublishInFlight { committed, write, endpoints, publisher: self.clone() }
     }

@@ -8,7 +8,6 @@ mod sqlite;
 
 use self::postgres::write_postgres;
 use self::sqlite::write_sqlite_batch;
-use super::cluster::DeliveryNotice;
 use super::records::{DeliveryRow, EventRow};
 use super::{AttemptRecord, DeliveryRecord, DeliveryUpdate, EventRecord, Pool, Store, StoreError, StoreResult};
 use crate::domain::{AttemptOutcome, DeliveryStatus};
@@ -22,13 +21,14 @@ pub struct PublishWrite {
     /// changed since, nothing is written ([`WriteOutcome::StaleConfig`]) and the publish is
     /// matched again.
     pub config_version: Option<i64>,
-    /// Deliveries whose webhook is owned by another server, which is told of them on commit.
-    pub notices: Vec<DeliveryNotice>,
+    /// Indexes into `deliveries` of those whose webhook another server owns: it is told of
+    /// them on commit.
+    pub owned_elsewhere: Vec<usize>,
 }
 
 impl PublishWrite {
     pub fn new(event: EventRecord, deliveries: Vec<DeliveryRecord>) -> Self {
-        Self { event, deliveries, config_version: None, notices: Vec::new() }
+        Self { event, deliveries, config_version: None, owned_elsewhere: Vec::new() }
     }
 }
 
@@ -472,9 +472,7 @@ mod tests {
             // As if the webhook were owned by another server: the batch notifies it.
             for op in &mut publishes {
                 if let WriteOp::Publish(publish) = op {
-                    let deliveries = publish.deliveries.iter().map(|d| d.id).collect();
-                    let webhook_id = publish.deliveries[0].webhook_id;
-                    publish.notices.push(DeliveryNotice { webhook_id, deliveries, requeued: false });
+                    publish.owned_elsewhere = (0..publish.deliveries.len()).collect();
                 }
             }
             assert!(write_postgres(&conn, &publishes).await.unwrap().iter().all(|o| *o == WriteOutcome::Published));

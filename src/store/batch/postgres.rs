@@ -164,7 +164,7 @@ async fn publish_postgres(mut conn: &AsyncPgConnection, ops: &[WriteOp]) -> Quer
         .collect();
     sort_for_indexes(&mut deliveries);
     let text = |f: fn(&DeliveryRow) -> &String| deliveries.iter().map(f).collect::<Vec<_>>();
-    let announced = announcement_lines(ops, &firsts);
+    let announced = announcements(ops, &firsts);
     let statement = diesel::sql_query(PUBLISH_POSTGRES)
         .bind::<Array<Text>, _>(column(|r| &r.workspace_id))
         .bind::<Array<Text>, _>(column(|r| &r.id))
@@ -184,10 +184,10 @@ async fn publish_postgres(mut conn: &AsyncPgConnection, ops: &[WriteOp]) -> Quer
         .bind::<Array<BigInt>, _>(deliveries.iter().map(|d| d.created_at).collect::<Vec<_>>())
         .bind::<Array<Integer>, _>(deliveries.iter().map(|d| d.retries_used).collect::<Vec<_>>())
         .bind::<Array<Nullable<BigInt>>, _>(firsts.iter().map(|(i, _)| config_version(&ops[*i])).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(announced.iter().map(|a| a.0).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(announced.iter().map(|a| a.1).collect::<Vec<_>>())
-        .bind::<Array<Integer>, _>(announced.iter().map(|a| a.2).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(announced.iter().map(|a| a.3.as_str()).collect::<Vec<_>>());
+        .bind::<Array<Text>, _>(announced.iter().map(|a| a.workspace_id).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(announced.iter().map(|a| a.event_id).collect::<Vec<_>>())
+        .bind::<Array<Integer>, _>(announced.iter().map(|a| a.payload).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(announced.iter().map(|a| a.line.as_str()).collect::<Vec<_>>());
     let rows: Vec<EventKey> = Cached::<PublishStatement, _>::new(statement).load(&mut conn).await?;
     // One row, without a workspace, is the current configuration version.
     let (version, inserted): (Vec<_>, Vec<_>) = rows.into_iter().partition(|row| row.workspace_id.is_empty());
@@ -210,27 +210,36 @@ fn config_version(op: &WriteOp) -> Option<i64> {
     }
 }
 
-/// The announcements of new deliveries to other servers' webhooks, by the event they belong
-/// to: `(workspace id, event id, payload number, line)`. Each carries the whole delivery when
-/// it fits, else its id. Only first publishes of an id count (the statement writes no other).
-fn announcement_lines<'a>(
-    ops: &'a [WriteOp],
-    firsts: &[&'a (usize, EventRow)],
-) -> Vec<(&'a str, &'a str, i32, String)> {
-    let mut lines = Vec::new();
+/// The announcement of a new delivery to another server's webhook.
+struct Announcement<'a> {
+    /// The event it belongs to: announced only if the statement writes it.
+    workspace_id: &'a str,
+    event_id: &'a str,
+    /// Which of the batch's notification payloads it goes in.
+    payload: i32,
+    /// The whole delivery when it fits, else its id.
+    line: String,
+}
+
+/// The batch's announcements. Only first publishes of an id count (the statement writes no
+/// other).
+fn announcements<'a>(ops: &'a [WriteOp], firsts: &[&'a (usize, EventRow)]) -> Vec<Announcement<'a>> {
+    let mut announced = Vec::new();
     for (i, row) in firsts {
         let WriteOp::Publish(publish) = &ops[*i] else { continue };
-        for notice in &publish.notices {
-            for delivery in publish.deliveries.iter().filter(|d| notice.deliveries.contains(&d.id)) {
-                let line = carried_line(delivery, &publish.event.data_json)
-                    .unwrap_or_else(|| format!("{} {}", delivery.webhook_id, delivery.id));
-                lines.push((row.workspace_id.as_str(), row.id.as_str(), 0, line));
-            }
+        for delivery in publish.owned_elsewhere.iter().map(|&d| &publish.deliveries[d]) {
+            announced.push(Announcement {
+                workspace_id: &row.workspace_id,
+                event_id: &row.id,
+                payload: 0,
+                line: carried_line(delivery, &publish.event.data_json)
+                    .unwrap_or_else(|| format!("{} {}", delivery.webhook_id, delivery.id)),
+            });
         }
     }
-    let numbers = payload_numbers(lines.iter().map(|(_, _, _, line)| line.len()));
-    lines.iter_mut().zip(numbers).for_each(|(line, number)| line.2 = number);
-    lines
+    let numbers = payload_numbers(announced.iter().map(|a| a.line.len()));
+    announced.iter_mut().zip(numbers).for_each(|(a, number)| a.payload = number);
+    announced
 }
 
 async fn record_attempts_postgres(mut conn: &AsyncPgConnection, ops: &[WriteOp]) -> QueryResult<()> {
