@@ -5,6 +5,7 @@
 //! Values here validate when they are parsed, so code holding a [`WebhookUrl`] or an
 //! [`EventPattern`] never has to check it again.
 
+pub mod activity;
 pub mod api_key;
 pub mod circuit;
 pub mod delivery;

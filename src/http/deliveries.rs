@@ -4,10 +4,10 @@ use actix_web::{web, HttpResponse};
 
 use super::auth::Caller;
 use super::body::JsonBody;
-use super::responses::{DeliveryObject, Page, ReplayedObject};
+use super::responses::{ActivityObject, DeliveryObject, Page, ReplayedObject};
 use super::{path_id, ApiState, ListQuery};
 use crate::actors::registry::{GetWebhook, Redeliver, ReplayDeliveries};
-use crate::domain::{DeliveryId, DeliveryStatus, ValidationError};
+use crate::domain::{activity, DeliveryId, DeliveryStatus, ValidationError};
 use crate::error::ApiError;
 
 #[utoipa::path(
@@ -126,4 +126,47 @@ pub async fn replay(
         .send(ReplayDeliveries { workspace_id: caller.workspace_id, webhook_id, since, status })
         .await??;
     Ok(HttpResponse::Accepted().json(ReplayedObject { requeued }))
+}
+
+/// `?minutes=` of the activity chart.
+#[derive(Debug, serde::Deserialize)]
+pub struct ActivityQuery {
+    minutes: Option<i64>,
+}
+
+#[utoipa::path(
+    operation_id = "deliveries_activity",
+    get,
+    path = "/api/v1/webhooks/{id}/activity",
+    tag = "deliveries",
+    params(
+        ("id" = String, Path, description = "webhook id"),
+        ("minutes" = Option<i64>, Query, description = "how many minutes back, 1–1440 (default 60)"),
+        ("workspace_id" = Option<String>, Query),
+    ),
+    responses(
+        (status = 200, body = ActivityObject),
+        super::openapi::ErrorResponses,
+    ),
+)]
+pub async fn activity(
+    state: web::Data<ApiState>,
+    caller: Caller,
+    id: web::Path<String>,
+    query: web::Query<ActivityQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let webhook_id = path_id(&id, "webhook")?;
+    let minutes = match query.minutes {
+        None => 60,
+        Some(n @ 1..=1440) => n,
+        Some(_) => return Err(ValidationError::new("minutes", "must be between 1 and 1440").into()),
+    };
+    state.registry.send(GetWebhook { workspace_id: caller.workspace_id, webhook_id }).await??;
+    // The current minute is the last one shown, partly filled.
+    let last_minute = crate::domain::now().timestamp().div_euclid(60);
+    let first_minute = last_minute - minutes + 1;
+    let since = chrono::DateTime::from_timestamp(first_minute * 60, 0).unwrap_or_default();
+    let counts = state.store.delivery_minutes(caller.workspace_id, webhook_id, since).await?;
+    Ok(HttpResponse::Ok()
+        .json(ActivityObject { webhook_id, minutes: activity::by_minute(first_minute, minutes as usize, &counts) }))
 }

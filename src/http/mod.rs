@@ -97,6 +97,7 @@ pub fn configure(
                     .route("/webhooks/{id}/test", web::post().to(webhooks::test))
                     .route("/webhooks/{id}/deliveries", web::get().to(deliveries::list))
                     .route("/webhooks/{id}/replay", web::post().to(deliveries::replay))
+                    .route("/webhooks/{id}/activity", web::get().to(deliveries::activity))
                     .service(
                         web::resource("/workspaces")
                             .route(web::post().to(workspaces::create))

@@ -57,6 +57,7 @@ impl Modify for BearerAuth {
         super::deliveries::get,
         super::deliveries::redeliver,
         super::deliveries::replay,
+        super::deliveries::activity,
         super::events::publish,
         super::workspaces::create,
         super::workspaces::list,

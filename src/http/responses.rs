@@ -187,6 +187,13 @@ pub struct ReplayedObject {
     pub requeued: u64,
 }
 
+/// A webhook's deliveries minute by minute, oldest first, the current minute last.
+#[derive(Serialize, ToSchema)]
+pub struct ActivityObject {
+    pub webhook_id: WebhookId,
+    pub minutes: Vec<crate::domain::activity::ActivityMinute>,
+}
+
 /// A workspace. Its first key is shown only in the answer to create.
 #[derive(Serialize, ToSchema)]
 pub struct WorkspaceObject {

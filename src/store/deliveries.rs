@@ -9,6 +9,7 @@ use super::schema::{attempts, deliveries, events};
 use super::{
     from_millis, page, to_millis, with_conn, AttemptRecord, DeliveryRecord, PendingDelivery, Store, StoreResult,
 };
+use crate::domain::activity::MinuteCount;
 use crate::domain::{DeliveryId, DeliveryStatus, WebhookId, WorkspaceId};
 
 /// `deliveries ⋈ events` on the event's key.
@@ -314,6 +315,41 @@ impl Store {
             attempts: attempts.max(0) as u64,
             deliveries: delivery_counts(rows)?,
         })
+    }
+
+    /// A webhook's deliveries created at or after `since`, counted by creation minute, status
+    /// and latest attempt duration (see [`crate::domain::activity`]). Ids are time-ordered, so
+    /// the range is a scan of the `(webhook_id, id)` index from `since`.
+    pub async fn delivery_minutes(
+        &self,
+        workspace_id: WorkspaceId,
+        webhook_id: WebhookId,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Vec<MinuteCount>> {
+        use diesel::dsl::sql;
+        use diesel::sql_types::{BigInt, Nullable, Text};
+        let (ws, hook, first) =
+            (workspace_id.to_string(), webhook_id.to_string(), DeliveryId::first_at(since).to_string());
+        // Grouped by an expression, which diesel's DSL cannot name in `GROUP BY`.
+        let rows: Vec<(i64, String, Option<i64>, i64)> = with_conn!(self, |conn| {
+            deliveries::table
+                .filter(deliveries::workspace_id.eq(&ws))
+                .filter(deliveries::webhook_id.eq(&hook))
+                .filter(deliveries::id.ge(&first))
+                .group_by(sql::<BigInt>("created_at / 60000, status, duration_ms"))
+                .select(sql::<(BigInt, Text, Nullable<BigInt>, BigInt)>(
+                    "created_at / 60000, status, duration_ms, COUNT(*)",
+                ))
+                .load(conn)
+                .await?
+        });
+        rows.into_iter()
+            .map(|(minute, status, duration_ms, count)| {
+                let status = DeliveryStatus::parse(&status)
+                    .ok_or_else(|| super::StoreError::Corrupt(format!("delivery status '{status}'")))?;
+                Ok(MinuteCount { minute, status, duration_ms, count })
+            })
+            .collect()
     }
 
     /// Pending deliveries per registered webhook, across all workspaces (for start-up);

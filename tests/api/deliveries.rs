@@ -93,3 +93,49 @@ backend_test!(a_response_body_with_nul_bytes_is_recorded, |backend| async move {
     let detail = app.get(&format!("/api/v1/deliveries/{}", failed["data"][0]["id"].as_str().unwrap())).await.body;
     assert_eq!(detail["attempts"][0]["response_body"], "bad\u{FFFD}body\u{FFFD}");
 });
+
+backend_test!(activity_counts_each_minute_s_deliveries_by_outcome_with_their_latency, |backend| async move {
+    let app = spawn_app(backend).await;
+    let receiver = TestReceiver::start().await;
+    // Three fast successes, then one slow success, then two failures (no retries).
+    receiver.script(vec![
+        Answer::status(200),
+        Answer::status(200),
+        Answer::status(200),
+        Answer::status(200).delayed(std::time::Duration::from_millis(300)),
+        Answer::status(500),
+        Answer::status(500),
+    ]);
+    let webhook =
+        app.create_webhook(json!({"url": receiver.url(), "events": ["*"], "max_retries": 0, "max_in_flight": 1})).await;
+    let id = webhook["id"].as_str().unwrap();
+    app.publish_numbered("artifact.completed", 0..6).await;
+    let deadline = std::time::Instant::now() + SHORT;
+    while app.deliveries(id).await.iter().any(|d| d["status"] == "pending") {
+        assert!(std::time::Instant::now() < deadline, "deliveries still pending");
+        actix_rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    let reply = app.get(&format!("/api/v1/webhooks/{id}/activity?minutes=5")).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let minutes = reply.body["minutes"].as_array().unwrap();
+    assert_eq!(minutes.len(), 5);
+    let times: Vec<&str> = minutes.iter().map(|m| m["minute"].as_str().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] < w[1]), "oldest first: {times:?}");
+    let total = |field: &str| minutes.iter().map(|m| m[field].as_i64().unwrap()).sum::<i64>();
+    assert_eq!((total("succeeded"), total("failed"), total("pending"), total("cancelled")), (4, 2, 0, 0));
+    // The slow attempt is the p99 of its minute (unless the minute turned in between).
+    let p99 = minutes.iter().filter_map(|m| m["p99_ms"].as_i64()).max().unwrap();
+    assert!(p99 >= 300, "{minutes:?}");
+    let p50 = minutes.iter().filter_map(|m| m["p50_ms"].as_i64()).min().unwrap();
+    assert!(p50 < 300, "{minutes:?}");
+
+    // Bad input is a 422 or 400; another workspace's webhook, a 404.
+    assert_eq!(app.get(&format!("/api/v1/webhooks/{id}/activity?minutes=0")).await.status, 422);
+    assert_eq!(app.get(&format!("/api/v1/webhooks/{id}/activity?minutes=1441")).await.status, 422);
+    assert_eq!(app.get(&format!("/api/v1/webhooks/{id}/activity?minutes=x")).await.status, 400);
+    let other = app.post("/api/v1/workspaces", json!({"name": "other"})).await.body;
+    let key = other["api_key"].as_str().unwrap();
+    let reply = app.request_as(key, "GET", &format!("/api/v1/webhooks/{id}/activity"), None).await;
+    assert_eq!(reply.status, 404, "{}", reply.body);
+});
