@@ -148,16 +148,45 @@ pub async fn metrics(req: actix_web::HttpRequest, state: web::Data<ApiState>) ->
     }
 }
 
-/// `GET /`: what this is and where to go, for a person who opens the server's address.
+/// `GET /`: what this is and where to go, for a person who opens the server's address: a
+/// page of links for a browser, the same as JSON for anything else.
 pub async fn index(req: actix_web::HttpRequest) -> HttpResponse {
     // Mounted under an app's own scope, the links keep that scope's prefix.
     let base = req.path().trim_end_matches('/');
-    HttpResponse::Ok().json(IndexObject {
+    let index = IndexObject {
         service: "hookbus",
         version: env!("CARGO_PKG_VERSION"),
+        dashboard: format!("{base}/dashboard"),
         health: format!("{base}/health"),
         metrics: format!("{base}/metrics"),
         api: format!("{base}/api/v1"),
         openapi: format!("{base}/api/v1/openapi.json"),
-    })
+    };
+    let wants_html = req
+        .headers()
+        .get(actix_web::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    if !wants_html {
+        return HttpResponse::Ok().json(index);
+    }
+    let link = |href: &str, text: &str| format!("<li><a href=\"{}\">{text}</a></li>", escape_html(href));
+    let page = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>hookbus</title></head><body>\
+         <h1>hookbus {}</h1><p>Webhook delivery server.</p><ul>{}{}{}{}</ul></body></html>",
+        index.version,
+        link(&index.dashboard, "Dashboard: endpoints, deliveries, redelivery"),
+        link(&index.health, "Health check"),
+        link(&index.metrics, "Prometheus metrics"),
+        link(&index.openapi, "Admin API (OpenAPI document)"),
+    );
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((actix_web::http::header::CONTENT_SECURITY_POLICY, "default-src 'none'"))
+        .body(page)
+}
+
+/// The request path goes into the page's links: escaped, so it stays text.
+fn escape_html(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }

@@ -4,6 +4,7 @@
 pub mod auth;
 mod auth_cache;
 pub mod body;
+mod dashboard;
 mod deliveries;
 mod events;
 mod health;
@@ -118,7 +119,11 @@ pub fn configure(
         let logged = |path| web::resource(path).wrap(actix_web::middleware::from_fn(request_log::log_requests));
         cfg.service(logged("/").route(web::get().to(health::index)))
             .service(logged("/health").route(web::get().to(health::health)))
-            .service(logged("/metrics").route(web::get().to(health::metrics)));
+            .service(logged("/metrics").route(web::get().to(health::metrics)))
+            .service(logged("/dashboard").route(web::get().to(dashboard::page)))
+            .service(logged("/dashboard/").route(web::get().to(dashboard::without_slash)))
+            .service(logged("/dashboard/app.js").route(web::get().to(dashboard::script)))
+            .service(logged("/dashboard/app.css").route(web::get().to(dashboard::style)));
     }
 }
 

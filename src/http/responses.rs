@@ -255,6 +255,7 @@ pub struct StatusObject {
 pub struct IndexObject {
     pub service: &'static str,
     pub version: &'static str,
+    pub dashboard: String,
     pub health: String,
     pub metrics: String,
     pub api: String,

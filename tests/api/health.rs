@@ -290,10 +290,45 @@ async fn the_root_says_what_this_is_and_where_to_go() {
     assert_eq!(response.status().as_u16(), 200, "no token needed");
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["service"], "hookbus");
-    for (link, status) in [("health", 200), ("metrics", 200), ("openapi", 200), ("api", 401)] {
+    for (link, status) in [("dashboard", 200), ("health", 200), ("metrics", 200), ("openapi", 200), ("api", 401)] {
         let path = body[link].as_str().unwrap();
         let mut linked = app.client.get(format!("{}{path}", app.base)).send().await.unwrap();
         assert_eq!(linked.status().as_u16(), status, "{link}: {path}");
         let _ = linked.body().limit(10 << 20).await;
     }
+
+    // A browser gets a page of links, the dashboard and the health check among them.
+    let mut response =
+        app.client.get(format!("{}/", app.base)).insert_header(("Accept", "text/html")).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(response.headers().get("content-type").unwrap().to_str().unwrap().starts_with("text/html"));
+    let page = String::from_utf8(response.body().await.unwrap().to_vec()).unwrap();
+    assert!(page.contains(r#"href="/dashboard""#) && page.contains(r#"href="/health""#), "{page}");
+}
+
+#[actix_web::test]
+async fn the_dashboard_is_served_from_the_binary_and_runs_only_its_own_script() {
+    let app = spawn_app(Backend::Sqlite).await;
+    for (path, content_type) in
+        [("/dashboard", "text/html"), ("/dashboard/app.js", "text/javascript"), ("/dashboard/app.css", "text/css")]
+    {
+        let mut response = app.client.get(format!("{}{path}", app.base)).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{path}");
+        let header = |name: &str| response.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
+        assert!(header("content-type").unwrap().starts_with(content_type), "{path}");
+        let csp = header("content-security-policy").unwrap();
+        assert!(csp.contains("default-src 'none'") && csp.contains("script-src 'self'"), "{csp}");
+        assert!(!csp.contains("unsafe"), "{csp}");
+        assert_eq!(header("x-content-type-options").as_deref(), Some("nosniff"));
+        let body = String::from_utf8(response.body().await.unwrap().to_vec()).unwrap();
+        // Nothing from elsewhere (the SVG namespace is a name, not a fetch), and nothing that
+        // parses markup from data.
+        let fetched = body.replace("http://www.w3.org/2000/svg", "");
+        assert!(!fetched.contains("http://") && !fetched.contains("https://"), "{path}");
+        assert!(!body.contains("innerHTML") && !body.contains("insertAdjacentHTML"), "{path}");
+    }
+    let not_following = awc::Client::builder().disable_redirects().finish();
+    let response = not_following.get(format!("{}/dashboard/", app.base)).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 308);
+    assert_eq!(response.headers().get("location").unwrap(), "/dashboard");
 }
