@@ -53,6 +53,10 @@ uuid_id!(
     /// One event to one webhook; also the `webhook-id` header value.
     DeliveryId
 );
+uuid_id!(
+    /// A replay running in the background.
+    ReplayId
+);
 
 impl DeliveryId {
     /// The smallest id generated at `at`: every delivery created before `at` has a smaller one.

@@ -24,7 +24,7 @@ pub mod webhook;
 
 pub use delivery::{AttemptOutcome, AttemptResult, DeliveryStatus, FailureReason, BLOCKED_TARGET};
 pub use event::{EventId, EventPattern, EventType};
-pub use ids::{DeliveryId, WebhookId, WorkspaceId};
+pub use ids::{DeliveryId, ReplayId, WebhookId, WorkspaceId};
 pub use retry::RetryPolicy;
 pub use secret::WebhookSecret;
 pub use url::WebhookUrl;

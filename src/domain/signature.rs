@@ -45,9 +45,67 @@ pub fn hex_signature(secret: &WebhookSecret, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(hmac::sign(&secret.keys().legacy, body).as_ref()))
 }
 
+/// What a receiver learns from checking a delivery's headers against its secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignatureCheck {
+    /// An entry of `webhook-signature` verifies.
+    pub standard: bool,
+    /// `X-Webhook-Signature` verifies.
+    pub hex: bool,
+    /// `webhook-timestamp` is within the tolerance of now (a replayed request is not).
+    pub fresh: bool,
+}
+
+/// How far `webhook-timestamp` may be from the receiver's clock, as the Standard Webhooks
+/// libraries allow by default.
+pub const TIMESTAMP_TOLERANCE_S: i64 = 300;
+
+/// Checks a delivery as a receiver should (SPEC §4): each header's HMAC compared in constant
+/// time, and the timestamp against `now` (Unix seconds).
+pub fn check_signatures(
+    secret: &WebhookSecret,
+    msg_id: &str,
+    timestamp: &str,
+    standard_header: &str,
+    hex_header: &str,
+    body: &[u8],
+    now: i64,
+) -> SignatureCheck {
+    let keys = secret.keys();
+    let signed = [msg_id.as_bytes(), b".", timestamp.as_bytes(), b".", body].concat();
+    let standard = standard_header
+        .split(' ')
+        .filter_map(|entry| entry.strip_prefix("v1,"))
+        .any(|encoded| BASE64.decode(encoded).is_ok_and(|tag| hmac::verify(&keys.standard, &signed, &tag).is_ok()));
+    let hex = hex_header
+        .strip_prefix("sha256=")
+        .and_then(|encoded| hex::decode(encoded).ok())
+        .is_some_and(|tag| hmac::verify(&keys.legacy, body, &tag).is_ok());
+    let fresh = timestamp.parse::<i64>().is_ok_and(|at| (now - at).abs() <= TIMESTAMP_TOLERANCE_S);
+    SignatureCheck { standard, hex, fresh }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_receiver_verifies_what_hookbus_signs_and_nothing_else() {
+        let secret = WebhookSecret::parse("secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let other = WebhookSecret::generate();
+        let body = br#"{"event":"artifact.completed"}"#;
+        let standard = standard_signature_header(&[&other, &secret], "msg_1", 1_000, body);
+        let hex = hex_signature(&secret, body);
+        let check = check_signatures(&secret, "msg_1", "1000", &standard, &hex, body, 1_100);
+        assert_eq!(check, SignatureCheck { standard: true, hex: true, fresh: true });
+        // Another body, another id, a stale timestamp, garbage: each fails on its own.
+        let check = check_signatures(&secret, "msg_1", "1000", &standard, &hex, b"{}", 1_000);
+        assert_eq!((check.standard, check.hex), (false, false));
+        assert!(!check_signatures(&secret, "msg_2", "1000", &standard, &hex, body, 1_000).standard);
+        assert!(!check_signatures(&secret, "msg_1", "1000", &standard, &hex, body, 1_000 + 301).fresh);
+        let check = check_signatures(&secret, "msg_1", "x", "v1,%%% v2,abc", "sha256=zz", body, 1_000);
+        assert_eq!(check, SignatureCheck { standard: false, hex: false, fresh: false });
+    }
 
     #[test]
     fn standard_webhooks_test_vector() {

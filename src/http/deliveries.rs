@@ -4,9 +4,9 @@ use actix_web::{web, HttpResponse};
 
 use super::auth::Caller;
 use super::body::JsonBody;
-use super::responses::{ActivityObject, DeliveryObject, Page, ReplayedObject};
+use super::responses::{ActivityObject, DeliveryObject, Page, ReplayAnswer, ReplayObject, ReplayedObject};
 use super::{path_id, ApiState, ListQuery};
-use crate::actors::registry::{GetWebhook, Redeliver, ReplayDeliveries};
+use crate::actors::registry::{GetWebhook, Redeliver, ReplayDeliveries, StartReplay};
 use crate::domain::{activity, DeliveryId, DeliveryStatus, ValidationError};
 use crate::error::ApiError;
 
@@ -91,6 +91,10 @@ pub struct ReplayBody {
     since: Option<String>,
     /// `failed` (the default), `succeeded` or `cancelled`.
     status: Option<String>,
+    /// Answer at once with a replay to follow (`GET /api/v1/replays/{id}`) instead of after
+    /// the last delivery is requeued.
+    #[serde(default)]
+    background: bool,
 }
 
 #[utoipa::path(
@@ -101,7 +105,7 @@ pub struct ReplayBody {
     params(("id" = String, Path, description = "webhook id")),
     request_body = ReplayBody,
     responses(
-        (status = 202, body = ReplayedObject),
+        (status = 202, description = "`{\"requeued\"}` once done; with `background`, the replay to follow", body = ReplayAnswer),
         super::openapi::ErrorResponses,
     ),
 )]
@@ -121,11 +125,39 @@ pub async fn replay(
         Some(raw) => DeliveryStatus::parse(raw)
             .ok_or_else(|| ValidationError::new("status", "must be failed, succeeded or cancelled"))?,
     };
+    if body.0.background {
+        let replay =
+            state.registry.send(StartReplay { workspace_id: caller.workspace_id, webhook_id, since, status }).await??;
+        return Ok(HttpResponse::Accepted()
+            .insert_header((actix_web::http::header::LOCATION, format!("/api/v1/replays/{}", replay.id)))
+            .json(ReplayObject::from(replay)));
+    }
     let requeued = state
         .registry
         .send(ReplayDeliveries { workspace_id: caller.workspace_id, webhook_id, since, status })
         .await??;
     Ok(HttpResponse::Accepted().json(ReplayedObject { requeued }))
+}
+
+#[utoipa::path(
+    operation_id = "replays_get",
+    get,
+    path = "/api/v1/replays/{id}",
+    tag = "deliveries",
+    params(("id" = String, Path, description = "replay id"), ("workspace_id" = Option<String>, Query)),
+    responses(
+        (status = 200, body = ReplayObject),
+        super::openapi::ErrorResponses,
+    ),
+)]
+pub async fn get_replay(
+    state: web::Data<ApiState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let replay_id = path_id(&id, "replay")?;
+    let replay = state.store.get_replay(caller.workspace_id, replay_id).await?.ok_or(ApiError::NotFound("replay"))?;
+    Ok(HttpResponse::Ok().json(ReplayObject::from(replay)))
 }
 
 /// `?minutes=` of the activity chart.

@@ -112,6 +112,7 @@ pub fn configure(
                     .route("/workspaces/{id}/keys/{key_id}", web::delete().to(workspaces::revoke_key))
                     .route("/deliveries/{id}", web::get().to(deliveries::get))
                     .route("/deliveries/{id}/redeliver", web::post().to(deliveries::redeliver))
+                    .route("/replays/{id}", web::get().to(deliveries::get_replay))
                     .default_service(web::to(not_found)),
             );
         // Each resource wrapped on its own: a scope without a prefix would match every path

@@ -58,6 +58,7 @@ impl Modify for BearerAuth {
         super::deliveries::redeliver,
         super::deliveries::replay,
         super::deliveries::activity,
+        super::deliveries::get_replay,
         super::events::publish,
         super::workspaces::create,
         super::workspaces::list,

@@ -187,6 +187,52 @@ pub struct ReplayedObject {
     pub requeued: u64,
 }
 
+/// A replay in the background and how far it got.
+#[derive(Serialize, ToSchema)]
+pub struct ReplayObject {
+    pub id: crate::domain::ReplayId,
+    pub webhook_id: WebhookId,
+    /// Which deliveries: failed, succeeded or cancelled.
+    pub status: &'static str,
+    pub since: DateTime<Utc>,
+    /// `running`, `finished`, `failed` (see `error`) or `interrupted` (its server stopped; run
+    /// the replay again for the rest).
+    pub state: crate::store::ReplayState,
+    /// Deliveries that matched when it started.
+    pub total: u64,
+    pub requeued: u64,
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl From<crate::store::ReplayRecord> for ReplayObject {
+    fn from(r: crate::store::ReplayRecord) -> Self {
+        Self {
+            id: r.id,
+            webhook_id: r.webhook_id,
+            status: r.status.as_str(),
+            since: r.since,
+            state: r.state,
+            total: r.total,
+            requeued: r.requeued,
+            error: r.error,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            finished_at: r.finished_at,
+        }
+    }
+}
+
+/// The answer to a replay: the count once done, or the replay to follow.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum ReplayAnswer {
+    Done(ReplayedObject),
+    Background(ReplayObject),
+}
+
 /// A webhook's deliveries minute by minute, oldest first, the current minute last.
 #[derive(Serialize, ToSchema)]
 pub struct ActivityObject {

@@ -27,7 +27,7 @@ macro_rules! with_event {
 /// only when the query's `WHERE` has the index's condition as one of its terms.
 const UNSETTLED: &str = "status <> 'succeeded'";
 
-fn unsettled() -> diesel::expression::SqlLiteral<diesel::sql_types::Bool> {
+pub(super) fn unsettled() -> diesel::expression::SqlLiteral<diesel::sql_types::Bool> {
     diesel::dsl::sql(UNSETTLED)
 }
 
@@ -388,43 +388,55 @@ struct PendingCount {
 }
 
 impl Store {
-    /// Puts up to `limit` of a webhook's deliveries in `status`, created since `since`, back
-    /// in `pending` (due now, full retry budget, attempts kept). Returns how many; call
-    /// again until it returns 0. One statement, so SQLite takes the write lock at once.
+    /// Puts the next `limit` of a webhook's deliveries in `status`, created from `since` to
+    /// `until`, with ids after `after`, back in `pending` (due now, full retry budget,
+    /// attempts kept). Returns how many, and the last id looked at, to pass as `after` next
+    /// time; `None` when there are none left. Going by id, a replay visits each delivery
+    /// once, even one that fails again (or succeeds again) while the replay still runs.
+    #[allow(clippy::too_many_arguments)]
     pub async fn requeue_batch(
         &self,
         webhook_id: WebhookId,
         status: DeliveryStatus,
         since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        after: Option<&str>,
         now: DateTime<Utc>,
         limit: usize,
-    ) -> StoreResult<usize> {
-        let (hook, since, now) = (webhook_id.to_string(), to_millis(since), to_millis(now));
-        let requeued = with_conn!(self, |conn| {
-            let inner = diesel::alias!(deliveries as inner);
-            let mut batch = inner
-                .filter(inner.field(deliveries::webhook_id).eq(&hook))
-                .filter(inner.field(deliveries::status).eq(status.as_str()))
-                .filter(inner.field(deliveries::created_at).ge(since))
-                .select(inner.field(deliveries::id))
-                .order(inner.field(deliveries::id))
+    ) -> StoreResult<(usize, Option<String>)> {
+        let (hook, since, until, now) = (webhook_id.to_string(), to_millis(since), to_millis(until), to_millis(now));
+        let after = after.unwrap_or_default().to_owned();
+        let (requeued, last) = with_conn!(self, |conn| {
+            let mut batch = deliveries::table
+                .filter(deliveries::webhook_id.eq(&hook))
+                .filter(deliveries::status.eq(status.as_str()))
+                .filter(deliveries::created_at.ge(since))
+                .filter(deliveries::created_at.le(until))
+                .filter(deliveries::id.gt(&after))
+                .select(deliveries::id)
+                .order(deliveries::id)
                 .limit(limit as i64)
                 .into_boxed();
             if status != DeliveryStatus::Succeeded {
                 batch = batch.filter(unsettled());
             }
-            diesel::update(deliveries::table.filter(deliveries::id.eq_any(batch)))
-                .set((
-                    deliveries::status.eq(DeliveryStatus::Pending.as_str()),
-                    deliveries::next_attempt_at.eq(Some(now)),
-                    deliveries::completed_at.eq(None::<i64>),
-                    deliveries::failure_reason.eq(None::<String>),
-                    deliveries::retries_used.eq(0),
-                ))
-                .execute(conn)
-                .await?
+            let ids: Vec<String> = batch.load(conn).await?;
+            // Still in `status`: one may have changed since it was read.
+            let requeued = diesel::update(
+                deliveries::table.filter(deliveries::id.eq_any(&ids)).filter(deliveries::status.eq(status.as_str())),
+            )
+            .set((
+                deliveries::status.eq(DeliveryStatus::Pending.as_str()),
+                deliveries::next_attempt_at.eq(Some(now)),
+                deliveries::completed_at.eq(None::<i64>),
+                deliveries::failure_reason.eq(None::<String>),
+                deliveries::retries_used.eq(0),
+            ))
+            .execute(conn)
+            .await?;
+            (requeued, ids.last().cloned())
         });
-        Ok(requeued)
+        Ok((requeued, last))
     }
 
     /// Removes up to `limit` finished deliveries (with their attempts) and up to `limit`

@@ -17,6 +17,7 @@ mod events;
 mod migrations;
 mod prepared;
 mod records;
+mod replays;
 pub mod schema;
 mod url;
 mod webhooks;
@@ -36,6 +37,7 @@ pub use batch::{AttemptWrite, PublishWrite, WriteOp, WriteOutcome};
 pub use deliveries::{DeliveryCount, WorkspaceTotals};
 pub use error::{StoreError, StoreResult};
 pub use records::{AttemptRecord, DeliveryRecord, DeliveryUpdate, EventRecord, PendingDelivery};
+pub use replays::{ReplayRecord, ReplayState};
 pub use url::{Backend, DatabaseUrl};
 pub use workspaces::{KeyInfo, KeyOwner, WorkspaceRecord};
 

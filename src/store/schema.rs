@@ -97,4 +97,21 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    replays (id) {
+        id -> Text,
+        workspace_id -> Text,
+        webhook_id -> Text,
+        status -> Text,
+        since -> BigInt,
+        state -> Text,
+        total -> BigInt,
+        requeued -> BigInt,
+        error -> Nullable<Text>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+        finished_at -> Nullable<BigInt>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(workspaces, webhooks, events, deliveries, attempts, api_keys);

@@ -237,6 +237,77 @@ backend_test!(replay_requeues_matching_deliveries_in_batches, |backend| async mo
     assert_eq!(receiver.count(), 80);
 });
 
+/// Waits until the workspace has `n` deliveries, all in `status` (more than one page of the
+/// deliveries list holds).
+async fn wait_for_totals(app: &TestApp, n: usize, status: &str) {
+    app.dashboard_when(|d| d["totals"][status] == n && d["totals"]["pending"] == 0).await;
+}
+
+/// Starts a replay of the webhook's failed deliveries in the background.
+async fn start_replay(app: &TestApp, webhook_id: &str, since: chrono::DateTime<chrono::Utc>) -> Reply {
+    let body = json!({"since": since.to_rfc3339(), "status": "failed", "background": true});
+    app.post(&format!("/api/v1/webhooks/{webhook_id}/replay"), body).await
+}
+
+/// Polls a replay until it is no longer running: its last object, and every `requeued` seen.
+async fn follow_replay(app: &TestApp, replay_id: &str) -> (serde_json::Value, Vec<u64>) {
+    let deadline = std::time::Instant::now() + LONG;
+    let mut seen = Vec::new();
+    loop {
+        let reply = app.get(&format!("/api/v1/replays/{replay_id}")).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        seen.push(reply.body["requeued"].as_u64().unwrap());
+        if reply.body["state"] != "running" {
+            return (reply.body, seen);
+        }
+        assert!(std::time::Instant::now() < deadline, "the replay never ended: {}", reply.body);
+        actix_rt::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+backend_test!(a_replay_in_the_background_reports_its_progress_and_visits_each_delivery_once, |backend| async move {
+    let app = spawn_app_with(backend, |c| c.failure_threshold = 100_000).await;
+    let receiver = TestReceiver::start().await;
+    receiver.answer(Answer::status(500));
+    let webhook = app.create_webhook(json!({"url": receiver.url(), "events": ["*"], "max_retries": 0})).await;
+    let id = webhook["id"].as_str().unwrap();
+    let before = chrono::Utc::now() - chrono::Duration::seconds(1);
+    // More than two of the replay's batches (500 each).
+    let published = 1_100;
+    app.publish_numbered("source.ready", 0..published).await;
+    wait_for_totals(&app, published, "failed").await;
+
+    // Replayed while the receiver still fails: each delivery fails again during the replay,
+    // and the replay still visits each one once and ends.
+    let started = start_replay(&app, id, before).await;
+    assert_eq!(started.status, 202, "{}", started.body);
+    assert_eq!(started.body["total"], published);
+    assert_eq!(started.body["webhook_id"], id);
+    assert!(["running", "finished"].contains(&started.body["state"].as_str().unwrap()), "{}", started.body);
+    let (done, seen) = follow_replay(&app, started.body["id"].as_str().unwrap()).await;
+    assert_eq!(done["state"], "finished", "{done}");
+    assert_eq!(done["requeued"], published, "{done}");
+    assert!(!done["finished_at"].is_null());
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "progress only grows: {seen:?}");
+    wait_for_totals(&app, published, "failed").await;
+    assert_eq!(receiver.count(), 2 * published);
+
+    // Fixed: replayed again, every delivery arrives.
+    receiver.answer(Answer::status(200));
+    let started = start_replay(&app, id, before).await;
+    let (done, _) = follow_replay(&app, started.body["id"].as_str().unwrap()).await;
+    assert_eq!((done["state"].as_str(), done["requeued"].as_u64()), (Some("finished"), Some(published as u64)));
+    wait_for_totals(&app, published, "succeeded").await;
+
+    // Another workspace does not see it; a made-up id is not found.
+    let other = app.post("/api/v1/workspaces", json!({"name": "other"})).await.body;
+    let key = other["api_key"].as_str().unwrap();
+    let replay_id = started.body["id"].as_str().unwrap();
+    let hidden = app.request_as(key, "GET", &format!("/api/v1/replays/{replay_id}"), None).await;
+    assert_eq!(hidden.status, 404, "{}", hidden.body);
+    assert_eq!(app.get("/api/v1/replays/not-an-id").await.status, 404);
+});
+
 backend_test!(retention_removes_old_finished_records_but_keeps_pending_ones, |backend| async move {
     // Two seconds of retention, swept every 100 ms.
     let app = spawn_app_with(backend, |c| {

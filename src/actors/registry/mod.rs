@@ -28,8 +28,8 @@ use actix::prelude::*;
 
 pub use messages::{
     DeleteWebhook, DeliveryFailed, DisableWebhook, DrainDeliveries, GetWebhook, HealthSnapshot, ListWebhooks, Publish,
-    Published, Redeliver, RegisterWebhook, ReplayDeliveries, RotateSecret, RotatedSecret, StartPublish, TestResult,
-    TestWebhook, UpdateWebhook, WebhookHealth,
+    Published, Redeliver, RegisterWebhook, ReplayDeliveries, RotateSecret, RotatedSecret, StartPublish, StartReplay,
+    TestResult, TestWebhook, UpdateWebhook, WebhookHealth,
 };
 
 use self::ownership::NoticedDeliveries;
