@@ -421,6 +421,9 @@ impl Store {
                 batch = batch.filter(unsettled());
             }
             let ids: Vec<String> = batch.load(conn).await?;
+            if ids.is_empty() {
+                return Ok((0, None));
+            }
             // Still in `status`: one may have changed since it was read.
             let requeued = diesel::update(
                 deliveries::table.filter(deliveries::id.eq_any(&ids)).filter(deliveries::status.eq(status.as_str())),
@@ -558,8 +561,9 @@ mod tests {
         uses_unsettled.extend(plan("fail_pending_deliveries"));
         store.pending_counts().await.unwrap();
         uses_unsettled.extend(plan("pending_counts"));
-        store.requeue_batch(webhook, DeliveryStatus::Failed, now, now, 10).await.unwrap();
-        uses_unsettled.extend(plan("requeue_batch"));
+        store.requeue_batch(webhook, DeliveryStatus::Failed, now, now, None, now, 10).await.unwrap();
+        // Its read; the update that follows goes by primary key.
+        uses_unsettled.extend(plan("requeue_batch").into_iter().take(1));
         store.list_deliveries(ws, webhook, Some(DeliveryStatus::Succeeded), cursor, 10).await.unwrap();
         let succeeded = plan("list_deliveries(succeeded)");
 
