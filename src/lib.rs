@@ -57,8 +57,8 @@ pub mod store;
 // The embedding surface: everything an application needs to run hookbus inside itself.
 pub use actors::registry::{
     DeleteWebhook, GetWebhook, HealthSnapshot, ListWebhooks, Publish, PublishInFlight, Published, Publisher, Redeliver,
-    RegisterWebhook, Registry, RegistryError, ReplayDeliveries, RotateSecret, RotatedSecret, StartPublish, TestResult,
-    TestWebhook, UpdateWebhook, WebhookHealth,
+    RegisterWebhook, Registry, RegistryError, ReplayDeliveries, RotateSecret, RotatedSecret, StartPublish, StartReplay,
+    TestResult, TestWebhook, UpdateWebhook, WebhookHealth,
 };
 pub use bus::{Hookbus, StartError};
 pub use config::Config;

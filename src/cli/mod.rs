@@ -1,5 +1,11 @@
 //! The `hookbus` command line: flags (generated for every setting), the subcommands, and
-//! what each calls in the library.
+//! what each calls in the library. The server's commands are here; `admin` talks to a
+//! running server over its API, `listen` is a receiver for people building an endpoint.
+
+mod admin;
+mod client;
+mod listen;
+mod progress;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -24,9 +30,9 @@ enum LogFormat {
     Json,
 }
 
-/// `env_logger` at INFO unless `RUST_LOG` says otherwise, in the chosen format.
-fn init_logging(format: LogFormat) {
-    let mut builder = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+/// `env_logger` at `level` unless `RUST_LOG` says otherwise, in the chosen format.
+fn init_logging(format: LogFormat, level: &str) {
+    let mut builder = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level));
     if let LogFormat::Json = format {
         builder.format(|buf, record| {
             use std::io::Write as _;
@@ -51,6 +57,41 @@ enum Command {
     /// Print the effective settings and where each came from (flag, environment, file,
     /// default); secrets are redacted.
     Config(ServeArgs),
+    /// List, create, show, update, delete and test webhooks on a server.
+    Webhooks {
+        #[command(subcommand)]
+        command: admin::WebhooksCommand,
+        #[command(flatten)]
+        api: client::ApiArgs,
+    },
+    /// Publish an event.
+    Publish {
+        #[command(flatten)]
+        args: admin::PublishArgs,
+        #[command(flatten)]
+        api: client::ApiArgs,
+    },
+    /// List and show deliveries, and send one again.
+    Deliveries {
+        #[command(subcommand)]
+        command: admin::DeliveriesCommand,
+        #[command(flatten)]
+        api: client::ApiArgs,
+    },
+    /// Requeue a webhook's failed (or other) deliveries since a time, following the progress.
+    Replay {
+        #[command(flatten)]
+        args: admin::ReplayArgs,
+        #[command(flatten)]
+        api: client::ApiArgs,
+    },
+    /// Receive deliveries on this machine: print them, check their signatures, forward them.
+    Listen(listen::ListenArgs),
+    /// Print a shell completion script: `hookbus completions bash > /etc/bash_completion.d/hookbus`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Adds a `--flag` for every setting without one of its own, generated from `Config`, so
@@ -132,12 +173,36 @@ pub async fn run() -> ExitCode {
         Cli::command().mut_subcommand("serve", with_setting_flags).mut_subcommand("config", with_setting_flags);
     let matches = command.get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    init_logging(cli.log_format);
+    // The server's commands log what they do; the client commands print their answers, and
+    // only warnings go to the log.
+    let level = match cli.command {
+        Command::Serve(_) | Command::Migrate(_) | Command::Config(_) => "info",
+        _ => "warn",
+    };
+    init_logging(cli.log_format, level);
     let settings = matches.subcommand().map(|(_, sub)| setting_flags(sub)).unwrap_or_default();
-    let result = match cli.command {
-        Command::Serve(args) => serve(args, settings).await,
-        Command::Migrate(args) => migrate(args).await,
-        Command::Config(args) => show_config(args, settings),
+    // A client command's failure is the API's answer, said once, without a log line.
+    let client_result = match cli.command {
+        Command::Serve(args) => Err(serve(args, settings).await),
+        Command::Migrate(args) => Err(migrate(args).await),
+        Command::Config(args) => Err(show_config(args, settings)),
+        Command::Listen(args) => Err(listen::listen(args).await),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "hookbus", &mut std::io::stdout());
+            Ok(Ok(()))
+        }
+        Command::Webhooks { command, api } => Ok(admin::webhooks(&api, command).await),
+        Command::Publish { args, api } => Ok(admin::publish(&api, args).await),
+        Command::Deliveries { command, api } => Ok(admin::deliveries(&api, command).await),
+        Command::Replay { args, api } => Ok(admin::replay(&api, args).await),
+    };
+    let result = match client_result {
+        Ok(Ok(())) => return ExitCode::SUCCESS,
+        Ok(Err(error)) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+        Err(result) => result,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -176,4 +241,19 @@ fn show_config(args: ServeArgs, settings: BTreeMap<String, String>) -> Result<()
         println!("{name} = {value}  # {origin}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// clap's own checks of the command tree (unique names, valid defaults), which it
+    /// otherwise makes only when that subcommand is first used.
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command()
+            .mut_subcommand("serve", with_setting_flags)
+            .mut_subcommand("config", with_setting_flags)
+            .debug_assert();
+    }
 }

@@ -5,6 +5,7 @@ mod helpers;
 
 mod circuit;
 mod cli;
+mod commands;
 mod deliveries;
 mod delivery;
 mod embedding;
