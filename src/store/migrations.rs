@@ -35,7 +35,24 @@ fn migrate_sqlite_file(path: &std::path::Path) -> StoreResult<()> {
     crate::files::prepare_sqlite_file(path).map_err(|e| StoreError::Migration(format!("{}: {e}", path.display())))?;
     let mut conn = SqliteConnection::establish(&path.to_string_lossy())?;
     conn.batch_execute(SQLITE_PRAGMAS)?;
-    conn.run_pending_migrations(SQLITE_MIGRATIONS).map_err(|e| StoreError::Migration(e.to_string()))?;
+    run_pending(&mut conn, SQLITE_MIGRATIONS)
+}
+
+/// Runs the pending migrations one at a time, logging each with its progress: on a large
+/// database one may take a while, and a person watching `hookbus migrate` should see which.
+fn run_pending<C: MigrationHarness<B>, B: diesel::backend::Backend>(
+    conn: &mut C,
+    migrations: EmbeddedMigrations,
+) -> StoreResult<()> {
+    let failed = |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Migration(e.to_string());
+    let pending = conn.pending_migrations(migrations).map_err(failed)?;
+    let count = pending.len();
+    for (i, migration) in pending.iter().enumerate() {
+        let started = std::time::Instant::now();
+        log::info!("migration {}/{count}: {} …", i + 1, migration.name());
+        conn.run_migration(migration.as_ref()).map_err(failed)?;
+        log::info!("migration {}/{count}: {} done in {:.1?}", i + 1, migration.name(), started.elapsed());
+    }
     Ok(())
 }
 
@@ -47,9 +64,9 @@ fn migrate_postgres(url: &str) -> StoreResult<()> {
     // Servers starting together on one database would each run the pending migrations at
     // once; with this session lock the others wait, then find nothing pending.
     conn.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
-    let migrated = conn.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ());
+    let migrated = run_pending(&mut conn, POSTGRES_MIGRATIONS);
     conn.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))?;
-    migrated.map_err(|e| StoreError::Migration(e.to_string()))
+    migrated
 }
 
 pub(super) async fn migrate_sqlite_memory(conn: &mut Object<SqliteConn>) -> StoreResult<()> {

@@ -105,16 +105,28 @@ async fn flags_win_over_environment_and_config_file() {
 async fn migrate_creates_the_schema_and_exits() {
     let data_dir = tempfile::tempdir().unwrap();
     let db = data_dir.path().join("migrated.db");
-    let status = hookbus()
-        .args(["migrate", "--database-url"])
-        .arg(format!("sqlite://{}", db.display()))
-        .arg("--data-dir")
-        .arg(data_dir.path())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let store = hookbus::store::Store::open(&hookbus::store::DatabaseUrl::SqliteFile(db), 1).await.unwrap();
+    let migrate = || {
+        hookbus()
+            .args(["migrate", "--database-url"])
+            .arg(format!("sqlite://{}", db.display()))
+            .arg("--data-dir")
+            .arg(data_dir.path())
+            .output()
+            .unwrap()
+    };
+    let output = migrate();
+    assert!(output.status.success());
+    // Each migration's progress, for a person watching.
+    let log = String::from_utf8_lossy(&output.stderr);
+    let total = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite")).unwrap().count();
+    for step in 1..=total {
+        assert!(log.contains(&format!("migration {step}/{total}: ")), "{step}/{total}: {log}");
+    }
+    assert!(log.contains(&format!("migration {total}/{total}: ")) && log.contains(" done in "), "{log}");
+    // Nothing pending the second time.
+    let again = migrate();
+    assert!(again.status.success() && !String::from_utf8_lossy(&again.stderr).contains("migration 1/"));
+    let store = hookbus::store::Store::open(&hookbus::store::DatabaseUrl::SqliteFile(db.clone()), 1).await.unwrap();
     assert!(store.workspace_exists(hookbus::WorkspaceId::DEFAULT).await.unwrap());
 }
 
