@@ -313,14 +313,23 @@ async fn the_actions_ask_first_and_show_the_api_s_answer() {
         .await;
     assert_eq!(app.get(&format!("/api/v1/webhooks/{id}")).await.body["enabled"], true);
 
-    // Replay: the API's count is shown.
+    // Replay of a failed delivery: it runs in the background, and the page follows it to
+    // the end.
+    let reply = app.request("PATCH", &format!("/api/v1/webhooks/{id}"), Some(json!({"max_retries": 0}))).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    receiver.answer(Answer::status(500));
+    app.publish("artifact.completed", json!({})).await;
+    let failed = receiver.recv(SHORT).await.unwrap().header("webhook-id").to_owned();
+    app.wait_for_delivery(&failed, "failed", SHORT).await;
+    receiver.answer(Answer::status(200));
     browser.css("#replay button").await.click().await.unwrap();
     browser
         .until(
-            "the replay's count",
-            "return document.getElementById('action-result').textContent.includes('queued again');",
+            "the replay's end",
+            "return document.getElementById('action-result').textContent.startsWith('Replay finished: 1 of 1');",
         )
         .await;
+    app.wait_for_delivery(&failed, "succeeded", SHORT).await;
 
     // The webhook deleted behind the page's back: the API's error, as it words it.
     let reply = app.request("DELETE", &format!("/api/v1/webhooks/{id}"), None).await;

@@ -549,13 +549,26 @@ async function rotateSecret() {
   say(`New secret: ${rotated.secret} — the previous one is valid until ${time(rotated.previous_valid_until)}.`);
 }
 
+/// Replays in the background and follows the progress until the replay ends.
 async function replay(event) {
   event.preventDefault();
   const since = new Date($('replay-since').value);
   if (Number.isNaN(since.getTime())) return showError(new Error('Pick the time to replay from.'));
-  const result = await attempt(() => api('POST', `/webhooks/${state.endpoint}/replay`, { since: since.toISOString(), status: 'failed' }));
-  if (!result) return;
-  say(`${result.requeued} failed deliveries since ${since.toLocaleString()} are queued again.`);
+  const body = { since: since.toISOString(), status: 'failed', background: true };
+  let progress = await attempt(() => api('POST', `/webhooks/${state.endpoint}/replay`, body));
+  const button = $('replay').querySelector('button');
+  button.disabled = true;
+  try {
+    while (progress) {
+      say(`Replay ${progress.state}: ${progress.requeued} of ${progress.total} failed deliveries since ${since.toLocaleString()} queued again.`);
+      if (progress.state !== 'running') break;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const id = progress.id;
+      progress = await attempt(() => api('GET', `/replays/${id}`));
+    }
+  } finally {
+    button.disabled = false;
+  }
   await refresh();
 }
 
