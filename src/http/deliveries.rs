@@ -126,8 +126,10 @@ pub async fn replay(
             .ok_or_else(|| ValidationError::new("status", "must be failed, succeeded or cancelled"))?,
     };
     if body.0.background {
-        let replay =
-            state.registry.send(StartReplay { workspace_id: caller.workspace_id, webhook_id, since, status }).await??;
+        let replay = state
+            .registry
+            .send(StartReplay(ReplayDeliveries { workspace_id: caller.workspace_id, webhook_id, since, status }))
+            .await??;
         return Ok(HttpResponse::Accepted()
             .insert_header((actix_web::http::header::LOCATION, format!("/api/v1/replays/{}", replay.id)))
             .json(ReplayObject::from(replay)));

@@ -181,8 +181,10 @@ impl AttemptObject {
     }
 }
 
-/// `POST …/replay`
+/// `POST …/replay`, done. No other field, so that a replay in the background (which has a
+/// `requeued` too) matches only its own schema in `ReplayAnswer`.
 #[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ReplayedObject {
     pub requeued: u64,
 }

@@ -195,7 +195,10 @@ async fn a_record_under_a_lost_lease_never_changes_the_delivery() {
     assert_eq!(attempts.len(), 1, "A's attempt is in the history");
     std::thread::sleep(std::time::Duration::from_millis(2));
     store.write_batch(vec![under(b[0].epoch, DeliveryStatus::Succeeded, 200)]).await.unwrap();
-    // And A's record arriving again after B's changes nothing either.
+    // And A's record arriving again after B's changes nothing either. (Started in another
+    // millisecond than B's: a record with the row's own number and start is taken for that
+    // very attempt written twice.)
+    std::thread::sleep(std::time::Duration::from_millis(2));
     store.write_batch(vec![under(a[0].epoch, DeliveryStatus::Failed, 500)]).await.unwrap();
     let (detail, attempts) = store.get_delivery(WorkspaceId::DEFAULT, d.id).await.unwrap().unwrap();
     assert_eq!(detail.delivery.status, DeliveryStatus::Succeeded);

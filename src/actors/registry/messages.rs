@@ -252,13 +252,4 @@ pub struct ReplayDeliveries {
 /// with its record at once. Its progress is in the database (`Store::get_replay`).
 #[derive(Debug, Message)]
 #[rtype(result = "Result<crate::store::ReplayRecord, RegistryError>")]
-pub struct StartReplay {
-    /// The caller's workspace.
-    pub workspace_id: WorkspaceId,
-    /// The webhook whose deliveries go back to pending.
-    pub webhook_id: WebhookId,
-    /// Deliveries created at or after this time.
-    pub since: DateTime<Utc>,
-    /// Deliveries in this status (failed, succeeded or cancelled).
-    pub status: crate::domain::DeliveryStatus,
-}
+pub struct StartReplay(pub ReplayDeliveries);

@@ -211,7 +211,7 @@ impl Handler<ReplayDeliveries> for Registry {
 impl Handler<StartReplay> for Registry {
     type Result = ResponseActFuture<Self, Result<ReplayRecord, RegistryError>>;
 
-    fn handle(&mut self, msg: StartReplay, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, StartReplay(msg): StartReplay, ctx: &mut Context<Self>) -> Self::Result {
         if let Err(e) = self.check_replay(msg.workspace_id, msg.webhook_id, msg.status) {
             return Box::pin(fut::ready(Err(e)));
         }
