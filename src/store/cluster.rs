@@ -25,6 +25,9 @@ pub mod channel {
     pub const DELIVERIES: &str = "hookbus_deliveries";
     /// Leases were released: servers with room may claim them now.
     pub const LEASES: &str = "hookbus_leases";
+    /// A webhook's circuit is to close (payload: its id): a test succeeded, or it was
+    /// enabled, through another server than its owner.
+    pub const CIRCUIT: &str = "hookbus_circuit";
 }
 
 /// A server as the others see it.

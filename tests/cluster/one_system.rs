@@ -156,3 +156,46 @@ async fn workspaces_keys_and_revocations_reach_every_server_within_a_second() {
     }
     eprintln!("revocation reached the other server after {:?}", revoked.elapsed());
 }
+
+/// A successful test, or `enabled: true`, closes the circuit (SPEC §3) whichever server it
+/// goes through: the owner, which runs the circuit, hears it from another server at once
+/// rather than after the cooldown.
+#[actix_web::test]
+async fn a_test_or_an_enable_through_another_server_closes_the_owner_s_circuit() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let args = ["--failure-threshold", "3", "--circuit-cooldown-ms", "60000", "--circuit-cooldown-max-ms", "60000"];
+    let Some(cluster) = Cluster::start(2, &args).await else { return };
+    let receiver = TestReceiver::start().await;
+    receiver.answer(Answer::status(503));
+    // Created through server 0, which therefore owns it.
+    let body = json!({"url": receiver.url(), "events": ["order.*"], "max_retries": 20, "backoff_base_ms": 10});
+    let id = cluster.create_webhook(0, body).await;
+    let circuit_is = |state: &'static str| {
+        let id = id.clone();
+        move |d: &serde_json::Value| {
+            d["webhooks"].as_array().unwrap().iter().any(|w| w["id"] == id.as_str() && w["circuit"] == state)
+        }
+    };
+
+    cluster.publish_through(0, "first").await;
+    cluster.dashboard_when(0, Duration::from_secs(10), circuit_is("open")).await;
+    receiver.answer(Answer::status(200));
+    let tested = cluster.call(1, "POST", &format!("/api/v1/webhooks/{id}/test"), None).await;
+    assert_eq!((tested.status, tested.body["succeeded"].as_bool()), (200, Some(true)), "{}", tested.body);
+    let closed_at = Instant::now();
+    cluster.dashboard_when(0, Duration::from_secs(2), circuit_is("closed")).await;
+    // The held delivery goes out now, not after the 60 s cooldown.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !receiver.seen().iter().any(|r| r.header("x-webhook-event") == "order.paid" && r.json()["id"] == "first") {
+        assert!(Instant::now() < deadline, "the held delivery never went out");
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!("closed through the other server in {:?}", closed_at.elapsed());
+
+    receiver.answer(Answer::status(503));
+    cluster.publish_through(0, "second").await;
+    cluster.dashboard_when(0, Duration::from_secs(10), circuit_is("open")).await;
+    let enabled = cluster.call(1, "PATCH", &format!("/api/v1/webhooks/{id}"), Some(json!({"enabled": true}))).await;
+    assert_eq!(enabled.status, 200, "{}", enabled.body);
+    cluster.dashboard_when(0, Duration::from_secs(2), circuit_is("closed")).await;
+}

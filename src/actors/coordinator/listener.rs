@@ -10,7 +10,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use futures_util::{FutureExt, StreamExt};
 
 use super::{Coordinator, TickNow};
-use crate::actors::registry::{DeliveriesNoticed, RefreshWebhooks, Registry, SweepEndpoints};
+use crate::actors::registry::{CloseCircuit, DeliveriesNoticed, RefreshWebhooks, Registry, SweepEndpoints};
 use crate::store::cluster::{channel, Announcements};
 
 /// How long the connection may stay silent before it is checked with a query.
@@ -46,7 +46,7 @@ async fn listen(
     let mut conn = AsyncPgConnection::establish(url)
         .await
         .map_err(|e| diesel::result::Error::QueryBuilderError(e.to_string().into()))?;
-    let channels = [channel::CONFIG, channel::DELIVERIES, channel::LEASES];
+    let channels = [channel::CONFIG, channel::DELIVERIES, channel::LEASES, channel::CIRCUIT];
     let listen = channels.iter().map(|c| format!("LISTEN {c};")).collect::<String>();
     conn.batch_execute(&listen).await?;
     // Changes made while nobody listened: read them now.
@@ -87,6 +87,11 @@ async fn listen(
                         }
                         channel::DELIVERIES => announced.add(&notification.payload),
                         channel::LEASES => leases = true,
+                        channel::CIRCUIT => {
+                            if let Ok(webhook_id) = notification.payload.parse() {
+                                registry.do_send(CloseCircuit(webhook_id));
+                            }
+                        }
                         _ => {}
                     }
                 }

@@ -125,9 +125,7 @@ impl Handler<ApplyUpdate> for Registry {
     fn handle(&mut self, ApplyUpdate(msg): ApplyUpdate, _: &mut Context<Self>) -> Self::Result {
         if msg.patch.enabled == Some(true) {
             // Explicitly enabling closes the circuit (a disabled webhook starts afresh anyway).
-            if let Some(endpoint) = self.endpoint(&msg.webhook_id) {
-                endpoint.do_send(ResetCircuit);
-            }
+            self.close_circuit(msg.webhook_id);
         }
         let patched = self.find(msg.workspace_id, msg.webhook_id).and_then(|before| {
             let after = before.patched(msg.patch, self.settings.url_policy, crate::domain::now())?;

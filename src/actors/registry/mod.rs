@@ -34,15 +34,15 @@ pub use messages::{
 
 use self::ownership::NoticedDeliveries;
 pub use self::ownership::{
-    DeliveriesNoticed, DropLeases, HandOver, LeaseState, Ownership, RefreshWebhooks, ReportLeases, RunningWebhooks,
-    SweepEndpoints, TakeLeases,
+    CloseCircuit, DeliveriesNoticed, DropLeases, HandOver, LeaseState, Ownership, RefreshWebhooks, ReportLeases,
+    RunningWebhooks, SweepEndpoints, TakeLeases,
 };
 use self::publisher::body_hash;
 pub use self::publisher::{PublishInFlight, Publisher};
 use self::routes::SharedRoutes;
 use super::endpoint::{
     DeliveriesRequeued, DeliveryEnqueued, DrainEndpoint, EndpointActor, EndpointDeps, GetEndpointHealth, OverflowPool,
-    ResetCircuit, StopEndpoint, WebhookChanged,
+    StopEndpoint, WebhookChanged,
 };
 use super::persistence::{AttemptRecorder, Writer};
 use crate::delivery::{DeliveryRef, Outbound, OutboundLimits, Resolver, SentAttempt, TrustedRoots};

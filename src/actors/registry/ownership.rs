@@ -13,12 +13,12 @@ use actix::prelude::*;
 use super::{Registry, RegistryError};
 use crate::actors::endpoint::{
     DeliveriesLoaded, DeliveriesRequeued, DrainEndpoint, EndpointHealth, EndpointLease, LeaseClock, LeaseReport,
-    StopEndpoint, SweepPending,
+    ResetCircuit, StopEndpoint, SweepPending,
 };
 use crate::domain::circuit::SavedCircuit;
 use crate::domain::webhook::Webhook;
 use crate::domain::{DeliveryId, WebhookId};
-use crate::store::cluster::{Announcements, ClaimedLease, DeliveryNotice, HeldLease};
+use crate::store::cluster::{channel, Announcements, ClaimedLease, DeliveryNotice, HeldLease};
 use crate::store::PendingDelivery;
 
 /// Which webhooks' endpoints run here.
@@ -168,7 +168,39 @@ pub struct SweepEndpoints {
     pub catch_up: bool,
 }
 
+/// Another server asks the owner to close a webhook's circuit ([`channel::CIRCUIT`]).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct CloseCircuit(pub WebhookId);
+
+impl Handler<CloseCircuit> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, CloseCircuit(webhook_id): CloseCircuit, _: &mut Context<Self>) {
+        if let Some(endpoint) = self.endpoint(&webhook_id) {
+            endpoint.do_send(ResetCircuit);
+        }
+    }
+}
+
 impl Registry {
+    /// Closes the webhook's circuit where its endpoint runs: here, or, with several servers,
+    /// on its owner, told through the database.
+    pub(super) fn close_circuit(&self, webhook_id: WebhookId) {
+        if let Some(endpoint) = self.endpoint(&webhook_id) {
+            return endpoint.do_send(ResetCircuit);
+        }
+        if self.ownership.server_id().is_none() {
+            return;
+        }
+        let store = self.store.clone();
+        actix_rt::spawn(async move {
+            if let Err(error) = store.notify(channel::CIRCUIT, &webhook_id.to_string()).await {
+                log::warn!("could not tell webhook {webhook_id}'s owner to close its circuit: {error}");
+            }
+        });
+    }
+
     /// With several servers: deliveries of a webhook owned elsewhere were put back in
     /// `pending`; its owner pages them in.
     pub(super) fn tell_owner_requeued(&self, webhook_id: WebhookId) {

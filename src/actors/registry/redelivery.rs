@@ -66,9 +66,7 @@ impl Handler<TestWebhook> for Registry {
             .map(move |result, act, _| {
                 // A successful test closes an open circuit.
                 if result.as_ref().is_ok_and(|r| r.succeeded) {
-                    if let Some(endpoint) = act.endpoint(&webhook_id) {
-                        endpoint.do_send(ResetCircuit);
-                    }
+                    act.close_circuit(webhook_id);
                 }
                 result
             }),
