@@ -342,3 +342,52 @@ async fn the_actions_ask_first_and_show_the_api_s_answer() {
 
     browser.end().await;
 }
+
+/// Several servers on one PostgreSQL database: any server's page shows which server owns
+/// each endpoint, and the live servers.
+#[actix_web::test]
+async fn with_several_servers_any_server_s_page_shows_each_endpoint_s_owner() {
+    if postgres_url().is_none() {
+        return;
+    }
+    let Some(browser) = Browser::start().await else { return };
+    let db = TestDb::new(Backend::Postgres).await;
+    let master_key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let mut servers = Vec::new();
+    for (dir, name) in dirs.iter().zip(["browser-a", "browser-b"]) {
+        let server = helpers::ServerProcess::start_with(&db.url, dir.path(), |command| {
+            command.env("HOOKBUS_MASTER_KEY", master_key).args(["--server-name", name]);
+        })
+        .await;
+        servers.push(server);
+    }
+    let receiver = TestReceiver::start().await;
+    // Created through the first server, which therefore owns it.
+    let body = json!({"name": "Orders", "url": receiver.url(), "events": ["*"]});
+    let created = servers[0].post("/api/v1/webhooks", body).await.unwrap();
+    assert_eq!(created.status, 201, "{}", created.body);
+
+    browser.client.goto(&format!("http://127.0.0.1:{}/dashboard", servers[1].port)).await.unwrap();
+    browser.sign_in(ADMIN_TOKEN).await;
+    browser
+        .until(
+            "the owner column",
+            "return document.querySelector('#endpoint-rows td:last-child')?.textContent === 'browser-a';",
+        )
+        .await;
+    let header = browser.text_of("#endpoint-columns th:last-child").await;
+    assert!(header.starts_with("Owner"), "{header}");
+    browser
+        .until(
+            "both servers",
+            "const t = document.getElementById('servers').textContent; return t.includes('browser-a (1 webhooks)') && t.includes('browser-b (0 webhooks)');",
+        )
+        .await;
+    browser.screenshot("8-several-servers").await;
+    browser.end().await;
+    for mut server in servers {
+        server.signal(nix::sys::signal::Signal::SIGTERM);
+        server.wait_exit(Duration::from_secs(15));
+    }
+}

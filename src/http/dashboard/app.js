@@ -15,13 +15,15 @@ const $ = (id) => document.getElementById(id);
 
 const state = {
   webhooks: [],
+  // Server names by id, when several servers share the database.
+  serverNames: new Map(),
   sort: { key: 'attention', descending: true },
   endpoint: null,
   delivery: null,
   rendered: new Map(),
 };
 
-/// An element with attributes and children (strings become text nodes).
+// An element with attributes and children (strings become text nodes).
 function el(tag, attributes = {}, ...children) {
   const node = document.createElement(tag);
   for (const [name, value] of Object.entries(attributes)) {
@@ -88,7 +90,7 @@ function clearError() {
   $('error').textContent = '';
 }
 
-/// Runs an action; an API error is shown as the API words it.
+// Runs an action; an API error is shown as the API words it.
 async function attempt(action) {
   try {
     const result = await action();
@@ -101,8 +103,8 @@ async function attempt(action) {
   }
 }
 
-/// Replaces `container`'s children only when `data` changed, so a refresh does not move the
-/// keyboard focus or the selection.
+// Replaces `container`'s children only when `data` changed, so a refresh does not move the
+// keyboard focus or the selection.
 function renderIfChanged(key, data, render) {
   const serialized = JSON.stringify(data);
   if (state.rendered.get(key) === serialized) return;
@@ -151,7 +153,7 @@ async function signIn(token) {
   await start();
 }
 
-/// Signed in: the admin token may pick a workspace; a key sees its own only.
+// Signed in: the admin token may pick a workspace; a key sees its own only.
 async function start() {
   $('sign-in').hidden = true;
   $('endpoints').hidden = false;
@@ -184,7 +186,7 @@ async function start() {
 
 // Endpoints ------------------------------------------------------------------------------
 
-/// How much an endpoint needs a look: failing ones sort first.
+// How much an endpoint needs a look: failing ones sort first.
 function attention(webhook) {
   if (!webhook.enabled && webhook.disabled_reason && webhook.disabled_reason !== 'manual') return 4;
   if (webhook.enabled && webhook.circuit === 'open') return 3;
@@ -204,9 +206,12 @@ const COLUMNS = [
   { key: 'queue', label: 'Queue', value: (w) => w.queue_depth ?? 0 },
   { key: 'in_flight', label: 'In flight', value: (w) => w.in_flight ?? 0 },
   { key: 'last_error', label: 'Last error', value: (w) => w.last_error ?? '' },
-  { key: 'owner', label: 'Owner', value: (w) => w.owner ?? '' },
+  { key: 'owner', label: 'Owner', value: (w) => ownerName(w) },
   { key: 'attention', label: 'Attention', value: attention, hidden: true },
 ];
+
+// The server that owns `webhook`, by name (`none` between owners).
+const ownerName = (webhook) => (webhook.owner ? state.serverNames.get(webhook.owner) ?? webhook.owner : 'none');
 
 function sortedWebhooks() {
   const column = COLUMNS.find((c) => c.key === state.sort.key);
@@ -242,7 +247,7 @@ function circuitBadge(webhook) {
 }
 
 function renderEndpoints() {
-  renderIfChanged('endpoints', [state.webhooks, state.sort], () => {
+  renderIfChanged('endpoints', [state.webhooks, state.sort, [...state.serverNames]], () => {
     renderColumns();
     const clustered = state.webhooks.some((w) => 'owner' in w);
     const rows = $('endpoint-rows');
@@ -263,7 +268,7 @@ function renderEndpoints() {
         el('td', {}, webhook.in_flight ?? 0),
         el('td', {}, webhook.last_error ?? ''),
       ];
-      if (clustered) cells.push(el('td', {}, webhook.owner ?? 'none'));
+      if (clustered) cells.push(el('td', {}, ownerName(webhook)));
       rows.append(el('tr', { class: attention(webhook) > 0 ? 'failing' : undefined, 'data-webhook': webhook.id }, ...cells));
     }
     $('no-endpoints').hidden = state.webhooks.length > 0;
@@ -275,11 +280,16 @@ async function refresh() {
   const health = await attempt(() => api('GET', '/health'));
   if (!health) return;
   state.webhooks = health.webhooks;
+  state.serverNames = new Map((health.servers || []).map((s) => [s.id, s.name]));
   const totals = health.totals;
   $('totals').textContent = totals
     ? `${totals.events} events · ${totals.pending} pending · ${totals.succeeded} succeeded · ${totals.failed} failed · status ${health.status}`
     : `status ${health.status}`;
   $('updated').textContent = `updated ${new Date().toLocaleTimeString()}`;
+  // Several servers on one database: the live ones, for the admin token.
+  const servers = health.servers || [];
+  $('servers').hidden = servers.length === 0;
+  $('servers').textContent = `Servers: ${servers.map((s) => `${s.name} (${s.webhooks} webhooks)`).join(', ')}`;
   renderEndpoints();
   if (state.endpoint) await refreshEndpoint();
   if (state.delivery) await refreshDelivery();
@@ -347,7 +357,7 @@ function renderEndpoint(webhook, live) {
     ['Last error', live.last_error ?? '—'],
     ['Retries, timeout', `${webhook.max_retries}, ${webhook.timeout_ms} ms`],
   ];
-  if ('owner' in live) facts.push(['Owner', live.owner ?? 'none']);
+  if ('owner' in live) facts.push(['Owner', ownerName(live)]);
   $('endpoint-facts').replaceChildren(...facts.flatMap(([name, value]) => [el('dt', {}, name), el('dd', {}, value)]));
 }
 
@@ -497,7 +507,7 @@ function renderDelivery(delivery) {
 
 // Actions --------------------------------------------------------------------------------
 
-/// Asks before an action that cannot be undone; resolves to whether the person agreed.
+// Asks before an action that cannot be undone; resolves to whether the person agreed.
 function confirmAction(text) {
   const dialog = $('confirm');
   $('confirm-text').textContent = text;
@@ -549,7 +559,7 @@ async function rotateSecret() {
   say(`New secret: ${rotated.secret} — the previous one is valid until ${time(rotated.previous_valid_until)}.`);
 }
 
-/// Replays in the background and follows the progress until the replay ends.
+// Replays in the background and follows the progress until the replay ends.
 async function replay(event) {
   event.preventDefault();
   const since = new Date($('replay-since').value);
