@@ -39,6 +39,28 @@ pub struct ListArgs {
     /// At most this many (1–500).
     #[arg(long, default_value_t = 50)]
     limit: u32,
+    /// Where the previous page ended (it printed the cursor).
+    #[arg(long)]
+    cursor: Option<String>,
+}
+
+impl ListArgs {
+    /// `limit=…[&cursor=…]` for a list's query string.
+    fn query(&self) -> String {
+        let cursor =
+            self.cursor.as_deref().map(|c| url::form_urlencoded::byte_serialize(c.as_bytes()).collect::<String>());
+        match cursor {
+            Some(cursor) => format!("limit={}&cursor={cursor}", self.limit),
+            None => format!("limit={}", self.limit),
+        }
+    }
+}
+
+/// Tells a person how to get the next page of a list, if there is one.
+fn more(page: &Value) {
+    if let Some(cursor) = page["next_cursor"].as_str() {
+        eprintln!("more: the same command with --cursor {cursor}");
+    }
 }
 
 /// A webhook's settings as flags; only those given are sent.
@@ -203,7 +225,7 @@ const WEBHOOK_FIELDS: &[&str] = &[
 pub async fn webhooks(api: &ApiArgs, command: WebhooksCommand) -> Result<(), ClientError> {
     let client = ApiClient::new(api)?;
     let answer = match &command {
-        WebhooksCommand::List(list) => client.get(&format!("/webhooks?limit={}", list.limit)).await?,
+        WebhooksCommand::List(list) => client.get(&format!("/webhooks?{}", list.query())).await?,
         WebhooksCommand::Create { endpoint, fields } => {
             let mut body = fields.body()?;
             body["url"] = json!(endpoint);
@@ -229,6 +251,7 @@ pub async fn webhooks(api: &ApiArgs, command: WebhooksCommand) -> Result<(), Cli
                 vec![text(&w["id"]), text(&w["name"]), text(&w["url"]), text(&w["enabled"]), events]
             });
             println!("{}", table(&["ID", "NAME", "URL", "ENABLED", "EVENTS"], rows));
+            more(&answer);
         }
         WebhooksCommand::Create { .. } => {
             println!("{}", fields(&answer, WEBHOOK_FIELDS));
@@ -278,7 +301,7 @@ pub async fn deliveries(api: &ApiArgs, command: DeliveriesCommand) -> Result<(),
     let client = ApiClient::new(api)?;
     let answer = match &command {
         DeliveriesCommand::List { webhook, status, list } => {
-            let mut path = format!("/webhooks/{webhook}/deliveries?limit={}", list.limit);
+            let mut path = format!("/webhooks/{webhook}/deliveries?{}", list.query());
             if let Some(status) = status {
                 path.push_str(&format!("&status={status}"));
             }
@@ -300,6 +323,7 @@ pub async fn deliveries(api: &ApiArgs, command: DeliveriesCommand) -> Result<(),
                     .collect()
             });
             println!("{}", table(&["ID", "CREATED", "EVENT", "STATUS", "ATTEMPTS", "CODE", "ERROR"], rows));
+            more(&answer);
         }
         DeliveriesCommand::Show { .. } => {
             let names = ["id", "webhook_id", "event", "event_id", "status", "attempt_count", "created_at"];

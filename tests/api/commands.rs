@@ -85,6 +85,13 @@ async fn webhooks_publish_and_deliveries_from_the_command_line() {
 
     let deliveries = hookbus_json(&app, &["deliveries", "list", &id, "--status", "succeeded"]).await;
     assert_eq!(deliveries["data"].as_array().unwrap().len(), 2, "the test event and the published one");
+    // One at a time: the table says how to get the next page, which holds the other one.
+    let first = hookbus(&app, &["deliveries", "list", &id, "--limit", "1"]).await;
+    let hint = stderr(&first);
+    let cursor = hint.trim().strip_prefix("more: the same command with --cursor ").expect(&hint).to_owned();
+    let second = hookbus_json(&app, &["deliveries", "list", &id, "--limit", "1", "--cursor", &cursor]).await;
+    assert_eq!(second["data"].as_array().unwrap().len(), 1);
+    assert!(!stdout(&first).contains(second["data"][0]["id"].as_str().unwrap()), "another delivery");
     let table = stdout(&hookbus(&app, &["deliveries", "show", &delivery_id]).await);
     assert!(
         table.contains("status: succeeded") && table.contains("RESPONSE BODY") && table.contains(r#""data":{"n":1}"#),
