@@ -181,32 +181,27 @@ pub async fn run() -> ExitCode {
     };
     init_logging(cli.log_format, level);
     let settings = matches.subcommand().map(|(_, sub)| setting_flags(sub)).unwrap_or_default();
-    // A client command's failure is the API's answer, said once, without a log line.
-    let client_result = match cli.command {
-        Command::Serve(args) => Err(serve(args, settings).await),
-        Command::Migrate(args) => Err(migrate(args).await),
-        Command::Config(args) => Err(show_config(args, settings)),
-        Command::Listen(args) => Err(listen::listen(args).await),
+    let outcome = match cli.command {
+        Command::Serve(args) => Outcome::Server(serve(args, settings).await),
+        Command::Migrate(args) => Outcome::Server(migrate(args).await),
+        Command::Config(args) => Outcome::Server(show_config(args, settings)),
+        Command::Listen(args) => Outcome::Server(listen::listen(args).await),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "hookbus", &mut std::io::stdout());
-            Ok(Ok(()))
+            Outcome::Client(Ok(()))
         }
-        Command::Webhooks { command, api } => Ok(admin::webhooks(&api, command).await),
-        Command::Publish { args, api } => Ok(admin::publish(&api, args).await),
-        Command::Deliveries { command, api } => Ok(admin::deliveries(&api, command).await),
-        Command::Replay { args, api } => Ok(admin::replay(&api, args).await),
+        Command::Webhooks { command, api } => Outcome::Client(admin::webhooks(&api, command).await),
+        Command::Publish { args, api } => Outcome::Client(admin::publish(&api, args).await),
+        Command::Deliveries { command, api } => Outcome::Client(admin::deliveries(&api, command).await),
+        Command::Replay { args, api } => Outcome::Client(admin::replay(&api, args).await),
     };
-    let result = match client_result {
-        Ok(Ok(())) => return ExitCode::SUCCESS,
-        Ok(Err(error)) => {
+    match outcome {
+        Outcome::Client(Ok(())) | Outcome::Server(Ok(())) => ExitCode::SUCCESS,
+        Outcome::Client(Err(error)) => {
             eprintln!("error: {error}");
-            return ExitCode::FAILURE;
+            ExitCode::FAILURE
         }
-        Err(result) => result,
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
+        Outcome::Server(Err(error)) => {
             let mut message = error.to_string();
             let mut source = error.source();
             while let Some(cause) = source {
@@ -217,6 +212,13 @@ pub async fn run() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// How a command ended. A client command's error is the API's answer (or why it could not be
+/// asked), printed once as it is; a server command's is logged with its causes.
+enum Outcome {
+    Client(Result<(), client::ClientError>),
+    Server(Result<(), Box<dyn std::error::Error>>),
 }
 
 async fn serve(args: ServeArgs, settings: BTreeMap<String, String>) -> Result<(), Box<dyn std::error::Error>> {
