@@ -167,7 +167,7 @@ fn load(
     Config::load(common.config.as_deref(), overrides(&common, bind, dev, settings))
 }
 
-/// Parses the command line and runs the subcommand; errors are logged with their causes.
+/// Parses the command line and runs the subcommand (see [`Outcome`] for how errors show).
 pub async fn run() -> ExitCode {
     let command =
         Cli::command().mut_subcommand("serve", with_setting_flags).mut_subcommand("config", with_setting_flags);
