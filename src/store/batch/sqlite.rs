@@ -2,6 +2,7 @@
 //! prepared once per connection.
 
 use std::collections::HashSet;
+use std::time::{Duration, Instant};
 
 use diesel::{QueryResult, SqliteConnection};
 
@@ -13,15 +14,22 @@ use crate::store::prepared::{insert_in_fixed_chunks, MoveLatestAttempt, RecordAt
 use crate::store::records::{AttemptRow, DeliveryState, EventRow};
 use crate::store::schema::{deliveries, events};
 
+/// A write that held SQLite's write lock at least this long is logged: every other writer
+/// (and publish) waited for it, and past the busy timeout they fail.
+const SLOW_WRITE: Duration = Duration::from_secs(1);
+
 /// One SQLite transaction; a batch of attempt records only commits without its own fsync.
 pub(super) fn write_sqlite_batch(conn: &mut SqliteConnection, ops: &[WriteOp]) -> QueryResult<Vec<WriteOutcome>> {
     let records_only = ops.iter().all(|op| matches!(op, WriteOp::Attempt(_)));
     let write = |conn: &mut SqliteConnection| conn.immediate_transaction(|c| write_sqlite(c, ops));
-    if records_only {
-        without_waiting_for_flush(conn, write)
-    } else {
-        write(conn)
+    let started = Instant::now();
+    let written = if records_only { without_waiting_for_flush(conn, write) } else { write(conn) };
+    let took = started.elapsed();
+    if took >= SLOW_WRITE {
+        // Waiting for the lock counts too; the two are not told apart here.
+        log::warn!("a SQLite write of {} ops took {took:.1?} (waiting for the lock, writing and syncing)", ops.len());
     }
+    written
 }
 
 /// Runs a transaction of attempt records with `synchronous = NORMAL`: its commit does not
