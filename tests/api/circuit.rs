@@ -255,11 +255,16 @@ async fn healthy_run(neighbours: Neighbours, backend: Backend, events: usize) ->
 backend_test!(a_dead_and_a_slow_neighbour_do_not_slow_a_healthy_webhook, |backend| async move {
     const EVENTS: usize = 500;
     let alone = healthy_run(Neighbours::None, backend, EVENTS).await;
-    let healthy = healthy_run(Neighbours::Healthy, backend, EVENTS).await;
-    let sick = healthy_run(Neighbours::Sick, backend, EVENTS).await;
+    // Each neighbourhood twice, alternated, and its faster run kept: the rest of the suite
+    // shares the two cores, and a run it slowed says nothing about the neighbours.
+    let (mut healthy, mut sick) = (Duration::MAX, Duration::MAX);
+    for _ in 0..2 {
+        healthy = healthy.min(healthy_run(Neighbours::Healthy, backend, EVENTS).await);
+        sick = sick.min(healthy_run(Neighbours::Sick, backend, EVENTS).await);
+    }
     eprintln!(
         "{backend:?}: {EVENTS} deliveries to a healthy webhook took {alone:?} alone, \
-         {healthy:?} beside two healthy webhooks, {sick:?} beside a dead and a slow one"
+         {healthy:?} beside two healthy webhooks, {sick:?} beside a dead and a slow one (faster of two runs each)"
     );
     // Same fan-out and storage work in both runs: sickness next door must not cost more
     // than 20 % (plus a little absolute slack for a shared 2-core machine).
