@@ -468,12 +468,18 @@ impl DeliveryNotice {
     }
 }
 
+/// The line that announces a new delivery to its webhook's owner: the whole delivery when it
+/// fits ([`carried_line`]), else its ids, as [`DeliveryNotice::payloads`] writes them.
+pub fn announcement_line(delivery: &DeliveryRecord, data_json: &str) -> String {
+    carried_line(delivery, data_json).unwrap_or_else(|| format!("{} {}", delivery.webhook_id, delivery.id))
+}
+
 /// A new delivery with all its owner needs to send it, as one line of a notification on
 /// [`channel::DELIVERIES`], so the owner need not read it back:
 /// `<webhook id> +<delivery id> <workspace id> <created at, ms> <event type> <event id's length>
 /// <event id> <data>` (an event id may hold spaces; compact JSON holds no newline). `None` when
 /// it would not fit in a notification: the owner is then told the id, and reads the rest.
-pub fn carried_line(delivery: &DeliveryRecord, data_json: &str) -> Option<String> {
+fn carried_line(delivery: &DeliveryRecord, data_json: &str) -> Option<String> {
     let event_id = delivery.event_id.as_str();
     let line = format!(
         "{} +{} {} {} {} {} {event_id} {data_json}",
@@ -604,6 +610,9 @@ mod tests {
 
         let big = format!(r#"{{"blob":"{}"}}"#, "x".repeat(PAYLOAD_LIMIT));
         assert_eq!(carried_line(&delivery, &big), None, "too big for a notification: read by id");
+        let mut by_id = Announcements::default();
+        by_id.add(&announcement_line(&delivery, &big));
+        assert_eq!(by_id.notices, [DeliveryNotice::of(&delivery)], "the id, as a notice");
         let numbers = payload_numbers([3000, 3000, 3000, 7000, 10]);
         assert_eq!(numbers, [0, 0, 1, 2, 2]);
     }

@@ -177,20 +177,21 @@ impl Handler<CloseCircuit> for Registry {
     type Result = ();
 
     fn handle(&mut self, CloseCircuit(webhook_id): CloseCircuit, _: &mut Context<Self>) {
-        if let Some(endpoint) = self.endpoint(&webhook_id) {
-            endpoint.do_send(ResetCircuit);
-        }
+        // Not passed on: the server that asked told every server.
+        self.close_circuit_here(webhook_id);
     }
 }
 
 impl Registry {
+    /// Closes the webhook's circuit if its endpoint runs here; `false` if it does not.
+    fn close_circuit_here(&self, webhook_id: WebhookId) -> bool {
+        self.endpoint(&webhook_id).map(|endpoint| endpoint.do_send(ResetCircuit)).is_some()
+    }
+
     /// Closes the webhook's circuit where its endpoint runs: here, or, with several servers,
     /// on its owner, told through the database.
     pub(super) fn close_circuit(&self, webhook_id: WebhookId) {
-        if let Some(endpoint) = self.endpoint(&webhook_id) {
-            return endpoint.do_send(ResetCircuit);
-        }
-        if self.ownership.server_id().is_none() {
+        if self.close_circuit_here(webhook_id) || self.ownership.server_id().is_none() {
             return;
         }
         let store = self.store.clone();

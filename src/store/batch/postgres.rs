@@ -8,7 +8,7 @@ use diesel::QueryResult;
 use diesel_async::AsyncPgConnection;
 
 use super::{attempt_writes, event_rows, initial_outcomes, mark_duplicates, sort_for_indexes, WriteOp, WriteOutcome};
-use crate::store::cluster::{carried_line, payload_numbers};
+use crate::store::cluster::{announcement_line, payload_numbers};
 use crate::store::prepared::Cached;
 use crate::store::records::{AttemptRow, DeliveryChanges, DeliveryRow, EventRow};
 
@@ -232,8 +232,7 @@ fn announcements<'a>(ops: &'a [WriteOp], firsts: &[&'a (usize, EventRow)]) -> Ve
                 workspace_id: &row.workspace_id,
                 event_id: &row.id,
                 payload: 0,
-                line: carried_line(delivery, &publish.event.data_json)
-                    .unwrap_or_else(|| format!("{} {}", delivery.webhook_id, delivery.id)),
+                line: announcement_line(delivery, &publish.event.data_json),
             });
         }
     }
