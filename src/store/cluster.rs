@@ -532,8 +532,10 @@ fn parse_carried(line: &str) -> Option<PendingDelivery> {
 pub struct Announcements {
     /// Deliveries to read from the database (or all of a webhook's pending ones).
     pub notices: Vec<DeliveryNotice>,
-    /// New deliveries, carried whole.
-    pub carried: Vec<PendingDelivery>,
+    /// New deliveries carried whole, by webhook, as their lines came: every server hears every
+    /// announcement, so a line is parsed only by the server that runs its webhook
+    /// ([`Announcements::carried_for`]).
+    carried: Vec<(WebhookId, String)>,
 }
 
 impl Announcements {
@@ -541,16 +543,25 @@ impl Announcements {
     /// their deliveries).
     pub fn add(&mut self, payload: &str) {
         for line in payload.lines() {
-            if line.contains(" +") {
-                self.carried.extend(parse_carried(line));
-            } else {
-                self.notices.extend(DeliveryNotice::parse_line(line));
+            match line.split_once(" +") {
+                Some((webhook, _)) => self.carried.extend(webhook.parse().ok().map(|id| (id, line.to_owned()))),
+                None => self.notices.extend(DeliveryNotice::parse_line(line)),
             }
         }
     }
 
     pub fn is_empty(&self) -> bool {
         self.notices.is_empty() && self.carried.is_empty()
+    }
+
+    /// The carried deliveries of the webhooks for which `wanted` holds, parsed; the others'
+    /// lines are dropped unread.
+    pub fn carried_for(&mut self, wanted: impl Fn(&WebhookId) -> bool) -> Vec<PendingDelivery> {
+        std::mem::take(&mut self.carried)
+            .into_iter()
+            .filter(|(webhook_id, _)| wanted(webhook_id))
+            .filter_map(|(_, line)| parse_carried(&line))
+            .collect()
     }
 }
 
@@ -573,7 +584,7 @@ mod tests {
         assert!(payloads.iter().all(|p| p.len() < 8_000), "{:?}", payloads.iter().map(String::len).collect::<Vec<_>>());
         let mut announced = Announcements::default();
         payloads.iter().for_each(|p| announced.add(p));
-        assert!(announced.carried.is_empty());
+        assert!(announced.carried_for(|_| true).is_empty());
         let mut parsed = announced.notices;
         // A notice split over payloads comes back as several; join them again.
         parsed.dedup_by(|later, earlier| {
@@ -603,7 +614,8 @@ mod tests {
         let mut announced = Announcements::default();
         announced.add(&format!("{}\n{line}", WebhookId::generate()));
         assert!(announced.notices.is_empty(), "a line without deliveries announces nothing");
-        let [carried] = &announced.carried[..] else { panic!("{announced:?}") };
+        let carried = announced.carried_for(|_| true);
+        let [carried] = &carried[..] else { panic!("{carried:?}") };
         assert_eq!(carried.delivery, delivery);
         assert_eq!(&*carried.data_json, event.data_json);
         assert_eq!(carried.event_created_at, event.created_at);

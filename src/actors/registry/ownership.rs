@@ -386,10 +386,11 @@ impl Handler<HandOver> for Registry {
 impl Handler<DeliveriesNoticed> for Registry {
     type Result = ();
 
-    fn handle(&mut self, DeliveriesNoticed(announced): DeliveriesNoticed, ctx: &mut Context<Self>) {
+    fn handle(&mut self, DeliveriesNoticed(mut announced): DeliveriesNoticed, ctx: &mut Context<Self>) {
         // Every server hears every announcement: those of webhooks not run here are another's
         // (one handed over meanwhile starts with a read of the database that finds them).
-        self.hand_to_endpoints(announced.carried);
+        let here = announced.carried_for(|webhook_id| self.endpoint(webhook_id).is_some());
+        self.hand_to_endpoints(here);
         for notice in announced.notices {
             let Some(endpoint) = self.endpoint(&notice.webhook_id) else {
                 continue;
