@@ -124,7 +124,9 @@ impl Coordinator {
                         act.last_renewal = Some(at);
                     }
                     act.live = outcome.live;
-                    act.metrics.set_live_servers(act.live.len().max(1));
+                    let servers = act.live.iter().filter(|s| s.id != act.server.id).count() + 1;
+                    act.metrics.set_live_servers(servers);
+                    act.writer.share_database(servers);
                     if !outcome.hand_over.is_empty() {
                         act.hand_over(outcome.hand_over, ctx);
                     }

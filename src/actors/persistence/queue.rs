@@ -67,6 +67,8 @@ pub(super) struct WriteQueue {
     pub writing: usize,
     records_writing: usize,
     max_writing: usize,
+    /// How many may write at once while this server is the database's only writer.
+    alone_max_writing: usize,
 }
 
 impl WriteQueue {
@@ -85,7 +87,18 @@ impl WriteQueue {
             writing: 0,
             records_writing: 0,
             max_writing,
+            alone_max_writing: max_writing,
         }
+    }
+
+    /// Shares the sessions among the `servers` writing to the database, at least one each.
+    /// A second session overlaps one batch's commit with the writing of the next; on a shared
+    /// database the other servers' commits fill that gap, and each session more only splits
+    /// the batches smaller: more transactions per delivery, each with its fixed cost in the
+    /// database (BENCHMARKS.md, "Several servers"). Sessions over the new bound finish their
+    /// batch; no new one starts until the count is below it.
+    pub fn share_among(&mut self, servers: usize) {
+        self.max_writing = (self.alone_max_writing / servers.max(1)).max(1);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -362,5 +375,27 @@ mod tests {
         drop(queue);
         publishes.join().unwrap();
         assert_eq!(writing.lock().next_after(&forty).unwrap().ops.len(), 30);
+    }
+
+    /// Two sessions alone; one each when a second server writes too; two again when it left.
+    #[test]
+    fn servers_sharing_the_database_share_its_writing_sessions() {
+        let mut queue = WriteQueue::new(1, 2, Duration::ZERO);
+        queue_publishes(&mut queue, 3);
+        let first = queue.start().unwrap();
+        queue.share_among(2);
+        assert!(queue.start().is_none(), "one session per server");
+        queue.share_among(1);
+        let second = queue.start().unwrap();
+        assert!(queue.start().is_none(), "two alone");
+        queue.share_among(2);
+        queue.finished(&first);
+        assert!(queue.start().is_none(), "the remaining session is over the shared bound");
+        let third = queue.next_after(&second).unwrap();
+        assert_eq!(queue.writing, 1);
+        queue.share_among(5);
+        assert!(queue.next_after(&third).is_none(), "nothing left");
+        queue_publishes(&mut queue, 1);
+        assert!(queue.start().is_some(), "never fewer than one");
     }
 }

@@ -44,6 +44,12 @@ impl Writer {
         answer
     }
 
+    /// Tells the writer how many servers write to its database (see
+    /// [`WriteQueue::share_among`](super::queue::WriteQueue::share_among)).
+    pub fn share_database(&self, servers: usize) {
+        self.writing.lock().share_among(servers);
+    }
+
     /// Attempt records to write with the next ones; nobody waits for them.
     pub fn record(&self, writes: Vec<AttemptWrite>) {
         if self.writing.queue_records(writes.into_iter().map(|write| (WriteOp::Attempt(write), None)), false) {
