@@ -471,6 +471,20 @@ async fn main() {
             med(|r| r.cpu_ms_per_1k[2]),
         );
     }
+    // The machine's speed drifts by tens of percent within minutes; each run against the
+    // first count's run of the same round shows how much of a spread is that drift.
+    if let Some((first, first_runs)) = counts.first().zip(runs.first()) {
+        for (servers, runs) in counts.iter().zip(&runs).skip(1) {
+            let paired: Vec<f64> =
+                runs.iter().zip(first_runs).map(|(run, base)| run.rate / base.rate * 100.0).collect();
+            let shown: Vec<String> = paired.iter().map(|share| format!("{share:.0} %")).collect();
+            println!(
+                "{servers} servers against {first} in the same round: {} (median {:.0} %)",
+                shown.join(" / "),
+                median(paired)
+            );
+        }
+    }
     if let Some(&servers) = counts.iter().filter(|&&n| n > 1).max() {
         let took = takeover(&args, servers, dir.path()).await;
         println!(
