@@ -117,6 +117,35 @@ impl Store {
         Ok(())
     }
 
+    /// Inserts a webhook unless its workspace already has `limit`; false if it has. The
+    /// workspace's row is written first (changing nothing), so creations in one workspace
+    /// take turns: through several servers at once, each counts the others' webhooks.
+    pub async fn insert_webhook_if_room(&self, webhook: &Webhook, limit: usize) -> StoreResult<bool> {
+        use super::schema::workspaces;
+        let row = WebhookRow::new(webhook, self);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let inserted = with_conn!(self, |conn| {
+            conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+                diesel::update(workspaces::table.find(&row.workspace_id))
+                    .set(workspaces::name.eq(workspaces::name))
+                    .execute(conn)
+                    .await?;
+                let registered: i64 = webhooks::table
+                    .filter(webhooks::workspace_id.eq(&row.workspace_id))
+                    .count()
+                    .get_result(conn)
+                    .await?;
+                if registered >= limit {
+                    return Ok(false);
+                }
+                diesel::insert_into(webhooks::table).values(&row).execute(conn).await?;
+                Ok(true)
+            })
+            .await?
+        });
+        Ok(inserted)
+    }
+
     pub async fn update_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
         let row = WebhookRow::new(webhook, self);
         with_conn!(self, |conn| diesel::update(webhooks::table.find(&row.id)).set(&row).execute(conn).await?);

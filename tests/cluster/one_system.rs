@@ -157,6 +157,27 @@ async fn workspaces_keys_and_revocations_reach_every_server_within_a_second() {
     eprintln!("revocation reached the other server after {:?}", revoked.elapsed());
 }
 
+/// `max_webhooks_per_workspace` holds for the system, not per server: creations through
+/// both servers at once stop at the limit.
+#[actix_web::test]
+async fn creations_through_several_servers_at_once_stop_at_the_workspace_limit() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let Some(cluster) = Cluster::start(2, &["--max-webhooks-per-workspace", "5"]).await else { return };
+    let body = json!({"url": "http://127.0.0.1:9/", "events": ["*"]});
+    let creations = (0..16).map(|n| cluster.call(n % 2, "POST", "/api/v1/webhooks", Some(body.clone())));
+    let replies = futures_util::future::join_all(creations).await;
+    let created = replies.iter().filter(|r| r.status == 201).count();
+    for refused in replies.iter().filter(|r| r.status != 201) {
+        assert_eq!(refused.status, 422, "{}", refused.body);
+        assert_eq!(refused.body["error"]["code"], "validation_failed", "{}", refused.body);
+    }
+    assert_eq!(created, 5, "16 creations at once through two servers with a limit of 5");
+    for i in 0..2 {
+        let listed = cluster.call(i, "GET", "/api/v1/webhooks?limit=100", None).await;
+        assert_eq!(listed.body["data"].as_array().unwrap().len(), 5, "server {i}: {}", listed.body);
+    }
+}
+
 /// A successful test, or `enabled: true`, closes the circuit (SPEC §3) whichever server it
 /// goes through: the owner, which runs the circuit, hears it from another server at once
 /// rather than after the cooldown.

@@ -13,12 +13,12 @@ use super::operational::WebhookDisabledEvent;
 use super::*;
 
 impl Registry {
+    /// The registry's own count; the database counts again as it inserts (other servers
+    /// may be creating webhooks in the same workspace).
     fn check_room(&self, workspace_id: WorkspaceId) -> Result<(), RegistryError> {
         let registered = self.by_workspace.get(&workspace_id).map_or(0, BTreeSet::len);
-        let limit = self.settings.max_webhooks_per_workspace;
-        if registered >= limit {
-            let full = ValidationError::new("webhooks", format!("the workspace already has the maximum of {limit}"));
-            return Err(full.into());
+        if registered >= self.settings.max_webhooks_per_workspace {
+            return Err(workspace_full(self.settings.max_webhooks_per_workspace));
         }
         Ok(())
     }
@@ -40,6 +40,10 @@ impl Registry {
             })
         }
     }
+}
+
+fn workspace_full(limit: usize) -> RegistryError {
+    ValidationError::new("webhooks", format!("the workspace already has the maximum of {limit}")).into()
 }
 
 impl Handler<RegisterWebhook> for Registry {
@@ -71,8 +75,11 @@ impl Handler<InsertWebhook> for Registry {
         }
         let (store, webhook) = (self.store.clone(), msg.webhook);
         let (written, claimant) = (webhook.clone(), self.ownership.claimant());
+        let limit = self.settings.max_webhooks_per_workspace;
         let register = async move {
-            store.insert_webhook(&written).await?;
+            if !store.insert_webhook_if_room(&written, limit).await? {
+                return Err(workspace_full(limit));
+            }
             // Several servers: this one owns what it creates from the start, so the first
             // deliveries published through it go straight to its endpoint, in order.
             let Some((server_id, ttl)) = claimant else { return Ok(None) };
@@ -85,15 +92,17 @@ impl Handler<InsertWebhook> for Registry {
                 }
             }
         };
-        AtomicResponse::new(Box::pin(register.into_actor(self).map(move |result: Result<_, StoreError>, act, ctx| {
-            if let Some((lease, sent_at)) = result? {
-                act.ownership.take_claimed(lease, sent_at);
-            }
-            log::info!("webhook {} created in workspace {}", webhook.id, webhook.workspace_id);
-            act.idle.insert(webhook.id);
-            act.apply(webhook.clone(), ctx);
-            Ok(webhook)
-        })))
+        AtomicResponse::new(Box::pin(register.into_actor(self).map(
+            move |result: Result<_, RegistryError>, act, ctx| {
+                if let Some((lease, sent_at)) = result? {
+                    act.ownership.take_claimed(lease, sent_at);
+                }
+                log::info!("webhook {} created in workspace {}", webhook.id, webhook.workspace_id);
+                act.idle.insert(webhook.id);
+                act.apply(webhook.clone(), ctx);
+                Ok(webhook)
+            },
+        )))
     }
 }
 
