@@ -181,7 +181,7 @@ const RELEASE: &str = "UPDATE webhook_leases AS l SET owner = NULL, expires_at =
 
 /// Each server's figures are expanded once (`jsonb_each`) and joined by key: a lookup per
 /// lease (`s.health -> l.webhook_id`) decompressed the owner's whole object for every row,
-/// quadratic in the webhooks (BENCHMARKS.md: 8.5 s for 10,000 on 2 servers, 50 ms joined).
+/// quadratic in the webhooks (BENCHMARKS.md: 8.5 s for 10,000 on 2 servers, 27 ms joined).
 const OWNERS: &str = "SELECT l.webhook_id, l.owner, h.value::text AS health \
      FROM webhook_leases l \
      LEFT JOIN (SELECT s.id, e.key, e.value FROM servers s, jsonb_each(s.health) AS e) AS h \
