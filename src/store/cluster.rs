@@ -116,8 +116,7 @@ struct VersionRow {
 
 /// Says this server is alive, with the figures of the webhooks it owns. Figures equal to
 /// those stored (an idle server's) keep the stored value: PostgreSQL then keeps its
-/// compressed copy instead of writing it again (at 5,000 webhooks, 248 bytes of WAL per
-/// heartbeat instead of 507 KB).
+/// compressed copy, where a new value would be compressed and logged whole every tick.
 const HEARTBEAT: &str = "INSERT INTO servers (id, name, started_at, last_seen_at, health) \
      VALUES ($1, $2, $3, hookbus_now_ms(), $4::jsonb) \
      ON CONFLICT (id) DO UPDATE SET last_seen_at = hookbus_now_ms(), \
@@ -180,8 +179,8 @@ const RELEASE: &str = "UPDATE webhook_leases AS l SET owner = NULL, expires_at =
      RETURNING l.webhook_id";
 
 /// Each server's figures are expanded once (`jsonb_each`) and joined by key: a lookup per
-/// lease (`s.health -> l.webhook_id`) decompressed the owner's whole object for every row,
-/// quadratic in the webhooks (BENCHMARKS.md: 8.5 s for 10,000 on 2 servers, 27 ms joined).
+/// lease (`s.health -> l.webhook_id`) would decompress the owner's whole object for every
+/// row, which grows with the square of the webhooks.
 const OWNERS: &str = "SELECT l.webhook_id, l.owner, h.value::text AS health \
      FROM webhook_leases l \
      LEFT JOIN (SELECT s.id, e.key, e.value FROM servers s, jsonb_each(s.health) AS e) AS h \

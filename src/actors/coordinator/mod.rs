@@ -124,7 +124,7 @@ impl Coordinator {
                         act.last_renewal = Some(at);
                     }
                     act.live = outcome.live;
-                    let servers = act.live.iter().filter(|s| s.id != act.server.id).count() + 1;
+                    let servers = servers_sharing(&act.live, &act.server.id);
                     act.metrics.set_live_servers(servers);
                     act.writer.share_database(servers);
                     if !outcome.hand_over.is_empty() {
@@ -164,6 +164,12 @@ impl Coordinator {
             }
         }));
     }
+}
+
+/// How many servers share the database: the live ones, this one counted even before its
+/// first heartbeat is seen.
+fn servers_sharing(live: &[ServerRow], server_id: &str) -> usize {
+    live.iter().filter(|s| s.id != server_id).count() + 1
 }
 
 /// One tick's work, off the actor.
@@ -211,7 +217,7 @@ impl Round {
         if self.leaving {
             return Ok(RoundOutcome { renewed_at, live, hand_over });
         }
-        let servers = live.iter().filter(|s| s.id != self.server.id).count() + 1;
+        let servers = servers_sharing(&live, &self.server.id);
         let share = enabled_webhooks.div_ceil(servers);
         if owned < share {
             let sent_at = Instant::now();

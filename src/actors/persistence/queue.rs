@@ -95,8 +95,8 @@ impl WriteQueue {
     /// A second session overlaps one batch's commit with the writing of the next; on a shared
     /// database the other servers' commits fill that gap, and each session more only splits
     /// the batches smaller: more transactions per delivery, each with its fixed cost in the
-    /// database (BENCHMARKS.md, "Several servers"). Sessions over the new bound finish their
-    /// batch; no new one starts until the count is below it.
+    /// database. Sessions over the new bound finish their batch; no new one starts until the
+    /// count is below it.
     pub fn share_among(&mut self, servers: usize) {
         self.max_writing = (self.alone_max_writing / servers.max(1)).max(1);
     }
