@@ -47,7 +47,8 @@ pub struct Config {
     pub shutdown_timeout_ms: u64,
     /// How long the previous secret keeps signing after a rotation, in seconds.
     pub secret_rotation_overlap_s: u64,
-    /// HTTP worker threads; 0 means one per core.
+    /// HTTP worker threads; 0 means one per core but one (the actors' thread sends the
+    /// deliveries), at least one.
     pub workers: usize,
     /// Consecutive failed attempts that open a webhook's circuit.
     pub failure_threshold: u32,

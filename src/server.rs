@@ -26,16 +26,16 @@ impl Application {
         let listener = TcpListener::bind(&config.bind).map_err(bind_error)?;
         let local = listener.local_addr().map_err(bind_error)?;
         let port = local.port();
-        let workers = config.workers;
+        let workers = match config.workers {
+            0 => default_workers(),
+            chosen => chosen,
+        };
         let bus = Hookbus::start(config).await?;
         let routes = bus.admin_routes();
-        let mut server = HttpServer::new(move || App::new().configure(routes.clone()))
+        let server = HttpServer::new(move || App::new().configure(routes.clone()))
             .shutdown_timeout(10)
             .client_request_timeout(Duration::from_secs(30));
-        if workers > 0 {
-            server = server.workers(workers);
-        }
-        let server = server.listen(listener).map_err(bind_error)?.run();
+        let server = server.workers(workers).listen(listener).map_err(bind_error)?.run();
         log::info!("hookbus {} listening on http://{local}", env!("CARGO_PKG_VERSION"));
         Ok(Self { port, server, bus })
     }
@@ -64,4 +64,12 @@ impl Application {
         log::info!("shutdown complete");
         Ok(())
     }
+}
+
+/// HTTP workers when none are configured: one per core but one, at least one. Under load the
+/// actors' thread (which sends the deliveries), the writer's and the database driver's are
+/// busy too; a worker on every core as well puts more busy threads than cores on the machine,
+/// and they then take turns at every wake-up.
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |cores| cores.get().saturating_sub(1).max(1))
 }
