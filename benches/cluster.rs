@@ -5,7 +5,7 @@
 //!
 //! ```sh
 //! cargo bench --bench cluster -- --postgres postgres://postgres@127.0.0.1:5432/postgres
-//! cargo bench --bench cluster -- --postgres … --servers 1,2 --rounds 3 --events 20000
+//! cargo bench --bench cluster -- --postgres … --servers 1,2 --rounds 3 --events 100000
 //! ```
 //! Per run: deliveries/s (from the first publish to the last delivery), publish → delivery
 //! p50/p99, split by whether the event was published through the webhook's owner; the
@@ -43,8 +43,9 @@ struct Args {
     /// Runs per server count (alternated).
     #[arg(long, default_value_t = 3)]
     rounds: usize,
-    /// Events per run (one delivery each).
-    #[arg(long, default_value_t = 20_000)]
+    /// Events per run (one delivery each). Runs of a few seconds measure the machine's
+    /// drift as much as the servers; 100,000 take 7–10 s each.
+    #[arg(long, default_value_t = 100_000)]
     events: usize,
     #[arg(long, default_value_t = 100)]
     webhooks: usize,

@@ -44,12 +44,21 @@ pub struct Persistence {
     drained: Vec<oneshot::Sender<()>>,
     /// Whether a timer is set for records waiting for company.
     records_timer: bool,
+    /// Whether a timer is set for publishes filling a batch.
+    fill_timer: bool,
 }
 
 impl Persistence {
     pub fn new(store: Store, max_batch: usize) -> Self {
         let queue = WriteQueue::new(max_batch, store.concurrent_writers(), RECORDS_LINGER);
-        Self { store, writing: Arc::new(Writing::new(queue)), retrying: 0, drained: Vec::new(), records_timer: false }
+        Self {
+            store,
+            writing: Arc::new(Writing::new(queue)),
+            retrying: 0,
+            drained: Vec::new(),
+            records_timer: false,
+            fill_timer: false,
+        }
     }
 
     /// Lets attempt records wait `linger` for company instead of [`RECORDS_LINGER`].
@@ -78,6 +87,19 @@ impl Persistence {
             return;
         }
         queue.flushing |= !self.drained.is_empty();
+        // A SQLite session waits for a fuller batch on its own thread, between its batches.
+        let fill_wait = (self.store.backend() == Backend::Postgres).then(|| queue.fill_wait_left(Instant::now()));
+        if let Some(wait) = fill_wait.flatten() {
+            drop(queue);
+            if !self.fill_timer {
+                self.fill_timer = true;
+                ctx.run_later(wait, |act, ctx| {
+                    act.fill_timer = false;
+                    act.flush(ctx);
+                });
+            }
+            return;
+        }
         let mut started = Vec::new();
         while let Some(batch) = queue.start() {
             started.push(batch);

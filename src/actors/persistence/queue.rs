@@ -63,6 +63,9 @@ pub(super) struct WriteQueue {
     /// it waits at most.
     awaited: Option<usize>,
     pub fill_wait: Duration,
+    /// Until when the actor holds back a new session for publishes to fill its batch
+    /// ([`WriteQueue::fill_wait_left`]).
+    fill_until: Option<Instant>,
     /// Sessions writing now (of which holding records), and how many may write at once.
     pub writing: usize,
     records_writing: usize,
@@ -84,6 +87,7 @@ impl WriteQueue {
             publishes_peak: 0.0,
             awaited: None,
             fill_wait: FILL_WAIT,
+            fill_until: None,
             writing: 0,
             records_writing: 0,
             max_writing,
@@ -147,6 +151,24 @@ impl WriteQueue {
     pub fn requeue_records(&mut self, records: Vec<(WriteOp, Option<Reply>)>) {
         self.records.splice(0..0, records);
         self.records_due = Some(Instant::now());
+    }
+
+    /// How much longer a new session should wait for publishes to fill its batch, when one
+    /// session writes at a time and its batches go one per session (PostgreSQL on a shared
+    /// database). The reason is [`Writing::wait_to_fill`]'s: the publishers of a batch are
+    /// answered at its commit and come back while the next one is written; without the wait,
+    /// the few that arrived meanwhile make a commit of their own. With two sessions their
+    /// batches overlap and neither waits.
+    pub fn fill_wait_left(&mut self, now: Instant) -> Option<Duration> {
+        let wanted = (self.max_writing == 1 && self.writing == 0 && !self.publishes.is_empty())
+            .then(|| self.publishes_wanted())
+            .flatten();
+        let until = wanted.map(|_| *self.fill_until.get_or_insert(now + self.fill_wait)).filter(|until| *until > now);
+        self.awaited = until.and(wanted);
+        if until.is_none() {
+            self.fill_until = None;
+        }
+        until.map(|until| until - now)
     }
 
     /// A new session's first batch, if a session may start and there is something to write.
@@ -229,10 +251,12 @@ impl Writing {
     #[must_use]
     pub fn queue_publish(&self, op: WriteOp, reply: Reply) -> bool {
         let mut queue = self.lock();
-        if queue.queue_publish(op, reply) {
+        let filled = queue.queue_publish(op, reply);
+        if filled {
             self.filled.notify_one();
         }
-        queue.writing < queue.max_writing
+        // While the actor waits for a batch to fill, only the publish that fills it wakes it.
+        queue.writing < queue.max_writing && (queue.awaited.is_none() || filled)
     }
 
     /// Queues attempt records (see [`WriteQueue::queue_records`]). True if the actor should
@@ -397,5 +421,43 @@ mod tests {
         assert!(queue.next_after(&third).is_none(), "nothing left");
         queue_publishes(&mut queue, 1);
         assert!(queue.start().is_some(), "never fewer than one");
+    }
+
+    /// One session at a time (a shared PostgreSQL): a new session waits, at most `fill_wait`,
+    /// until three quarters of the recent peak batch have queued, and only the publish that
+    /// fills the batch wakes the actor. Two sessions (a server alone) never wait.
+    #[test]
+    fn one_session_waits_for_publishes_to_fill_its_batch() {
+        let mut queue = WriteQueue::new(1000, 2, Duration::from_secs(600));
+        queue_publishes(&mut queue, 40);
+        let forty = queue.start().unwrap();
+        queue.finished(&forty);
+        queue_publishes(&mut queue, 5);
+        assert_eq!(queue.fill_wait_left(Instant::now()), None, "two sessions overlap: no wait");
+
+        queue.share_among(2);
+        let now = Instant::now();
+        let left = queue.fill_wait_left(now).expect("waits for company");
+        assert!(left <= queue.fill_wait);
+        assert_eq!(queue.fill_wait_left(now + left / 2), Some(left - left / 2), "the same deadline");
+        let writing = Writing::new(queue);
+        let mut woken = Vec::new();
+        for op in publishes_then_records(25).0 {
+            woken.push(writing.queue_publish(op, oneshot::channel().0));
+        }
+        assert_eq!(woken.iter().filter(|woke| **woke).count(), 1, "{woken:?}");
+        assert!(woken[24], "the 30th publish wakes the actor");
+        let mut queue = writing.lock();
+        assert_eq!(queue.fill_wait_left(now), None, "filled");
+        let thirty = queue.start().unwrap();
+        assert_eq!(thirty.ops.len(), 30);
+        queue_publishes(&mut queue, 1);
+        assert_eq!(queue.fill_wait_left(Instant::now()), None, "the session is busy");
+
+        queue.finished(&thirty);
+        let now = Instant::now();
+        let left = queue.fill_wait_left(now).expect("waits again");
+        assert_eq!(queue.fill_wait_left(now + left), None, "the deadline has come: it goes as it is");
+        assert_eq!(queue.start().unwrap().ops.len(), 1);
     }
 }
