@@ -46,11 +46,16 @@ pub struct Persistence {
     records_timer: bool,
     /// Whether a timer is set for publishes filling a batch.
     fill_timer: bool,
+    /// Whether sessions wait for a fuller batch themselves, between their batches: SQLite's
+    /// run on a blocking thread and may. PostgreSQL's run on this actor's thread, which must
+    /// never block, and write a batch each: the actor holds back the next one instead.
+    sessions_wait: bool,
 }
 
 impl Persistence {
     pub fn new(store: Store, max_batch: usize) -> Self {
         let queue = WriteQueue::new(max_batch, store.concurrent_writers(), RECORDS_LINGER);
+        let sessions_wait = store.backend() == Backend::Sqlite;
         Self {
             store,
             writing: Arc::new(Writing::new(queue)),
@@ -58,6 +63,7 @@ impl Persistence {
             drained: Vec::new(),
             records_timer: false,
             fill_timer: false,
+            sessions_wait,
         }
     }
 
@@ -87,9 +93,8 @@ impl Persistence {
             return;
         }
         queue.flushing |= !self.drained.is_empty();
-        // A SQLite session waits for a fuller batch on its own thread, between its batches.
-        let fill_wait = (self.store.backend() == Backend::Postgres).then(|| queue.fill_wait_left(Instant::now()));
-        if let Some(wait) = fill_wait.flatten() {
+        let fill_wait = if self.sessions_wait { None } else { queue.fill_wait_left(Instant::now()) };
+        if let Some(wait) = fill_wait {
             drop(queue);
             if !self.fill_timer {
                 self.fill_timer = true;
@@ -123,10 +128,7 @@ impl Persistence {
 
     /// Runs a session from `first` on; when it ends, looks at the queue again.
     fn write(&mut self, first: Batch, ctx: &mut Context<Self>) {
-        let (store, writing) = (self.store.clone(), self.writing.clone());
-        // SQLite sessions run on a blocking thread and may wait there for a fuller batch;
-        // PostgreSQL sessions run on this actor's thread, which must never block.
-        let may_wait = store.backend() == Backend::Sqlite;
+        let (store, writing, may_wait) = (self.store.clone(), self.writing.clone(), self.sessions_wait);
         let written = move |mut batch: Batch, outcomes: Vec<WriteOutcome>| {
             log::debug!(
                 "wrote a batch of {} {} in {:?}",

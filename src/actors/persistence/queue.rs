@@ -160,15 +160,19 @@ impl WriteQueue {
     /// the few that arrived meanwhile make a commit of their own. With two sessions their
     /// batches overlap and neither waits.
     pub fn fill_wait_left(&mut self, now: Instant) -> Option<Duration> {
-        let wanted = (self.max_writing == 1 && self.writing == 0 && !self.publishes.is_empty())
-            .then(|| self.publishes_wanted())
-            .flatten();
-        let until = wanted.map(|_| *self.fill_until.get_or_insert(now + self.fill_wait)).filter(|until| *until > now);
-        self.awaited = until.and(wanted);
-        if until.is_none() {
-            self.fill_until = None;
+        let one_idle_session = self.max_writing == 1 && self.writing == 0;
+        let wanted = if one_idle_session && !self.publishes.is_empty() { self.publishes_wanted() } else { None };
+        let until = wanted.map(|_| *self.fill_until.get_or_insert(now + self.fill_wait));
+        match (wanted, until) {
+            (Some(wanted), Some(until)) if until > now => {
+                self.awaited = Some(wanted);
+                Some(until - now)
+            }
+            _ => {
+                (self.awaited, self.fill_until) = (None, None);
+                None
+            }
         }
-        until.map(|until| until - now)
     }
 
     /// A new session's first batch, if a session may start and there is something to write.
