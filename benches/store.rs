@@ -6,6 +6,8 @@
 //! attempt record per delivery in batches of records (as the writer does under load), one
 //! batch at a time, and prints the wall time per event and per record. Each shape runs
 //! `--rounds` times (default 3) on a fresh database; the table shows the median.
+//! `--leased` writes as a server on a shared PostgreSQL does: each publish carries the
+//! configuration version it was matched under, each record its webhook's lease epoch.
 
 #[allow(dead_code)] // not every benchmark reads memory
 mod common;
@@ -21,10 +23,11 @@ struct Args {
     postgres: Option<String>,
     events: usize,
     rounds: usize,
+    leased: bool,
 }
 
 fn args() -> Args {
-    let mut args = Args { postgres: None, events: 20_000, rounds: 3 };
+    let mut args = Args { postgres: None, events: 20_000, rounds: 3, leased: false };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = |name: &str| it.next().unwrap_or_else(|| panic!("{name} needs a value"));
@@ -32,6 +35,7 @@ fn args() -> Args {
             "--postgres" => args.postgres = Some(value("--postgres")),
             "--events" => args.events = value("--events").parse().expect("--events N"),
             "--rounds" => args.rounds = value("--rounds").parse().expect("--rounds N"),
+            "--leased" => args.leased = true,
             _ => {} // cargo bench passes --bench
         }
     }
@@ -78,14 +82,20 @@ fn succeeded(mut delivery: DeliveryRecord) -> AttemptWrite {
 }
 
 /// Writes the shape once on a fresh store; returns (µs per event, µs per record).
-async fn run(store: &Store, shape: &Shape, events: usize) -> (f64, f64) {
+async fn run(store: &Store, shape: &Shape, events: usize, leased: bool) -> (f64, f64) {
     let hooks: Vec<Webhook> = (0..shape.fan_out).map(|_| webhook("https://example.com/hook")).collect();
     for hook in &hooks {
         store.insert_webhook(hook).await.unwrap();
     }
-    let publishes: Vec<PublishWrite> = (0..events).map(|i| publish(i, &hooks)).collect();
-    let records: Vec<WriteOp> =
-        publishes.iter().flat_map(|p| p.deliveries.iter().cloned()).map(|d| WriteOp::Attempt(succeeded(d))).collect();
+    // Every webhook has its lease row from its creation on, at epoch 0.
+    let (version, epoch) = if leased { (Some(store.config_version().await.unwrap()), Some(0)) } else { (None, None) };
+    let mut publishes: Vec<PublishWrite> = (0..events).map(|i| publish(i, &hooks)).collect();
+    publishes.iter_mut().for_each(|p| p.config_version = version);
+    let records: Vec<WriteOp> = publishes
+        .iter()
+        .flat_map(|p| p.deliveries.iter().cloned())
+        .map(|d| WriteOp::Attempt(AttemptWrite { epoch, ..succeeded(d) }))
+        .collect();
     let publishes: Vec<WriteOp> = publishes.into_iter().map(WriteOp::Publish).collect();
 
     let started = Instant::now();
@@ -110,7 +120,11 @@ fn main() {
     let args = args();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let backend = if args.postgres.is_some() { "PostgreSQL" } else { "SQLite" };
+    let backend = match (&args.postgres, args.leased) {
+        (Some(_), true) => "PostgreSQL, leased",
+        (Some(_), false) => "PostgreSQL",
+        (None, _) => "SQLite",
+    };
     println!("| shape ({backend}) | events | µs per event (publish batches) | µs per attempt record |");
     println!("|---|---|---|---|");
     for shape in SHAPES {
@@ -120,7 +134,7 @@ fn main() {
             let url = fresh_database(dir.path(), args.postgres.as_deref(), &format!("store{round}"));
             let (event, record) = runtime.block_on(async {
                 let store = Store::open(&DatabaseUrl::parse(&url), 4).await.unwrap();
-                run(&store, shape, events).await
+                run(&store, shape, events, args.leased).await
             });
             drop_database(args.postgres.as_deref(), &url);
             per_event.push(event);

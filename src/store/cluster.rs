@@ -242,7 +242,7 @@ impl TryFrom<LeaseRow> for ClaimedLease {
 impl Store {
     fn postgres(&self) -> StoreResult<&super::connections::PgPool> {
         match &self.pool {
-            Pool::Postgres(pool) => Ok(pool),
+            Pool::Postgres { readers, .. } => Ok(readers),
             Pool::Sqlite { .. } => Err(StoreError::Driver("several servers need PostgreSQL".into())),
         }
     }

@@ -48,7 +48,11 @@ pub(super) enum Pool {
         /// In memory the writer's connection is the readers' only one.
         writer_is_shared: bool,
     },
-    Postgres(DeadPool<AsyncPgConnection>),
+    /// The batched writer has connections of its own on PostgreSQL too: its sessions stay on
+    /// the same server processes, warm in the CPU's caches, instead of taking turns with every
+    /// connection the readers and the cluster's housekeeping opened; and neither side can
+    /// take all connections from the other.
+    Postgres { readers: DeadPool<AsyncPgConnection>, writer: DeadPool<AsyncPgConnection> },
 }
 
 impl Pool {
@@ -56,21 +60,11 @@ impl Pool {
     pub(super) async fn open(url: &DatabaseUrl, max_connections: usize) -> StoreResult<Self> {
         Ok(match url {
             DatabaseUrl::Postgres(raw) => {
-                let mut config = ManagerConfig::<AsyncPgConnection>::default();
-                config.recycling_method = RecyclingMethod::Fast;
                 let drivers = driver_runtime()?;
-                config.custom_setup = Box::new(move |url| {
-                    let (url, drivers) = (url.to_owned(), drivers.clone());
-                    async move {
-                        drivers
-                            .spawn(async move { AsyncPgConnection::establish(&url).await })
-                            .await
-                            .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?
-                    }
-                    .boxed()
-                });
-                let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(raw, config);
-                Pool::Postgres(build_pool(manager, max_connections))
+                let writers = postgres_writers(max_connections);
+                let readers = build_pool(postgres_manager(raw, &drivers), (max_connections - writers).max(1));
+                let writer = build_pool(postgres_manager(raw, &drivers), writers);
+                Pool::Postgres { readers, writer }
             }
             DatabaseUrl::SqliteMemory | DatabaseUrl::SqliteFile(_) => {
                 let (path, size) = match url {
@@ -121,6 +115,31 @@ fn driver_runtime() -> StoreResult<tokio::runtime::Handle> {
         .recv()
         .map_err(|_| StoreError::Driver("its thread did not start".into()))?
         .map_err(|e| StoreError::Driver(e.to_string()))
+}
+
+/// How many of the PostgreSQL connections the writer has: two, so one batch's round trip and
+/// WAL flush overlap the next one's (more only split the queue into smaller batches, with more
+/// statements and commits for the same rows); half of them at most, so readers keep the rest.
+fn postgres_writers(max_connections: usize) -> usize {
+    (max_connections / 2).clamp(1, 2)
+}
+
+/// How PostgreSQL connections are opened: on the driver's runtime, where their I/O then runs.
+fn postgres_manager(url: &str, drivers: &tokio::runtime::Handle) -> AsyncDieselConnectionManager<AsyncPgConnection> {
+    let mut config = ManagerConfig::<AsyncPgConnection>::default();
+    config.recycling_method = RecyclingMethod::Fast;
+    let drivers = drivers.clone();
+    config.custom_setup = Box::new(move |url| {
+        let (url, drivers) = (url.to_owned(), drivers.clone());
+        async move {
+            drivers
+                .spawn(async move { AsyncPgConnection::establish(&url).await })
+                .await
+                .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?
+        }
+        .boxed()
+    });
+    AsyncDieselConnectionManager::new_with_config(url, config)
 }
 
 /// How SQLite connections are opened: the pragmas, and for the writer a larger page cache.

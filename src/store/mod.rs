@@ -62,7 +62,7 @@ macro_rules! with_conn {
                 let $conn = &mut *pooled;
                 $body
             }
-            $crate::store::Pool::Postgres(pool) => {
+            $crate::store::Pool::Postgres { readers: pool, .. } => {
                 let mut pooled = pool.get().await?;
                 let $conn = &mut *pooled;
                 $body
@@ -129,21 +129,19 @@ impl Store {
         }
     }
 
-    /// How many batches may be written at once: SQLite has one writer. On PostgreSQL two, so
-    /// one batch's round trip and WAL flush overlap the next one's; more only split the queue
-    /// into smaller batches, with more statements and commits for the same rows. Half the pool
-    /// at most, so readers keep the rest.
+    /// How many batches may be written at once: SQLite has one writer; on PostgreSQL, as many
+    /// as the writer has connections (see `connections::postgres_writers`).
     pub fn concurrent_writers(&self) -> usize {
         match &self.pool {
             Pool::Sqlite { .. } => 1,
-            Pool::Postgres(pool) => (pool.status().max_size / 2).clamp(1, 2),
+            Pool::Postgres { writer, .. } => writer.status().max_size,
         }
     }
 
     pub fn backend(&self) -> Backend {
         match self.pool {
             Pool::Sqlite { .. } => Backend::Sqlite,
-            Pool::Postgres(_) => Backend::Postgres,
+            Pool::Postgres { .. } => Backend::Postgres,
         }
     }
 

@@ -458,6 +458,7 @@ mod tests {
                 completed_at: None,
                 failure_reason: None,
             },
+            webhook_id: crate::domain::WebhookId::generate(),
             epoch: None,
         }
     }

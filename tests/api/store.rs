@@ -68,6 +68,7 @@ fn attempt_write(d: &DeliveryRecord, n: u32, status: DeliveryStatus, code: u16) 
             completed_at: (status != DeliveryStatus::Pending).then(hookbus::domain::now),
             failure_reason: (status == DeliveryStatus::Failed).then(|| "retries exhausted".to_owned()),
         },
+        webhook_id: d.webhook_id,
         epoch: None,
     })
 }

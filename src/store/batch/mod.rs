@@ -10,7 +10,7 @@ use self::postgres::write_postgres;
 use self::sqlite::write_sqlite_batch;
 use super::records::{DeliveryRow, EventRow};
 use super::{AttemptRecord, DeliveryRecord, DeliveryUpdate, EventRecord, Pool, Store, StoreError, StoreResult};
-use crate::domain::{AttemptOutcome, DeliveryStatus};
+use crate::domain::{AttemptOutcome, DeliveryStatus, WebhookId};
 
 /// An event and its deliveries, committed together.
 #[derive(Debug, Clone)]
@@ -37,6 +37,8 @@ impl PublishWrite {
 pub struct AttemptWrite {
     pub attempt: AttemptRecord,
     pub delivery: DeliveryUpdate,
+    /// The webhook the delivery belongs to, whose lease `epoch` is.
+    pub webhook_id: WebhookId,
     /// The lease epoch the attempt was made under (several servers): if the lease has moved
     /// on since, the attempt is kept in the history but leaves the delivery as it is.
     pub epoch: Option<i64>,
@@ -77,6 +79,7 @@ impl AttemptWrite {
                 completed_at: (delivery.status != DeliveryStatus::Pending).then_some(now),
                 failure_reason: delivery.failure_reason.clone(),
             },
+            webhook_id: delivery.webhook_id,
             epoch: None,
         }
     }
@@ -156,8 +159,8 @@ impl Store {
                     }
                 }
             }
-            Pool::Postgres(pool) => {
-                let conn = match pool.get().await {
+            Pool::Postgres { writer, .. } => {
+                let conn = match writer.get().await {
                     Ok(conn) => conn,
                     Err(error) => return Err((Some(first), error.into())),
                 };
@@ -481,7 +484,7 @@ mod tests {
             statements.sort();
             assert_eq!(statements.len(), 2, "after round {round}: {statements:#?}");
             assert!(statements[0].starts_with("WITH current AS"), "{statements:#?}");
-            assert!(statements[1].starts_with("WITH moved AS"), "{statements:#?}");
+            assert!(statements[1].starts_with("WITH lost AS"), "{statements:#?}");
             // The publishes announced every delivery whole, with the commit.
             let (mut announced, mut carried) = (Announcements::default(), Vec::new());
             {
