@@ -162,17 +162,15 @@ impl WriteQueue {
     pub fn fill_wait_left(&mut self, now: Instant) -> Option<Duration> {
         let one_idle_session = self.max_writing == 1 && self.writing == 0;
         let wanted = if one_idle_session && !self.publishes.is_empty() { self.publishes_wanted() } else { None };
-        let until = wanted.map(|_| *self.fill_until.get_or_insert(now + self.fill_wait));
-        match (wanted, until) {
-            (Some(wanted), Some(until)) if until > now => {
+        if let Some(wanted) = wanted {
+            let until = *self.fill_until.get_or_insert(now + self.fill_wait);
+            if until > now {
                 self.awaited = Some(wanted);
-                Some(until - now)
-            }
-            _ => {
-                (self.awaited, self.fill_until) = (None, None);
-                None
+                return Some(until - now);
             }
         }
+        (self.awaited, self.fill_until) = (None, None);
+        None
     }
 
     /// A new session's first batch, if a session may start and there is something to write.
