@@ -12,16 +12,13 @@ use crate::store::cluster::{announcement_line, payload_numbers};
 use crate::store::prepared::Cached;
 use crate::store::records::{AttemptRow, DeliveryChanges, DeliveryRow, EventRow};
 
-/// A batch's publishes in one statement: the events that were not there yet, and the
-/// deliveries of exactly those events. Arrays bind as one parameter each, so there is no
+/// The part of the publish statement that writes: the events that were not there yet, and
+/// the deliveries of exactly those events. Arrays bind as one parameter each, so there is no
 /// row limit per statement. An event matched under an older configuration version than the
-/// database's is not written (another server changed a webhook since); one more row, with
-/// an empty workspace, returns the current version, to tell those from duplicates.
-///
-/// The announcements of deliveries to other servers' webhooks (`notified`) go out with the
-/// commit (`pg_notify` is transactional), for the events actually written only, since a line
-/// may carry the whole delivery for its owner to send without reading it back.
-const PUBLISH_POSTGRES: &str = "WITH current AS (SELECT version FROM cluster_config), \
+/// database's is not written (another server changed a webhook since).
+macro_rules! publish_writes {
+    () => {
+        "WITH current AS (SELECT version FROM cluster_config), \
    inserted AS ( \
      INSERT INTO events (workspace_id, id, event_type, data, body_hash, matched_webhooks, created_at) \
      SELECT e.workspace_id, e.id, e.event_type, e.data, e.body_hash, e.matched_webhooks, e.created_at \
@@ -37,7 +34,20 @@ const PUBLISH_POSTGRES: &str = "WITH current AS (SELECT version FROM cluster_con
      FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::int4[], \
        $15::int8[], $16::int8[], $17::int4[]) AS d(id, workspace_id, webhook_id, event_id, event_type, status, \
        attempt_count, next_attempt_at, created_at, retries_used) \
-     JOIN inserted i ON i.workspace_id = d.workspace_id AND i.id = d.event_id), \
+     JOIN inserted i ON i.workspace_id = d.workspace_id AND i.id = d.event_id)"
+    };
+}
+
+/// A batch's publishes in one statement ([`publish_writes`]). It returns the events written
+/// and one more row, with an empty workspace, holding the current configuration version, to
+/// tell events matched under an older one from duplicates.
+///
+/// The announcements of deliveries to other servers' webhooks (`notified`) go out with the
+/// commit (`pg_notify` is transactional), for the events actually written only, since a line
+/// may carry the whole delivery for its owner to send without reading it back.
+const PUBLISH_POSTGRES: &str = concat!(
+    publish_writes!(),
+    ", \
    notified AS ( \
      SELECT pg_notify('hookbus_deliveries', string_agg(n.line, E'\\n' ORDER BY n.ord))::text AS sent \
      FROM unnest($19::text[], $20::text[], $21::int4[], $22::text[]) WITH ORDINALITY \
@@ -45,7 +55,18 @@ const PUBLISH_POSTGRES: &str = "WITH current AS (SELECT version FROM cluster_con
      JOIN inserted i ON i.workspace_id = n.workspace_id AND i.id = n.event_id \
      GROUP BY n.payload) \
    SELECT workspace_id, id FROM inserted \
-   UNION ALL SELECT '', version::text FROM current WHERE (SELECT count(sent) FROM notified) >= 0";
+   UNION ALL SELECT '', version::text FROM current WHERE (SELECT count(sent) FROM notified) >= 0"
+);
+
+/// The same for a batch that announces nothing (every batch of a server alone, and most on a
+/// shared database): the announcing part costs the database a few percent of the statement
+/// even with nothing in it. It is sent the same parameters; the announcements' are unused.
+const PUBLISH_QUIET_POSTGRES: &str = concat!(
+    publish_writes!(),
+    " \
+   SELECT workspace_id, id FROM inserted \
+   UNION ALL SELECT '', version::text FROM current"
+);
 
 /// A batch's attempt records and the delivery states they leave, in one statement. Each
 /// delivery row takes the latest of its attempts in the batch, after its previous attempt
@@ -122,8 +143,9 @@ const RECORD_ATTEMPTS_POSTGRES: &str = "WITH lost AS ( \
      AND (SELECT set_config('synchronous_commit', 'off', true)) = 'off' \
    ON CONFLICT DO NOTHING";
 
-/// The publish statement's name in the connection's cache of prepared statements.
+/// The publish statements' names in the connection's cache of prepared statements.
 struct PublishStatement;
+struct QuietPublishStatement;
 
 /// The records statement's name in that cache.
 struct RecordStatement;
@@ -168,7 +190,8 @@ async fn publish_postgres(mut conn: &AsyncPgConnection, ops: &[WriteOp]) -> Quer
     sort_for_indexes(&mut deliveries);
     let text = |f: fn(&DeliveryRow) -> &String| deliveries.iter().map(f).collect::<Vec<_>>();
     let announced = announcements(ops, &firsts);
-    let statement = diesel::sql_query(PUBLISH_POSTGRES)
+    let quiet = announced.is_empty();
+    let statement = diesel::sql_query(if quiet { PUBLISH_QUIET_POSTGRES } else { PUBLISH_POSTGRES })
         .bind::<Array<Text>, _>(column(|r| &r.workspace_id))
         .bind::<Array<Text>, _>(column(|r| &r.id))
         .bind::<Array<Text>, _>(column(|r| &r.event_type))
@@ -191,7 +214,11 @@ async fn publish_postgres(mut conn: &AsyncPgConnection, ops: &[WriteOp]) -> Quer
         .bind::<Array<Text>, _>(announced.iter().map(|a| a.event_id).collect::<Vec<_>>())
         .bind::<Array<Integer>, _>(announced.iter().map(|a| a.payload).collect::<Vec<_>>())
         .bind::<Array<Text>, _>(announced.iter().map(|a| a.line.as_str()).collect::<Vec<_>>());
-    let rows: Vec<EventKey> = Cached::<PublishStatement, _>::new(statement).load(&mut conn).await?;
+    let rows: Vec<EventKey> = if quiet {
+        Cached::<QuietPublishStatement, _>::new(statement).load(&mut conn).await?
+    } else {
+        Cached::<PublishStatement, _>::new(statement).load(&mut conn).await?
+    };
     // One row, without a workspace, is the current configuration version.
     let (version, inserted): (Vec<_>, Vec<_>) = rows.into_iter().partition(|row| row.workspace_id.is_empty());
     let current = <[EventKey]>::first(&version).and_then(|row| row.id.parse::<i64>().ok());
