@@ -38,7 +38,7 @@ macro_rules! publish_writes {
     };
 }
 
-/// A batch's publishes in one statement ([`publish_writes`]). It returns the events written
+/// A batch's publishes in one statement (`publish_writes!`). It returns the events written
 /// and one more row, with an empty workspace, holding the current configuration version, to
 /// tell events matched under an older one from duplicates.
 ///
