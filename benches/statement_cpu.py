@@ -9,12 +9,15 @@ records), as written at two or more git revisions of `src/store/batch/postgres.r
 Loadgen measures everything at once on a machine whose speed drifts by several percent
 between runs; this measures only the database's side of one batch shape, so two versions
 of the statements can be told apart by a percent or two. Each revision gets its own
-connection (its statements prepared there, as the writer's are), on one fresh database
-migrated by the hookbus binary; they take turns in short blocks, in rotating order, so the
-tables grow alike under each. The CPU is the backend's own on-CPU time
-(`/proc/<pid>/schedstat`), so PostgreSQL must run on this machine. Commits do not wait for
-their WAL flush (`synchronous_commit = off` in these sessions), which would otherwise make
-most of the time and the noise.
+connection (its statements prepared there, as the writer's are) and its own tables, made by
+its own migrations in a schema of its own in one fresh database, so a change of keys or
+triggers counts with the statements (a `name=path` variant gets the working tree's); they
+take turns in short blocks, in rotating order, so the tables grow alike under each. The CPU
+is the backend's own on-CPU time (`/proc/<pid>/schedstat`), so PostgreSQL must run on this
+machine. Commits do not wait for their WAL flush (`synchronous_commit = off` in these
+sessions), which would otherwise make most of the time and the noise. It also prints how
+many times each statement was planned generic and custom (a custom plan is made anew at
+every execution).
 
 The shape is loadgen (a)'s: one webhook, each event one delivery, every attempt succeeds at
 once; by default 24 events per publish batch and their 24 records per records batch, on
@@ -88,12 +91,25 @@ def on_cpu_ns(pid):
     return int(open(f"/proc/{pid}/schedstat").read().split()[0])
 
 
+def migrations(revision):
+    """The PostgreSQL migrations (`up.sql`, in order) at a git revision, or in the working
+    tree for a variant."""
+    if revision is None:
+        root = os.path.join(REPO, "migrations/postgres")
+        return [open(os.path.join(root, d, "up.sql")).read() for d in sorted(os.listdir(root))]
+    listing = subprocess.check_output(["git", "-C", REPO, "ls-tree", "--name-only", revision, "migrations/postgres/"], text=True)
+    return [
+        subprocess.check_output(["git", "-C", REPO, "show", f"{revision}:{d}/up.sql"], text=True)
+        for d in sorted(listing.split())
+    ]
+
+
 class Revision:
-    def __init__(self, url, revision, version):
+    def __init__(self, url, revision, schema, rows):
         self.name = revision.split("=", 1)[0]
         publish_sql, records_sql = statements(revision)
-        self.version = version
-        self.conn = psycopg.connect(url, autocommit=True)
+        self.conn = psycopg.connect(url, autocommit=True, options=f"-c search_path={schema}")
+        self.setup(schema, None if "=" in revision else revision, rows)
         self.conn.execute("SET synchronous_commit = off")
         self.pid = self.conn.execute("SELECT pg_backend_pid()").fetchone()[0]
         # How many parameters each statement takes: a revision's take fewer than the batch
@@ -105,6 +121,39 @@ class Revision:
             self.parameters[name] = placeholders(sql)
         self.cpu = {"publish": 0, "records": 0}
         self.batches = 0
+
+    def setup(self, schema, revision, rows):
+        """The revision's own tables (its migrations, in a schema of its own, so a change of
+        keys or triggers counts too), one webhook whose lease this session holds, and a
+        table of settled deliveries, analyzed, as a run has after its first seconds: plans
+        made on empty tables are not the ones the writer runs with for long."""
+        c = self.conn
+        c.execute(f"CREATE SCHEMA {schema}")
+        for sql in migrations(revision):
+            c.execute(sql.encode())
+        c.execute("INSERT INTO workspaces (id, name, created_at) VALUES (%s, 'bench', 0)", (WORKSPACE,))
+        c.execute(
+            "INSERT INTO webhooks (id, workspace_id, name, url, events, secret, enabled, timeout_ms, max_retries, "
+            "backoff_base_ms, max_in_flight, headers, created_at, updated_at) "
+            "VALUES (%s, %s, 'bench', 'http://127.0.0.1:9/', '[\"*\"]', 'secret', true, 5000, 3, 1000, 64, '{}', 0, 0)",
+            (WEBHOOK, WORKSPACE),
+        )
+        self.version = None
+        if c.execute("SELECT to_regclass('webhook_leases') IS NOT NULL").fetchone()[0]:
+            c.execute("UPDATE webhook_leases SET owner = 'bench', epoch = 1, expires_at = 9000000000000000")
+            self.version = c.execute("SELECT version FROM cluster_config").fetchone()[0]
+        c.execute(
+            "INSERT INTO events SELECT %s, 'pre' || n, 'artifact.completed', '{}', 'hash', 1, 0 "
+            "FROM generate_series(1, %s) AS n",
+            (WORKSPACE, rows),
+        )
+        c.execute(
+            "INSERT INTO deliveries (id, workspace_id, webhook_id, event_id, event_type, status, attempt_count, "
+            "created_at, last_attempt_at) SELECT 'dpre' || n, %s, %s, 'pre' || n, 'artifact.completed', "
+            "'succeeded', 1, 0, 0 FROM generate_series(1, %s) AS n",
+            (WORKSPACE, WEBHOOK, rows),
+        )
+        c.execute("ANALYZE")
 
     def execute(self, name, params, counted):
         args = [array(p) for p in params[: self.parameters[name]]]
@@ -148,7 +197,6 @@ def main():
     parser.add_argument("--blocks", type=int, default=20, help="turns each revision takes")
     parser.add_argument("--block", type=int, default=60, help="batches per turn")
     parser.add_argument("--rows", type=int, default=20000, help="settled deliveries in the tables before")
-    parser.add_argument("--hookbus", default=os.path.join(REPO, "target/release/hookbus"), help="binary that migrates")
     parser.add_argument("revisions", nargs="+")
     args = parser.parse_args()
 
@@ -157,32 +205,7 @@ def main():
     admin.execute(f"CREATE DATABASE {database}")
     url = args.postgres.rsplit("/", 1)[0] + "/" + database
     try:
-        subprocess.run([args.hookbus, "migrate", "--database-url", url], check=True, capture_output=True)
-        with psycopg.connect(url, autocommit=True) as setup:
-            setup.execute("INSERT INTO workspaces (id, name, created_at) VALUES (%s, 'bench', 0)", (WORKSPACE,))
-            setup.execute(
-                "INSERT INTO webhooks (id, workspace_id, name, url, events, secret, enabled, timeout_ms, max_retries, "
-                "backoff_base_ms, max_in_flight, headers, created_at, updated_at) "
-                "VALUES (%s, %s, 'bench', 'http://127.0.0.1:9/', '[\"*\"]', 'secret', true, 5000, 3, 1000, 64, '{}', 0, 0)",
-                (WEBHOOK, WORKSPACE),
-            )
-            setup.execute("UPDATE webhook_leases SET owner = 'bench', epoch = 1, expires_at = 9000000000000000")
-            version = setup.execute("SELECT version FROM cluster_config").fetchone()[0]
-            # A table of settled deliveries, analyzed, as a run has after its first seconds:
-            # plans made on empty tables are not the ones the writer runs with for long.
-            setup.execute(
-                "INSERT INTO events SELECT %s, 'pre' || n, 'artifact.completed', '{}', 'hash', 1, 0 "
-                "FROM generate_series(1, %s) AS n",
-                (WORKSPACE, args.rows),
-            )
-            setup.execute(
-                "INSERT INTO deliveries (id, workspace_id, webhook_id, event_id, event_type, status, attempt_count, "
-                "created_at, last_attempt_at) SELECT 'dpre' || n, %s, %s, 'pre' || n, 'artifact.completed', "
-                "'succeeded', 1, 0, 0 FROM generate_series(1, %s) AS n",
-                (WORKSPACE, WEBHOOK, args.rows),
-            )
-            setup.execute("ANALYZE")
-        revisions = [Revision(url, name, version) for name in args.revisions]
+        revisions = [Revision(url, name, f"revision_{i}", args.rows) for i, name in enumerate(args.revisions)]
         for block in range(args.blocks):
             turn = block % len(revisions)
             for revision in revisions[turn:] + revisions[:turn]:
@@ -196,6 +219,10 @@ def main():
         for r in revisions:
             publish, records = (r.cpu[k] / 1e3 / r.batches for k in ("publish", "records"))
             print(f"| {r.name} | {publish:.0f} | {records:.0f} | {(publish + records) / args.batch:.2f} |")
+        # Custom plans are planned again at every execution; a generic one is planned once.
+        for r in revisions:
+            plans = r.conn.execute("SELECT name, generic_plans, custom_plans FROM pg_prepared_statements ORDER BY name")
+            print(f"{r.name} plans (generic, custom): " + ", ".join(f"{n} {g}, {c}" for n, g, c in plans.fetchall()))
         for r in revisions:
             r.conn.close()
     finally:
