@@ -47,8 +47,7 @@ pub struct Config {
     pub shutdown_timeout_ms: u64,
     /// How long the previous secret keeps signing after a rotation, in seconds.
     pub secret_rotation_overlap_s: u64,
-    /// HTTP worker threads; 0 means one per core but one (the actors' thread sends the
-    /// deliveries), at least one.
+    /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
     /// Consecutive failed attempts that open a webhook's circuit.
     pub failure_threshold: u32,

@@ -66,10 +66,9 @@ impl Application {
     }
 }
 
-/// HTTP workers when none are configured: one per core but one, at least one. Under load the
-/// actors' thread (which sends the deliveries), the writer's and the database driver's are
-/// busy too; a worker on every core as well puts more busy threads than cores on the machine,
-/// and they then take turns at every wake-up.
+/// HTTP workers when none are configured: one per core. A server alone waits on its
+/// database between its threads' bursts of work, and one worker fewer leaves a core idle
+/// then; several servers sharing one machine's cores can set fewer each (`workers`).
 fn default_workers() -> usize {
-    std::thread::available_parallelism().map_or(1, |cores| cores.get().saturating_sub(1).max(1))
+    std::thread::available_parallelism().map_or(1, |cores| cores.get())
 }
