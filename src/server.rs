@@ -66,9 +66,9 @@ impl Application {
     }
 }
 
-/// HTTP workers when none are configured: one per core. A server alone waits on its
-/// database between its threads' bursts of work, and one worker fewer leaves a core idle
-/// then; several servers sharing one machine's cores can set fewer each (`workers`).
+/// HTTP workers when none are configured: one per core. With one fewer, a server alone
+/// answers publishes later under load (BENCHMARKS.md); servers sharing one machine's cores
+/// can set fewer each (`workers`).
 fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |cores| cores.get())
 }
