@@ -66,9 +66,9 @@ impl Application {
     }
 }
 
-/// HTTP workers when none are configured: one per core. With one fewer, a server alone
-/// answers publishes later under load (BENCHMARKS.md); servers sharing one machine's cores
-/// can set fewer each (`workers`).
+/// HTTP workers when none are configured: one per core. Publishes are taken in and answered
+/// on these threads, so a core without one leaves them waiting under load; servers sharing
+/// one machine's cores can set fewer each (`workers`).
 fn default_workers() -> usize {
-    std::thread::available_parallelism().map_or(1, |cores| cores.get())
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
